@@ -1,0 +1,362 @@
+"""``unitoken-eval``: list | run | score | table | compare | report | data | predict.
+
+Every user-facing failure (bad config, unknown id, unreadable file) ends as one ``error: ...`` line on
+stderr and exit status 2; a regression found by ``compare`` exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+EXIT_OK, EXIT_REGRESSION, EXIT_ERROR = 0, 1, 2
+
+
+class CliError(Exception):
+    """A usage or input error to report on one line."""
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from harness.config import ConfigError
+    from harness.registry import RegistryError
+    from harness.store import StoreError
+    from model_adapters.base import AdapterError
+    from tasks.base import TaskError
+
+    return (CliError, ConfigError, RegistryError, StoreError, AdapterError, TaskError, FileNotFoundError)
+
+
+def default_runs_root() -> Path:
+    return Path("results") / "runs"
+
+
+# ---------------------------------------------------------------- list
+def cmd_list(args: argparse.Namespace) -> int:
+    from harness import registry
+
+    info: dict[str, Any] = {"tasks": [], "adapters": [], "suites": registry.suite_ids()}
+    # A plugin that fails to import is listed with its error instead of hiding every other id.
+    for tid in registry.task_ids():
+        try:
+            cls = registry.task_class(tid)
+        except registry.RegistryError as exc:
+            info["tasks"].append({"id": tid, "error": str(exc)})
+            continue
+        info["tasks"].append(
+            {"id": tid, "kind": cls.kind, "headline": list(cls.headline), "profiles": sorted(cls.references),
+             "subtasks": list(cls.subtasks)}
+        )
+    for aid in registry.adapter_ids():
+        try:
+            cls = registry.adapter_class(aid)
+        except registry.RegistryError as exc:
+            info["adapters"].append({"id": aid, "error": str(exc)})
+            continue
+        info["adapters"].append({"id": aid, "capabilities": sorted(cls.capabilities)})
+    if args.format == "json":
+        print(json.dumps(info, indent=2))
+        return EXIT_OK
+    print("tasks:")
+    for t in info["tasks"]:
+        if "error" in t:
+            print(f"  {t['id']:<28} UNAVAILABLE: {t['error']}")
+            continue
+        head = f"{t['headline'][0]} ({t['headline'][1]})"
+        print(f"  {t['id']:<28} {t['kind']:<10} {head}")
+    print("adapters:")
+    for a in info["adapters"]:
+        if "error" in a:
+            print(f"  {a['id']:<28} UNAVAILABLE: {a['error']}")
+            continue
+        print(f"  {a['id']:<28} {', '.join(a['capabilities'])}")
+    print("suites:")
+    for s in info["suites"]:
+        print(f"  {s}")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- run
+def _parse_pairs(items: Optional[list[str]], flag: str) -> dict[str, str]:
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise CliError(f"{flag} expects TASK=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def build_config(args: argparse.Namespace):
+    from harness import registry
+    from harness.config import load_config
+
+    if args.config and args.suite:
+        raise CliError("give --config or --suite, not both")
+    if args.config or args.suite:
+        path = args.config or registry.suite_path(args.suite)
+        from harness.config import ConfigError
+        import yaml
+
+        try:
+            raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such file") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level")
+        origin = str(path)
+    else:
+        if not args.model or not args.tasks:
+            raise CliError("run needs --suite, --config, or both --model and --tasks")
+        raw, origin = {}, "command line"
+    # Command-line flags override the file.
+    if args.model:
+        raw["model"] = args.model
+    if args.model_args is not None:
+        raw["model_args"] = args.model_args
+    if args.tasks:
+        raw["tasks"] = [t for t in args.tasks.split(",") if t]
+    for key in ("profile", "judge", "limit", "seed", "batch_size"):
+        value = getattr(args, key)
+        if value is not None:
+            raw[key] = value
+    if args.skip_bad:
+        raw["skip_bad"] = True
+    if args.data:
+        raw.setdefault("data", {}).update(_parse_pairs(args.data, "--data"))
+    config = load_config(raw, origin)
+    for tid in config.tasks:
+        registry.task_class(tid)  # fail before any work on an unknown id
+    registry.adapter_class(config.model)
+    return config
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness.runner import Runner, attach_log, start_run
+
+    config = build_config(args)
+    store = start_run(config, Path(args.out) if args.out else None, args.resume, default_runs_root())
+    attach_log(store)
+    try:
+        runner = Runner(config, store, progress=not args.no_progress)
+        outcome = runner.run()
+        from harness.tables import write_run_tables
+
+        written = write_run_tables(store)
+        from harness.store import now_iso
+
+        store.update_manifest(finished=now_iso(), failed_tasks=outcome.failed)
+    finally:
+        store.unlock()
+    _print_summary(outcome, written)
+    return EXIT_ERROR if outcome.failed else EXIT_OK
+
+
+def _print_summary(outcome, written: list[Path]) -> None:
+    print(f"run directory: {outcome.store.root}")
+    print(f"inferred this time: {outcome.inferred} samples")
+    for tid, r in outcome.results.items():
+        value = "not scored" if r.status != "scored" else r.headline.value
+        extra = f"  [{r.reason}]" if r.reason else ""
+        print(f"  {tid:<28} {r.headline.name} = {value} ({r.headline.scale}){extra}")
+    for tid, why in outcome.failed.items():
+        print(f"  {tid:<28} FAILED: {why}")
+    for p in written:
+        print(f"table: {p}")
+
+
+# ---------------------------------------------------------------- score
+def cmd_score(args: argparse.Namespace) -> int:
+    from harness.scoring import score_files
+
+    result = score_files(
+        task_id=args.task,
+        data=args.data,
+        predictions=args.predictions,
+        images=args.images,
+        detections=args.detections,
+        profile=args.profile,
+        judge=args.judge,
+    )
+    if args.format == "json":
+        print(json.dumps(result, ensure_ascii=False))
+    else:
+        h = result["headline"]
+        print(f"{result['task']} [{result['profile']}] {h['name']} = {h['value']} ({h['scale']}), n = {result['n']}")
+        for k, v in result["metrics"].items():
+            print(f"  {k}: {v}")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- table / compare / report
+def _existing_runs(paths: list[str]) -> list[Path]:
+    out = []
+    for p in paths:
+        path = Path(p)
+        if not (path / "manifest.json").exists():
+            raise CliError(f"{p} is not a run directory (no manifest.json)")
+        out.append(path)
+    return out
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    from harness.tables import table_command
+
+    runs = _existing_runs(args.runs or [])
+    if not runs and not args.baselines:
+        raise CliError("table needs --runs RUN... and/or --baselines paper")
+    text = table_command(runs=runs, baselines=args.baselines, fmt=args.format, layout=args.layout)
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from harness.compare import compare_command
+
+    baseline, candidate = _existing_runs([args.baseline, args.candidate])
+    if args.policy and not Path(args.policy).exists():
+        raise CliError(f"policy file {args.policy} does not exist")
+    return compare_command(baseline, candidate, policy=args.policy, summary=args.summary)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from harness.report import write_report
+
+    (run,) = _existing_runs([args.run])
+    path = write_report(run, Path(args.out) if args.out else None)
+    print(path)
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- data / predict
+def cmd_data(args: argparse.Namespace) -> int:
+    from harness import registry
+
+    ids = [args.task] if args.task else registry.task_ids()
+    rows = []
+    for tid in ids:
+        task = registry.make_task(tid)
+        if args.fetch and hasattr(task, "fetch"):
+            task.fetch()
+        for src in task.describe_sources():
+            rows.append({"task": tid, **src})
+    if args.format == "json":
+        print(json.dumps(rows, indent=2))
+    else:
+        for r in rows:
+            state = "present" if r.get("present") else "missing"
+            print(f"{r['task']:<28} {state:<8} {r.get('location', '')}  {r.get('note', '')}".rstrip())
+    return EXIT_OK
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from harness.predict import predict_command
+
+    return predict_command(args)
+
+
+# ---------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="unitoken-eval", description="Evaluate unified multimodal models.")
+    p.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("list", help="list task ids, model adapters and suites")
+    s.add_argument("--format", choices=["text", "json"], default="text")
+    s.set_defaults(func=cmd_list)
+
+    s = sub.add_parser("run", help="run a model on tasks (or a suite) and score them")
+    s.add_argument("--suite", help="a shipped suite, e.g. smoke")
+    s.add_argument("--config", help="a run-config YAML file")
+    s.add_argument("--model", help="model adapter id")
+    s.add_argument("--model-args", dest="model_args", help="key=value,... passed to the adapter")
+    s.add_argument("--tasks", help="comma-separated task ids")
+    s.add_argument("--out", help="run directory (default results/runs/<run_id>)")
+    s.add_argument("--resume", action="store_true", help="continue the run in --out, skipping finished samples")
+    s.add_argument("--limit", type=int, help="at most N samples per task")
+    s.add_argument("--profile", choices=["official", "vlmevalkit"])
+    s.add_argument("--judge", help="OpenAI-compatible judge endpoint URL, or 'none'")
+    s.add_argument("--seed", type=int)
+    s.add_argument("--batch-size", dest="batch_size", type=int)
+    s.add_argument("--data", action="append", metavar="TASK=SOURCE", help="data source for a task (repeatable)")
+    s.add_argument("--skip-bad", dest="skip_bad", action="store_true", help="record bad samples as errors and go on")
+    s.add_argument("--no-progress", dest="no_progress", action="store_true")
+    s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("score", help="score a predictions file (or a folder of generated images)")
+    s.add_argument("--task", required=True)
+    s.add_argument("--data", help="the task's data (path or hub id); default: the task's default location")
+    s.add_argument("--predictions", help="JSONL with {'index', 'prediction'} per line")
+    s.add_argument("--images", help="generation tasks: the folder of generated images in the official layout")
+    s.add_argument("--detections", help="GenEval: cached detections JSONL (scores without a detector)")
+    s.add_argument("--profile", choices=["official", "vlmevalkit"])
+    s.add_argument("--judge", help="OpenAI-compatible judge endpoint URL, or 'none'")
+    s.add_argument("--format", choices=["json", "text"], default="text")
+    s.set_defaults(func=cmd_score)
+
+    s = sub.add_parser("table", help="tables of runs beside published baselines")
+    s.add_argument("--runs", nargs="*", default=[])
+    s.add_argument("--baselines", choices=["paper"])
+    s.add_argument("--format", choices=["csv", "latex", "md", "html"], default="md")
+    s.add_argument("--layout", choices=["table3", "table4", "table6"], default="table6")
+    s.add_argument("--out", help="write to this file instead of stdout")
+    s.set_defaults(func=cmd_table)
+
+    s = sub.add_parser("compare", help="regression check of a candidate run against a baseline run")
+    s.add_argument("--baseline", required=True)
+    s.add_argument("--candidate", required=True)
+    s.add_argument("--policy", help="YAML of allowed drops per benchmark")
+    s.add_argument("--summary", help="write the Markdown summary here (e.g. $GITHUB_STEP_SUMMARY)")
+    s.set_defaults(func=cmd_compare)
+
+    s = sub.add_parser("report", help="a self-contained HTML report of a run")
+    s.add_argument("run")
+    s.add_argument("--out", help="output HTML path (default RUN/report.html)")
+    s.set_defaults(func=cmd_report)
+
+    s = sub.add_parser("data", help="where each task's data is looked for, and whether it is there")
+    s.add_argument("task", nargs="?")
+    s.add_argument("--fetch", action="store_true", help="download missing data from its official location")
+    s.add_argument("--format", choices=["text", "json"], default="text")
+    s.set_defaults(func=cmd_data)
+
+    s = sub.add_parser("predict", help="try a checkpoint on one question or one prompt")
+    s.add_argument("--model", required=True)
+    s.add_argument("--model-args", dest="model_args")
+    s.add_argument("--image", help="image to ask about")
+    s.add_argument("--prompt", required=True)
+    s.add_argument("--max-new-tokens", dest="max_new_tokens", type=int, default=512)
+    s.add_argument("--generate", action="store_true", help="draw an image instead of answering")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--cfg", type=float)
+    s.add_argument("--image-top-k", dest="image_top_k", type=int)
+    s.add_argument("--out", help="PNG path for --generate")
+    s.add_argument("--format", choices=["json", "text"], default="text")
+    s.set_defaults(func=cmd_predict)
+    return p
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return args.func(args)
+    except _user_errors() as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted: finished samples are stored; continue with --resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

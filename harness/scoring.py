@@ -1,0 +1,104 @@
+"""``unitoken-eval score``: score a predictions file (or a folder of generated images) without a model.
+
+This is the same scoring code a run uses; it exists so predictions made elsewhere (another harness, an
+earlier run) can be checked against the reference scorers.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+from harness import registry
+from harness.types import Prediction
+from tasks.base import ScoreContext, TaskError
+
+
+def read_predictions_file(path: str | Path) -> dict[str, Prediction]:
+    """Read ``{"index": ..., "prediction": "..."}`` lines (``id`` accepted for ``index``).
+
+    Indices are compared as strings (``12`` and ``"12"`` are the same sample); a bad line is an error
+    naming the file and line, and a repeated index is an error rather than a silent overwrite.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise TaskError(f"predictions file {path} does not exist") from None
+    except UnicodeDecodeError as exc:
+        raise TaskError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    out: dict[str, Prediction] = {}
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise TaskError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+        if not isinstance(obj, dict):
+            raise TaskError(f"{path}:{lineno}: expected a JSON object")
+        key = obj.get("index", obj.get("id"))
+        if key is None or isinstance(key, (dict, list, bool)):
+            raise TaskError(f"{path}:{lineno}: missing or invalid 'index'")
+        pred = obj.get("prediction")
+        if not isinstance(pred, str):
+            raise TaskError(f"{path}:{lineno}: 'prediction' must be a string")
+        sid = str(key)
+        if sid in out:
+            raise TaskError(f"{path}:{lineno}: index {sid!r} appears more than once")
+        out[sid] = Prediction(sample_id=sid, text=pred)
+    return out
+
+
+def score_files(
+    task_id: str,
+    data: Optional[str],
+    predictions: Optional[str] = None,
+    images: Optional[str] = None,
+    detections: Optional[str] = None,
+    profile: Optional[str] = None,
+    judge: Optional[str] = None,
+) -> dict[str, Any]:
+    from harness.runner import make_judge
+
+    options: dict[str, Any] = {}
+    if images:
+        options["images_dir"] = images
+    if detections:
+        options["detections"] = detections
+    task = registry.make_task(task_id, options)
+    if task.subtasks:
+        raise TaskError(f"{task_id} is a group task: score its members ({', '.join(task.subtasks)}) one by one")
+    samples = task.load(data, None)
+    if task.kind == "generate":
+        if not images:
+            raise TaskError(f"{task_id} scores generated images: pass --images DIR")
+        preds = task.predictions_from_images(Path(images), samples)
+    else:
+        if not predictions:
+            raise TaskError(f"{task_id} needs --predictions FILE")
+        preds = read_predictions_file(predictions)
+        known = {s.id for s in samples}
+        unknown = [k for k in preds if k not in known]
+        if unknown:
+            raise TaskError(
+                f"{predictions}: {len(unknown)} indices are not in the data of {task_id} (first: {unknown[0]!r})"
+            )
+    work_dir = Path(images) if images else None
+    ctx = ScoreContext(profile=task.profile(profile), work_dir=work_dir, judge=make_judge(judge), options=options)
+    scored = [s for s in samples if s.id in preds]
+    records = task.score(scored, preds, ctx)
+    result = task.aggregate(records, ctx)
+    return {
+        "task": task_id,
+        "profile": result.profile,
+        "headline": result.headline.to_json(),
+        "metrics": result.metrics,
+        "per_sample": {k: v.get("score") for k, v in records.items()},
+        "n": result.n,
+        "status": result.status,
+        "reason": result.reason,
+        "reference": result.reference,
+        "warnings": result.warnings + [w for w in ctx.warnings if w not in result.warnings],
+    }

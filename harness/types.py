@@ -1,0 +1,141 @@
+"""The data that crosses the boundary between tasks, adapters and the engine.
+
+Tasks produce :class:`Sample` and requests; adapters turn requests into text or images; the engine stores
+:class:`Prediction` records and hands them back to the task for scoring.  Keeping these plain dataclasses
+(no model or benchmark specifics) is what lets a third-party task run against any adapter.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal, Optional, Union
+
+from PIL import Image
+
+Kind = Literal["understand", "generate"]
+
+
+@dataclass
+class Sample:
+    """One benchmark item.
+
+    ``id`` is the benchmark's own identifier as a string (VLMEvalKit ``index``, GenEval line number, ...);
+    it keys every stored record, so it must be unique within a task.  ``image`` is either a PIL image or a
+    zero-argument loader, so a 15k-row TSV does not hold every decoded image in memory at once.
+    """
+
+    id: str
+    fields: dict[str, Any] = field(default_factory=dict)
+    image: Union[Image.Image, Callable[[], Image.Image], None] = None
+
+    def load_image(self) -> Optional[Image.Image]:
+        if self.image is None or isinstance(self.image, Image.Image):
+            return self.image
+        return self.image()
+
+
+@dataclass
+class UnderstandRequest:
+    """Answer ``prompt`` about ``images``.
+
+    ``image_key`` names the image's identity (same key => same pixels) so an adapter may share one prefill
+    of the image prefix between prompts about the same image (MMBench circular copies, MME pairs).
+    """
+
+    sample_id: str
+    prompt: str
+    images: list[Image.Image] = field(default_factory=list)
+    image_key: Optional[str] = None
+    max_new_tokens: int = 512
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class GenerateRequest:
+    """Draw ``n_images`` images for ``prompt``; image ``k`` uses seed ``seed + k`` so reruns are identical."""
+
+    sample_id: str
+    prompt: str
+    n_images: int = 1
+    seed: int = 0
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+Request = Union[UnderstandRequest, GenerateRequest]
+
+
+@dataclass
+class Prediction:
+    """What the store keeps per sample: the model's text or the paths of its images, relative to the task dir."""
+
+    sample_id: str
+    text: Optional[str] = None
+    images: list[str] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+    error: Optional[str] = None
+
+    def to_json(self) -> dict[str, Any]:
+        d = {"id": self.sample_id}
+        if self.text is not None:
+            d["prediction"] = self.text
+        if self.images:
+            d["images"] = list(self.images)
+        if self.meta:
+            d["meta"] = self.meta
+        if self.error is not None:
+            d["error"] = self.error
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "Prediction":
+        return cls(
+            sample_id=str(d["id"]),
+            text=d.get("prediction"),
+            images=list(d.get("images", [])),
+            meta=dict(d.get("meta", {})),
+            error=d.get("error"),
+        )
+
+
+@dataclass
+class Headline:
+    """The one number a benchmark is reported by, with its scale so nobody mixes 0-1 with 0-100."""
+
+    name: str
+    value: Optional[float]
+    scale: str  # e.g. "percent", "points_0_1000", "points_0_2800", "fraction"
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class TaskResult:
+    """Aggregated metrics of one task on one run.
+
+    ``status`` is "scored", or "not_scored" with ``reason`` (e.g. MM-Vet without a judge): an unscored task
+    is never a zero.  ``n`` counts the samples the metrics cover; ``n_errors`` those recorded as errors.
+    """
+
+    task: str
+    profile: str
+    headline: Headline
+    metrics: dict[str, Any] = field(default_factory=dict)
+    n: int = 0
+    n_errors: int = 0
+    status: str = "scored"
+    reason: Optional[str] = None
+    reference: Optional[str] = None
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["headline"] = self.headline.to_json()
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "TaskResult":
+        d = dict(d)
+        d["headline"] = Headline(**d["headline"])
+        return cls(**d)

@@ -1,0 +1,71 @@
+"""The ModelAdapter interface.
+
+Batching, KV-cache reuse, CFG and compilation live inside an adapter; the runner hands it batches and never
+knows the model.  Options come as lmms-eval style strings (``path=...,dtype=bfloat16``) parsed once here.
+"""
+
+from __future__ import annotations
+
+from abc import ABC
+from typing import Any, ClassVar
+
+from PIL import Image
+
+from harness.types import GenerateRequest, Kind, UnderstandRequest
+
+
+class AdapterError(Exception):
+    """A model could not be loaded or run; the message names the file, key or option at fault."""
+
+
+def parse_model_args(text: str | None) -> dict[str, str]:
+    """Parse ``key=value,key=value`` (lmms-eval's --model_args convention) into a dict.
+
+    Values may not contain commas; a bare key without ``=`` is an error naming it.
+    """
+    out: dict[str, str] = {}
+    if not text:
+        return out
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if "=" not in part:
+            raise AdapterError(f"model argument {part!r} has no '=': expected key=value[,key=value...]")
+        key, value = part.split("=", 1)
+        key = key.strip()
+        if not key:
+            raise AdapterError(f"model argument {part!r} has an empty key")
+        out[key] = value.strip()
+    return out
+
+
+class ModelAdapter(ABC):
+    """Base class of every model adapter.
+
+    Subclasses set ``id`` and ``capabilities`` and implement the methods their capabilities name.
+    ``fingerprint()`` identifies the checkpoint (for run manifests and for refusing to resume a run with a
+    different model).
+    """
+
+    id: ClassVar[str]
+    capabilities: ClassVar[frozenset[Kind]] = frozenset()
+
+    def __init__(self, **model_args: Any):
+        self.model_args = dict(model_args)
+
+    def understand(self, requests: list[UnderstandRequest]) -> list[str]:
+        raise AdapterError(f"model {self.id} cannot answer questions about images")
+
+    def generate(self, requests: list[GenerateRequest]) -> list[list[Image.Image]]:
+        raise AdapterError(f"model {self.id} cannot generate images")
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {"adapter": self.id, "args": {k: v for k, v in self.model_args.items()}}
+
+    def batch_size(self, kind: Kind) -> int:
+        """How many requests of ``kind`` the runner should hand over at once."""
+        return 1
+
+    def close(self) -> None:
+        """Release devices and files."""

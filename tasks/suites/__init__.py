@@ -1,0 +1,7 @@
+"""Shipped run configurations, registered as suites: ``unitoken-eval run --suite smoke``."""
+
+from pathlib import Path
+
+_HERE = Path(__file__).resolve().parent
+SMOKE = str(_HERE / "smoke.yaml")
+PAPER = str(_HERE / "paper.yaml")
