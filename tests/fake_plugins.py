@@ -1,0 +1,105 @@
+"""A third-party plugin as a test would write one: a task and an adapter living outside our packages.
+
+Registered through a dist-info directory created by the ``plugins`` fixture (conftest.py), exactly as an
+installed distribution declares entry points.
+"""
+
+from __future__ import annotations
+
+from PIL import Image
+
+from harness.types import GenerateRequest, Headline, Sample, TaskResult, UnderstandRequest
+from model_adapters.base import ModelAdapter
+from tasks.base import Task
+
+
+class EchoQA(Task):
+    """Ten questions whose right answer is the sample's own id; the score is exact match."""
+
+    id = "fake_echo"
+    kind = "understand"
+    headline = ("accuracy", "percent")
+    references = {"official": "exact match (test plugin)"}
+
+    def load(self, source=None, limit=None):
+        n = int(self.options.get("n", 10))
+        out = [Sample(id=f"q{i}", fields={"answer": f"q{i}", "image_key": f"img{i % 3}"},
+                      image=Image.new("RGB", (8, 8), (i, 0, 0))) for i in range(n)]
+        return out[:limit] if limit else out
+
+    def request(self, sample):
+        return UnderstandRequest(sample_id=sample.id, prompt=f"say {sample.id}", images=[sample.load_image()],
+                                 image_key=sample.fields["image_key"], max_new_tokens=4)
+
+    def score(self, samples, predictions, ctx):
+        return {s.id: {"score": int(predictions[s.id].text == s.fields["answer"])} for s in samples}
+
+    def aggregate(self, records, ctx):
+        n = len(records)
+        value = 100.0 * sum(r["score"] for r in records.values()) / n if n else None
+        return TaskResult(task=self.id, profile=ctx.profile, headline=Headline("accuracy", value, "percent"), n=n)
+
+
+class TwoPictures(Task):
+    """Generation: three prompts, two images each, in a two-level layout like GenEval's."""
+
+    id = "fake_draw"
+    kind = "generate"
+    headline = ("fraction_red", "fraction")
+    references = {"official": "mean red channel (test plugin)"}
+
+    def load(self, source=None, limit=None):
+        out = [Sample(id=str(i), fields={"prompt": f"picture {i}"}) for i in range(3)]
+        return out[:limit] if limit else out
+
+    def request(self, sample):
+        return GenerateRequest(sample_id=sample.id, prompt=sample.fields["prompt"], n_images=2)
+
+    def image_path(self, sample, k):
+        return f"{int(sample.id):05d}/samples/{k:05d}.png"
+
+    def write_sample_files(self, out_dir, sample):
+        d = out_dir / f"{int(sample.id):05d}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "metadata.jsonl").write_text('{"prompt": "%s"}\n' % sample.fields["prompt"])
+
+    def score(self, samples, predictions, ctx):
+        out = {}
+        for s in samples:
+            imgs = [Image.open(ctx.work_dir / p) for p in predictions[s.id].images]
+            out[s.id] = {"score": sum(im.getpixel((0, 0))[0] for im in imgs) / (255.0 * len(imgs))}
+        return out
+
+    def aggregate(self, records, ctx):
+        n = len(records)
+        value = sum(r["score"] for r in records.values()) / n if n else None
+        return TaskResult(task=self.id, profile=ctx.profile, headline=Headline("fraction_red", value, "fraction"), n=n)
+
+
+class EchoModel(ModelAdapter):
+    """Answers with the id the prompt asks for; draws images whose red level comes from the seed.
+
+    ``fail_after`` (class attribute) makes it raise after that many calls, standing in for a crash mid-run.
+    """
+
+    id = "fake_echo_model"
+    capabilities = frozenset({"understand", "generate"})
+    calls = 0
+    fail_after = None
+    instances = 0
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        type(self).instances += 1
+
+    def understand(self, requests):
+        type(self).calls += 1
+        if self.fail_after is not None and type(self).calls > self.fail_after:
+            raise RuntimeError("simulated crash")
+        return [r.prompt.split()[-1] for r in requests]
+
+    def generate(self, requests):
+        return [[Image.new("RGB", (4, 4), ((r.seed + k) % 256, 0, 0)) for k in range(r.n_images)] for r in requests]
+
+    def batch_size(self, kind):
+        return int(self.model_args.get("batch", 3))

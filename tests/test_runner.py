@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import fake_plugins
+from harness.config import ConfigError, load_config
+from harness.runner import Runner, derive_seed, start_run
+from harness.store import RunStore, StoreError
+
+
+def _config(**kw):
+    base = {"model": "fake_echo_model", "tasks": ["fake_echo", "fake_draw"], "options": {"fake_echo": {"n": 10}}}
+    base.update(kw)
+    return load_config(base)
+
+
+def test_run_stores_predictions_images_scores_and_metrics(plugins, tmp_path):
+    cfg = _config()
+    store = start_run(cfg, tmp_path / "run", resume=False, runs_root=tmp_path)
+    outcome = Runner(cfg, store, progress=False).run()
+    assert outcome.inferred == 13 and not outcome.failed
+    assert outcome.results["fake_echo"].headline.value == 100.0
+    preds = store.read_predictions("fake_draw")
+    assert preds["2"].images == ["images/00002/samples/00000.png", "images/00002/samples/00001.png"]
+    assert (store.images_dir("fake_draw") / "00002" / "metadata.jsonl").exists()
+    # Image k of a sample carries seed + k, and the seed does not depend on batching.
+    assert preds["2"].meta["seed"] == derive_seed(0, "fake_draw", "2")
+    assert store.read_scores("fake_echo")["q3"] == {"score": 1}
+    manifest = store.read_manifest()
+    assert manifest["model_fingerprint"]["adapter"] == "fake_echo_model"
+    assert manifest["versions"]["python"] and "torch" in manifest["versions"]
+
+
+def test_resume_after_a_crash_finishes_without_duplicates(plugins, tmp_path):
+    cfg = _config(tasks=["fake_echo"])
+    store = start_run(cfg, tmp_path / "run", resume=False, runs_root=tmp_path)
+    fake_plugins.EchoModel.fail_after = 2  # batches of 3: 6 answers stored, then the process "dies"
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        Runner(cfg, store, progress=False).run()
+    store.unlock()
+    lines = (store.task_dir("fake_echo") / "predictions-main.jsonl").read_text().splitlines()
+    assert len(lines) == 6
+
+    fake_plugins.EchoModel.fail_after = None
+    store = start_run(cfg, tmp_path / "run", resume=True, runs_root=tmp_path)
+    outcome = Runner(cfg, store, progress=False).run()
+    assert outcome.inferred == 4
+    ids = [json.loads(x)["id"] for x in (store.task_dir("fake_echo") / "predictions-main.jsonl").read_text().splitlines()]
+    assert sorted(ids) == sorted(f"q{i}" for i in range(10)) and len(ids) == len(set(ids))
+    assert outcome.results["fake_echo"].headline.value == 100.0 and outcome.results["fake_echo"].n == 10
+
+
+def test_resume_of_a_finished_run_does_no_inference_and_loads_no_model(plugins, tmp_path):
+    cfg = _config()
+    store = start_run(cfg, tmp_path / "run", resume=False, runs_root=tmp_path)
+    Runner(cfg, store, progress=False).run()
+    store.unlock()
+    before = fake_plugins.EchoModel.instances
+    store = start_run(cfg, tmp_path / "run", resume=True, runs_root=tmp_path)
+    outcome = Runner(cfg, store, progress=False).run()
+    assert outcome.inferred == 0 and fake_plugins.EchoModel.instances == before
+    assert outcome.results["fake_echo"].headline.value == 100.0
+
+
+def test_resume_refuses_a_different_model_or_options(plugins, tmp_path):
+    cfg = _config()
+    start_run(cfg, tmp_path / "run", resume=False, runs_root=tmp_path).unlock()
+    with pytest.raises(StoreError, match="different options"):
+        start_run(_config(options={"fake_echo": {"n": 5}}), tmp_path / "run", resume=True, runs_root=tmp_path)
+    with pytest.raises(StoreError, match="already holds a run"):
+        start_run(cfg, tmp_path / "run", resume=False, runs_root=tmp_path)
+
+
+def test_a_second_process_on_the_same_run_is_refused(plugins, tmp_path):
+    cfg = _config()
+    first = start_run(cfg, tmp_path / "run", resume=False, runs_root=tmp_path)
+    with pytest.raises(StoreError, match="in use"):
+        start_run(cfg, tmp_path / "run", resume=True, runs_root=tmp_path)
+    first.unlock()
+
+
+def test_batch_size_comes_from_the_adapter(plugins, tmp_path):
+    cfg = _config(tasks=["fake_echo"], model_args="batch=4")
+    store = start_run(cfg, tmp_path / "run", resume=False, runs_root=tmp_path)
+    Runner(cfg, store, progress=False).run()
+    assert fake_plugins.EchoModel.calls == 3  # 10 samples in batches of 4
+
+
+def test_config_errors_name_the_field(tmp_path):
+    with pytest.raises(ConfigError, match="field 'limit'"):
+        load_config({"model": "m", "tasks": ["t"], "limit": 0})
+    with pytest.raises(ConfigError, match="field 'tasks'"):
+        load_config({"model": "m", "tasks": []})
+    with pytest.raises(ConfigError, match="field 'colour'"):
+        load_config({"model": "m", "tasks": ["t"], "colour": 1})
+    bad = tmp_path / "c.yaml"
+    bad.write_text("model: [unclosed\n")
+    with pytest.raises(ConfigError, match="c.yaml: not valid YAML"):
+        load_config(bad)
+    assert load_config({"model": "m", "tasks": ["t"], "model_args": "a=1,b=x"}).model_args == {"a": "1", "b": "x"}
