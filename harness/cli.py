@@ -135,23 +135,60 @@ def build_config(args: argparse.Namespace):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from harness.runner import Runner, attach_log, start_run
+    from harness.plan import parse_shard_spec, rank_from_environment
+    from harness.runner import RunOutcome, Runner, attach_log, start_run
 
     config = build_config(args)
-    store = start_run(config, Path(args.out) if args.out else None, args.resume, default_runs_root())
-    attach_log(store)
     try:
-        runner = Runner(config, store, progress=not args.no_progress)
-        outcome = runner.run()
-        from harness.tables import write_run_tables
+        rank_world = parse_shard_spec(args.shard) if args.shard else rank_from_environment()
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    rank, world = rank_world or (0, 1)
+    if world > 1 and args.gpus:
+        raise CliError("--gpus runs a local pool; under torchrun/Slurm/--shard each process takes one GPU")
+    # A shard worker of a multi-process job joins the run directory its peers share; it only infers.
+    sharded = world > 1
+    if sharded and not args.out:
+        raise CliError("a sharded run (--shard or torchrun/Slurm) needs --out RUN_DIR on a shared filesystem")
+    writer = f"rank{rank}" if sharded else "main"
+    store = start_run(config, Path(args.out) if args.out else None, args.resume or sharded, default_runs_root(),
+                      writer=writer)
+    attach_log(store)
+    written: list[Path] = []
+    try:
+        runner = Runner(config, store, writer=writer, progress=not args.no_progress)
+        infer_only = args.infer_only or sharded
+        if args.gpus:
+            from harness.pool import parse_gpus, run_pool
 
-        written = write_run_tables(store)
-        from harness.store import now_iso
+            try:
+                gpus = parse_gpus(args.gpus)
+            except ValueError as exc:
+                raise CliError(str(exc)) from None
+            outcome = RunOutcome(store=store)
+            report = run_pool(runner, gpus, retries=args.retries, outcome=None if infer_only else outcome,
+                              progress=not args.no_progress)
+            outcome.inferred = report.inferred
+            for key, why in report.failed_shards.items():
+                outcome.failed[key] = f"shard failed: {why}"
+            if not infer_only:
+                runner.score_all(outcome, only=[t for t in runner.tasks if t not in outcome.results
+                                                and not any(k.startswith(t + "[") for k in report.failed_shards)])
+        else:
+            outcome = runner.run(rank=rank, world=world, infer_only=infer_only)
+        if not infer_only:
+            from harness.tables import write_run_tables
 
-        store.update_manifest(finished=now_iso(), failed_tasks=outcome.failed)
+            written = write_run_tables(store)
+            from harness.store import now_iso
+
+            store.update_manifest(finished=now_iso(), failed_tasks=outcome.failed)
     finally:
         store.unlock()
     _print_summary(outcome, written)
+    if infer_only:
+        print(f"inference only ({'shard %d of %d' % (rank, world) if sharded else 'all shards'}): "
+              f"score with `unitoken-eval run --resume --out {store.root} ...` once every shard is done")
     return EXIT_ERROR if outcome.failed else EXIT_OK
 
 
@@ -287,6 +324,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", action="append", metavar="TASK=SOURCE", help="data source for a task (repeatable)")
     s.add_argument("--skip-bad", dest="skip_bad", action="store_true", help="record bad samples as errors and go on")
     s.add_argument("--no-progress", dest="no_progress", action="store_true")
+    s.add_argument("--gpus", help="local pool: one worker per listed GPU (0,1,... or 'all')")
+    s.add_argument("--retries", type=int, default=2, help="times a failed shard is run again (pool)")
+    s.add_argument("--shard", help="I/N: run only shard I of N (0-based); torchrun/Slurm set this themselves")
+    s.add_argument("--infer-only", dest="infer_only", action="store_true", help="store predictions, do not score")
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("score", help="score a predictions file (or a folder of generated images)")

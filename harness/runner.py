@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from harness import registry
 from harness.config import RunConfig
+from harness.plan import Shard, make_plan, ordered, shards_for
 from harness.store import RunStore, StoreError, new_run_id, now_iso
 from harness.types import GenerateRequest, Prediction, Sample, TaskResult, UnderstandRequest
 from tasks.base import ScoreContext, Task, TaskError
@@ -32,6 +33,7 @@ log = logging.getLogger("unitoken_eval")
 
 # The fields of a config that must match for --resume to continue a run rather than mix two runs.
 _IDENTITY_FIELDS = ("model", "model_args", "profile", "limit", "smoke", "seed", "data", "options")
+# Fields that only change how work is spread or reported may differ between a run and its resumption.
 
 
 def derive_seed(base: int, task_id: str, sample_id: str) -> int:
@@ -143,9 +145,6 @@ class Runner:
         if task.kind not in self.adapter.capabilities:
             raise TaskError(f"model {self.config.model} cannot run {task.id} (needs '{task.kind}')")
         size = self.config.batch_size or max(1, int(self.adapter.batch_size(task.kind)))
-        if task.kind == "understand":
-            # Neighbouring requests about one image let the adapter share that image's prefill.
-            todo.sort(key=lambda s: (str(s.fields.get("image_key", s.id))))
         out_dir = self.store.images_dir(task.id)
         with self.store.prediction_writer(task.id, self.writer) as appender:
             for start in range(0, len(todo), size):
@@ -212,40 +211,74 @@ class Runner:
         self.store.write_metrics(result)
         return result
 
-    def run(self) -> RunOutcome:
-        outcome = RunOutcome(store=self.store)
+    def prepare(self) -> None:
+        """Load every task and its samples in plan order, and cut the plan into shards."""
         task_ids = registry.expand_task_ids(self.config.tasks)
-        tasks = {tid: self.make_task(tid) for tid in task_ids}
-        loaded: dict[str, list[Sample]] = {}
-        for tid, task in tasks.items():
+        self.tasks = {tid: self.make_task(tid) for tid in task_ids}
+        self.samples: dict[str, list[Sample]] = {}
+        for tid, task in self.tasks.items():
             if not task.subtasks:
-                loaded[tid] = self.load_samples(task)
-        total = sum(len(v) for v in loaded.values())
-        overall = tqdm(total=total, desc="all tasks", unit="sample", disable=not self.progress, position=0)
+                self.samples[tid] = ordered(self.load_samples(task), task.kind)
+        self.plan = make_plan([(tid, len(v)) for tid, v in self.samples.items()], self.config.shard_size)
+
+    def shard_samples(self, shard: Shard) -> list[Sample]:
+        return self.samples[shard.task_id][shard.start : shard.stop]
+
+    def infer_shards(self, shards: list[Shard]) -> int:
+        """Run the given shards in this process, with per-task and overall progress bars."""
+        total = sum(s.stop - s.start for s in shards)
+        done_ids = {tid: set(self.store.read_predictions(tid)) for tid in {s.task_id for s in shards}}
+        already = sum(1 for sh in shards for x in self.shard_samples(sh) if x.id in done_ids[sh.task_id])
+        overall = tqdm(total=total, initial=already, desc="all tasks", unit="sample", disable=not self.progress,
+                       position=0, dynamic_ncols=True)
+        inferred = 0
         try:
-            for tid, samples in loaded.items():
-                done_before = len(self.store.read_predictions(tid))
-                overall.update(min(done_before, len(samples)))
-                bar = tqdm(total=len(samples), initial=min(done_before, len(samples)), desc=tid, unit="sample",
-                           disable=not self.progress, position=1, leave=False)
+            for tid in dict.fromkeys(s.task_id for s in shards):
+                mine = [s for s in shards if s.task_id == tid]
+                n_task = sum(s.stop - s.start for s in mine)
+                n_done = sum(1 for sh in mine for x in self.shard_samples(sh) if x.id in done_ids[tid])
+                bar = tqdm(total=n_task, initial=n_done, desc=tid, unit="sample", disable=not self.progress,
+                           position=1, leave=False, dynamic_ncols=True)
+                t0 = time.perf_counter()
+                n = 0
                 try:
-                    n = self.infer(tasks[tid], samples, bar)
-                    outcome.inferred += n
-                    overall.update(n)
-                    log.info("%s: %d samples inferred, %d already stored", tid, n, done_before)
+                    for sh in mine:
+                        k = self.infer(self.tasks[tid], self.shard_samples(sh), bar)
+                        n += k
+                        overall.update(k)
                 finally:
                     bar.close()
+                inferred += n
+                if n:
+                    rate = n / max(time.perf_counter() - t0, 1e-9)
+                    log.info("%s: %d samples inferred (%.2f samples/s), %d already stored", tid, n, rate, n_done)
         finally:
             overall.close()
-            self.close()
-        for tid, task in tasks.items():
+        return inferred
+
+    def score_all(self, outcome: RunOutcome, only: Optional[list[str]] = None) -> None:
+        """Score tasks (group tasks after their members); one task's failure does not lose the others."""
+        for tid, task in self.tasks.items():
+            if only is not None and tid not in only:
+                continue
             try:
-                outcome.results[tid] = self.score(task, loaded.get(tid, []), outcome.results)
+                outcome.results[tid] = self.score(task, self.samples.get(tid, []), outcome.results)
                 r = outcome.results[tid]
                 log.info("%s: %s = %s (%s)", tid, r.headline.name, r.headline.value, r.headline.scale)
-            except Exception as exc:  # one task's scoring failure must not lose the others
+            except Exception as exc:
                 outcome.failed[tid] = f"{type(exc).__name__}: {exc}"
                 log.error("%s: scoring failed: %s\n%s", tid, exc, traceback.format_exc())
+
+    def run(self, rank: int = 0, world: int = 1, infer_only: bool = False) -> RunOutcome:
+        """Infer this process's shards (all of them when world is 1), then score unless ``infer_only``."""
+        outcome = RunOutcome(store=self.store)
+        self.prepare()
+        try:
+            outcome.inferred = self.infer_shards(shards_for(self.plan, rank, world))
+        finally:
+            self.close()
+        if not infer_only:
+            self.score_all(outcome)
         return outcome
 
 
@@ -258,7 +291,7 @@ def make_judge(spec: Optional[str]):
     return Judge.from_spec(spec)
 
 
-def start_run(config: RunConfig, out: Optional[Path], resume: bool, runs_root: Path) -> RunStore:
+def start_run(config: RunConfig, out: Optional[Path], resume: bool, runs_root: Path, writer: str = "main") -> RunStore:
     """Create a new run directory or reopen one for --resume, refusing to mix two different runs.
 
     ``--resume`` on a directory that holds no run yet starts one there, so one command line serves the
@@ -285,10 +318,10 @@ def start_run(config: RunConfig, out: Optional[Path], resume: bool, runs_root: P
                 "a resumed run must use the same model, data and options (start a new run instead)"
             )
         tasks = list(dict.fromkeys(manifest.get("tasks", []) + config.tasks))
-        store.lock()
+        store.lock(writer)
         store.update_manifest(tasks=tasks, resumed=manifest.get("resumed", []) + [now_iso()], finished=None)
         return store
-    store.lock()
+    store.lock(writer)
     store.write_manifest(
         {
             "run_id": store.root.name,

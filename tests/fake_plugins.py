@@ -92,7 +92,25 @@ class EchoModel(ModelAdapter):
         super().__init__(**kw)
         type(self).instances += 1
 
+    def _trace(self, requests):
+        # In pool tests: record which device each worker was bound to, and die once on a chosen sample.
+        trace = self.model_args.get("trace_dir")
+        if not trace:
+            return
+        import os
+        from pathlib import Path
+
+        dev = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+        with open(Path(trace) / f"worker-{os.getpid()}.txt", "a") as fh:
+            fh.write("".join(f"{dev} {r.sample_id}\n" for r in requests))
+        die_on = self.model_args.get("die_on")
+        marker = Path(trace) / "died-once"
+        if die_on and any(r.sample_id == die_on for r in requests) and not marker.exists():
+            marker.write_text(dev)
+            os._exit(9)  # like a SIGKILL: no cleanup, no exception
+
     def understand(self, requests):
+        self._trace(requests)
         type(self).calls += 1
         if self.fail_after is not None and type(self).calls > self.fail_after:
             raise RuntimeError("simulated crash")

@@ -1,0 +1,77 @@
+"""Planning: a run's tasks cut into shards that any process can pick up by number.
+
+A shard is a contiguous slice of a task's samples in a fixed order (understanding samples sorted by image
+key so requests about one image stay together and share a prefill).  Every process computes the same plan
+from the same config, so torchrun ranks and Slurm array tasks need no coordination beyond the results store:
+process ``r`` of ``w`` takes shards ``r, r + w, r + 2w, ...``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import Optional
+
+from harness.types import Sample
+
+
+@dataclass(frozen=True)
+class Shard:
+    task_id: str
+    index: int  # position in the whole plan
+    start: int
+    stop: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.task_id}[{self.start}:{self.stop}]"
+
+
+def ordered(samples: list[Sample], kind: str) -> list[Sample]:
+    if kind == "understand":
+        return sorted(samples, key=lambda s: str(s.fields.get("image_key", s.id)))
+    return list(samples)
+
+
+def make_plan(task_sizes: list[tuple[str, int]], shard_size: int) -> list[Shard]:
+    """Cut each task (in the given order) into shards of at most ``shard_size`` samples."""
+    if shard_size < 1:
+        raise ValueError("shard_size must be at least 1")
+    plan: list[Shard] = []
+    for task_id, n in task_sizes:
+        for start in range(0, n, shard_size):
+            plan.append(Shard(task_id, len(plan), start, min(n, start + shard_size)))
+    return plan
+
+
+def shards_for(plan: list[Shard], rank: int, world: int) -> list[Shard]:
+    if not 0 <= rank < world:
+        raise ValueError(f"rank {rank} is outside a world of {world}")
+    return [s for s in plan if s.index % world == rank]
+
+
+_SHARD_SPEC = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
+
+
+def parse_shard_spec(spec: str) -> tuple[int, int]:
+    """``I/N`` (0-based I) as given to ``--shard``."""
+    m = _SHARD_SPEC.match(spec or "")
+    if not m:
+        raise ValueError(f"--shard expects I/N with 0 <= I < N, got {spec!r}")
+    rank, world = int(m.group(1)), int(m.group(2))
+    if world < 1 or rank >= world:
+        raise ValueError(f"--shard expects I/N with 0 <= I < N, got {spec!r}")
+    return rank, world
+
+
+def rank_from_environment(env: Optional[dict[str, str]] = None) -> Optional[tuple[int, int]]:
+    """The (rank, world) a launcher gave this process: torchrun's RANK/WORLD_SIZE, else a Slurm array's
+    SLURM_ARRAY_TASK_ID over SLURM_ARRAY_TASK_COUNT (offset by SLURM_ARRAY_TASK_MIN)."""
+    env = os.environ if env is None else env
+    if "RANK" in env and "WORLD_SIZE" in env:
+        return int(env["RANK"]), int(env["WORLD_SIZE"])
+    if "SLURM_ARRAY_TASK_ID" in env and "SLURM_ARRAY_TASK_COUNT" in env:
+        base = int(env.get("SLURM_ARRAY_TASK_MIN", "0"))
+        return int(env["SLURM_ARRAY_TASK_ID"]) - base, int(env["SLURM_ARRAY_TASK_COUNT"])
+    return None
