@@ -205,6 +205,37 @@ def _print_summary(outcome, written: list[Path]) -> None:
         print(f"table: {p}")
 
 
+# ---------------------------------------------------------------- slurm
+_SPEC_FLAGS = (("suite", "--suite"), ("config", "--config"), ("model", "--model"), ("model_args", "--model-args"),
+               ("tasks", "--tasks"), ("limit", "--limit"), ("profile", "--profile"), ("judge", "--judge"),
+               ("seed", "--seed"), ("batch_size", "--batch-size"))
+
+
+def cmd_slurm(args: argparse.Namespace) -> int:
+    from harness.slurm import write_scripts
+
+    build_config(args)  # validate now, not on the cluster an hour later
+    run_args: list[str] = []
+    for attr, flag in _SPEC_FLAGS:
+        value = getattr(args, attr)
+        if value is not None:
+            run_args += [flag, str(value)]
+    for item in args.data or []:
+        run_args += ["--data", item]
+    if args.skip_bad:
+        run_args.append("--skip-bad")
+    out = Path(args.out).resolve()
+    script_dir = Path(args.script_dir) if args.script_dir else out / "slurm"
+    try:
+        infer, score = write_scripts(run_args, out, args.array, script_dir, args.partition, args.time, args.cpus,
+                                     args.mem, args.sbatch_option, args.setup)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    print(f"wrote {infer}\nwrote {score}\nsubmit with:")
+    print(f"  jid=$(sbatch --parsable {infer}) && sbatch --dependency=afterany:$jid {score}")
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------- score
 def cmd_score(args: argparse.Namespace) -> int:
     from harness.scoring import score_files
@@ -240,11 +271,11 @@ def _existing_runs(paths: list[str]) -> list[Path]:
 
 
 def cmd_table(args: argparse.Namespace) -> int:
-    from harness.tables import table_command
-
     runs = _existing_runs(args.runs or [])
     if not runs and not args.baselines:
         raise CliError("table needs --runs RUN... and/or --baselines paper")
+    from harness.tables import table_command
+
     text = table_command(runs=runs, baselines=args.baselines, fmt=args.format, layout=args.layout)
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
@@ -254,18 +285,18 @@ def cmd_table(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from harness.compare import compare_command
-
     baseline, candidate = _existing_runs([args.baseline, args.candidate])
     if args.policy and not Path(args.policy).exists():
         raise CliError(f"policy file {args.policy} does not exist")
+    from harness.compare import compare_command
+
     return compare_command(baseline, candidate, policy=args.policy, summary=args.summary)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    (run,) = _existing_runs([args.run])
     from harness.report import write_report
 
-    (run,) = _existing_runs([args.run])
     path = write_report(run, Path(args.out) if args.out else None)
     print(path)
     return EXIT_OK
@@ -299,6 +330,22 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------- parser
+def _add_run_spec_args(s: argparse.ArgumentParser) -> None:
+    """Flags that say what to run; shared by `run` and `slurm`."""
+    s.add_argument("--suite", help="a shipped suite, e.g. smoke")
+    s.add_argument("--config", help="a run-config YAML file")
+    s.add_argument("--model", help="model adapter id")
+    s.add_argument("--model-args", dest="model_args", help="key=value,... passed to the adapter")
+    s.add_argument("--tasks", help="comma-separated task ids")
+    s.add_argument("--limit", type=int, help="at most N samples per task")
+    s.add_argument("--profile", choices=["official", "vlmevalkit"])
+    s.add_argument("--judge", help="OpenAI-compatible judge endpoint URL, or 'none'")
+    s.add_argument("--seed", type=int)
+    s.add_argument("--batch-size", dest="batch_size", type=int)
+    s.add_argument("--data", action="append", metavar="TASK=SOURCE", help="data source for a task (repeatable)")
+    s.add_argument("--skip-bad", dest="skip_bad", action="store_true", help="record bad samples as errors and go on")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="unitoken-eval", description="Evaluate unified multimodal models.")
     p.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
@@ -309,26 +356,29 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_list)
 
     s = sub.add_parser("run", help="run a model on tasks (or a suite) and score them")
-    s.add_argument("--suite", help="a shipped suite, e.g. smoke")
-    s.add_argument("--config", help="a run-config YAML file")
-    s.add_argument("--model", help="model adapter id")
-    s.add_argument("--model-args", dest="model_args", help="key=value,... passed to the adapter")
-    s.add_argument("--tasks", help="comma-separated task ids")
+    _add_run_spec_args(s)
     s.add_argument("--out", help="run directory (default results/runs/<run_id>)")
     s.add_argument("--resume", action="store_true", help="continue the run in --out, skipping finished samples")
-    s.add_argument("--limit", type=int, help="at most N samples per task")
-    s.add_argument("--profile", choices=["official", "vlmevalkit"])
-    s.add_argument("--judge", help="OpenAI-compatible judge endpoint URL, or 'none'")
-    s.add_argument("--seed", type=int)
-    s.add_argument("--batch-size", dest="batch_size", type=int)
-    s.add_argument("--data", action="append", metavar="TASK=SOURCE", help="data source for a task (repeatable)")
-    s.add_argument("--skip-bad", dest="skip_bad", action="store_true", help="record bad samples as errors and go on")
     s.add_argument("--no-progress", dest="no_progress", action="store_true")
     s.add_argument("--gpus", help="local pool: one worker per listed GPU (0,1,... or 'all')")
     s.add_argument("--retries", type=int, default=2, help="times a failed shard is run again (pool)")
     s.add_argument("--shard", help="I/N: run only shard I of N (0-based); torchrun/Slurm set this themselves")
     s.add_argument("--infer-only", dest="infer_only", action="store_true", help="store predictions, do not score")
     s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("slurm", help="write sbatch scripts: a job array of shard workers, then scoring")
+    _add_run_spec_args(s)
+    s.add_argument("--out", required=True, help="run directory on a filesystem every node sees")
+    s.add_argument("--array", type=int, required=True, help="number of array tasks (shards run in parallel)")
+    s.add_argument("--partition")
+    s.add_argument("--time", default="04:00:00")
+    s.add_argument("--cpus", type=int, default=8)
+    s.add_argument("--mem")
+    s.add_argument("--sbatch-option", dest="sbatch_option", action="append", default=[],
+                   help="extra '#SBATCH' line content, e.g. --account=abc (repeatable)")
+    s.add_argument("--setup", help="shell line run first in each job, e.g. 'source venv/bin/activate'")
+    s.add_argument("--script-dir", dest="script_dir", help="where to write the scripts (default RUN_DIR/slurm)")
+    s.set_defaults(func=cmd_slurm)
 
     s = sub.add_parser("score", help="score a predictions file (or a folder of generated images)")
     s.add_argument("--task", required=True)
