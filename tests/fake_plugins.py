@@ -111,6 +111,10 @@ class EchoModel(ModelAdapter):
 
     def understand(self, requests):
         self._trace(requests)
+        if self.model_args.get("sleep"):
+            import time
+
+            time.sleep(float(self.model_args["sleep"]))
         type(self).calls += 1
         if self.fail_after is not None and type(self).calls > self.fail_after:
             raise RuntimeError("simulated crash")
