@@ -21,13 +21,16 @@ class CliError(Exception):
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
+    from harness.aggregate import AggregateError
+    from harness.compare import CompareError
     from harness.config import ConfigError
     from harness.registry import RegistryError
     from harness.store import StoreError
     from model_adapters.base import AdapterError
     from tasks.base import TaskError
 
-    return (CliError, ConfigError, RegistryError, StoreError, AdapterError, TaskError, FileNotFoundError)
+    return (CliError, ConfigError, RegistryError, StoreError, AdapterError, TaskError, FileNotFoundError,
+            AggregateError, CompareError)
 
 
 def default_runs_root() -> Path:
