@@ -82,8 +82,9 @@ def row_noise(seeds: Sequence[int], n_steps: int, k: int, device) -> torch.Tenso
 class LeanChameleon:
     """A Chameleon forward over transformers' weights with a preallocated KV cache.
 
-    Works on any ``ChameleonModel`` (standard pre-norm layers; swin-norm checkpoints are refused).  Rows may
-    be left-padded: ``valid`` marks real columns, positions count from each row's first real column.
+    Works on any ``ChameleonModel`` (standard pre-norm layers; swin-norm checkpoints are refused).  Each row
+    has a ``valid`` mask over cache columns (left padding, gaps) and explicit rotary positions, so rows of
+    different lengths, and rows that continue a shared prefix, live in one batch.
     """
 
     def __init__(self, model, lm_head, max_rows: int, max_len: int):
@@ -104,30 +105,42 @@ class LeanChameleon:
         self.valid = torch.zeros((max_rows, max_len), dtype=torch.bool, device=self.device)
         self.max_rows, self.max_len = max_rows, max_len
 
-    @torch.no_grad()
-    def forward(self, ids: torch.Tensor, positions: torch.Tensor, start, length: int) -> torch.Tensor:
-        """Run ``ids`` [R, T] written at columns start..start+T-1; attend over columns [0, length).
+    def copy_rows(self, src: torch.Tensor, dst: torch.Tensor, upto: int) -> None:
+        """Give rows ``dst`` the cache columns [0, upto) of rows ``src`` (a shared prefix, computed once)."""
+        for buf in (*self.k, *self.v):
+            buf[:, :, :upto].index_copy_(0, dst, buf[:, :, :upto].index_select(0, src))
+        self.valid[:, :upto].index_copy_(0, dst, self.valid[:, :upto].index_select(0, src))
 
-        ``start`` is an int or a 0-dim long tensor (the decode step keeps it on the device for graph capture).
-        Returns the last position's logits [R, V] in float32.
+    @torch.no_grad()
+    def forward(self, positions: torch.Tensor, start, length: int, ids: Optional[torch.Tensor] = None,
+                embeds: Optional[torch.Tensor] = None, rows: int = 0, dense_causal: bool = False) -> torch.Tensor:
+        """Run tokens (``ids`` [R, T] or ``embeds`` [R, T, H]) written at columns start..start+T-1 of cache rows
+        0..R-1; attend over columns [0, length).
+
+        ``start`` is an int or a 1-element long tensor (the decode step keeps it on the device for graph
+        capture).  ``dense_causal`` says the rows have no padding and start at column 0, so the plain causal
+        kernel (flash attention) can run without a mask.  Returns the last position's logits [R, V], float32.
         """
         from transformers.models.chameleon.modeling_chameleon import apply_rotary_pos_emb
 
         model = self.model
-        R, T = ids.shape
+        x = model.embed_tokens(ids) if embeds is None else embeds.to(self.dtype)
+        R, T = x.shape[:2]
         H, D = self.n_heads, self.head_dim
-        x = model.embed_tokens(ids)
         cos, sin = model.rotary_emb(x, positions)
-        cols = torch.arange(length, device=self.device)
         if isinstance(start, torch.Tensor):
             write = start + torch.arange(T, device=self.device)
         else:
             write = torch.arange(start, start + T, device=self.device)
-        # [R, 1, T, L]: a query at column write[t] sees real columns up to itself.  Every query also sees
-        # its own column, so padding queries stay finite (a fully masked row would give NaN, and NaN values
-        # in the cache poison even masked-out products).
-        here = cols[None, None, None, :] == write[None, None, :, None]
-        mask = (self.valid[:R, :length][:, None, None, :] & (cols[None, None, None, :] <= write[None, None, :, None])) | here
+        mask = None
+        if not dense_causal:
+            cols = torch.arange(length, device=self.device)
+            # [R, 1, T, L]: a query at column write[t] sees valid columns up to itself.  Every query also
+            # sees its own column, so padding queries stay finite (a fully masked row gives NaN, and NaN
+            # values in the cache poison even masked-out products).
+            here = cols[None, None, None, :] == write[None, None, :, None]
+            upto = cols[None, None, None, :] <= write[None, None, :, None]
+            mask = (self.valid[:R, :length][:, None, None, :] & upto) | here
         for i, layer in enumerate(model.layers):
             attn = layer.self_attn
             h = layer.input_layernorm(x)
@@ -137,12 +150,144 @@ class LeanChameleon:
             q, k = apply_rotary_pos_emb(q, k, cos, sin)
             self.k[i][:R].index_copy_(2, write, k)
             self.v[i][:R].index_copy_(2, write, v)
-            o = F.scaled_dot_product_attention(
-                q, self.k[i][:R, :, :length], self.v[i][:R, :, :length], attn_mask=mask, scale=attn.scaling
-            )
+            if dense_causal:
+                o = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=attn.scaling)
+            else:
+                o = F.scaled_dot_product_attention(
+                    q, self.k[i][:R, :, :length], self.v[i][:R, :, :length], attn_mask=mask, scale=attn.scaling
+                )
             x = x + attn.o_proj(o.transpose(1, 2).reshape(R, T, H * D))
             x = x + layer.mlp(layer.post_attention_layernorm(x))
         return self.lm_head(model.norm(x[:, -1])).float()
+
+
+def _bucket(need: int, bucket: int, cap: int) -> int:
+    return min(cap, int(math.ceil(need / bucket) * bucket))
+
+
+class _GraphSteps:
+    """Run a state-advancing step function eagerly, or as one captured CUDA graph per attention length."""
+
+    def __init__(self, use_graphs: bool):
+        self.use_graphs = use_graphs
+        self.graphs: dict[int, "torch.cuda.CUDAGraph"] = {}
+
+    def __call__(self, step, length: int, state: dict) -> None:
+        if not self.use_graphs:
+            step(length)
+        elif length in self.graphs:
+            self.graphs[length].replay()
+        else:
+            self.graphs[length] = self._capture(step, length, state)
+
+    @staticmethod
+    def _capture(step, length: int, state: dict) -> "torch.cuda.CUDAGraph":
+        # Warm up on a side stream (as capture requires), undo the state advance, capture, then replay once:
+        # capturing records without executing.
+        saved = {k: v.clone() for k, v in state.items()}
+        s = torch.cuda.Stream()
+        s.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(s):
+            step(length)
+        torch.cuda.current_stream().wait_stream(s)
+        for k, v in state.items():
+            v.copy_(saved[k])
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g):
+            step(length)
+        g.replay()
+        return g
+
+
+class PrefixSharingGreedyDecoder:
+    """Greedy answers for prompts that share image prefixes, one prefill per distinct prefix.
+
+    A prompt is ``prefix embeddings`` (everything up to the image's EOI: BOS, both image blocks) followed by
+    its own text ids.  Groups of prompts about one image (MMBench's circular copies, MME's two questions)
+    prefill the prefix once; its cache columns are copied to the other rows, then every row's text is
+    prefilled after it and decoding is batched.  Text suffixes of different lengths are right-aligned, the
+    gap in front of a shorter one is masked and skipped by the rotary positions, so each row computes
+    exactly what it would alone.
+    """
+
+    def __init__(self, model, lm_head, bucket: int = 64, use_graphs: Optional[bool] = None):
+        self.model, self.lm_head, self.bucket = model, lm_head, bucket
+        device = next(model.parameters()).device
+        self.use_graphs = (device.type == "cuda") if use_graphs is None else use_graphs
+        self.stats = {"prefill_tokens": 0, "prompt_tokens": 0}
+
+    @torch.no_grad()
+    def answer(self, prefixes: list[torch.Tensor], suffixes: list[list[int]], group: list[int],
+               max_new_tokens: int, eos: Sequence[int]) -> list[list[int]]:
+        """``prefixes[g]`` is [P_g, hidden]; row r is ``prefixes[group[r]]`` + ``suffixes[r]``."""
+        G, R = len(prefixes), len(suffixes)
+        if sorted(set(group)) != list(range(G)):
+            raise ValueError("every prefix must be used by at least one prompt")
+        # Row order: the first prompt of each group first (they hold the prefill), then the others.
+        first = {}
+        for r, g in enumerate(group):
+            first.setdefault(g, r)
+        order = [first[g] for g in range(G)] + [r for r in range(R) if first[group[r]] != r]
+        P = max(p.shape[0] for p in prefixes)
+        S = max(len(s) for s in suffixes)
+        lean = LeanChameleon(self.model, self.lm_head, R, P + S + max_new_tokens)
+        dev = lean.device
+        hidden = prefixes[0].shape[1]
+        # 1. Prefixes, left-padded to P, on rows 0..G-1.
+        emb = torch.zeros((G, P, hidden), dtype=lean.dtype, device=dev)
+        for g, p in enumerate(prefixes):
+            emb[g, P - p.shape[0]:] = p.to(dev, lean.dtype)
+            lean.valid[g, P - p.shape[0]: P] = True
+        positions = (lean.valid[:G, :P].long().cumsum(1) - 1).clamp(min=0)
+        dense = all(p.shape[0] == P for p in prefixes)
+        lean.forward(positions, 0, P, embeds=emb, dense_causal=dense)
+        # 2. Rows of the same group get the prefix columns of their group's first row.
+        rep = torch.tensor([group[order[i]] for i in range(R)], device=dev)
+        if R > G:
+            lean.copy_rows(rep[G:], torch.arange(G, R, device=dev), P)
+        # 3. Every row's text, right-aligned in columns [P, P + S).
+        ids = torch.zeros((R, S), dtype=torch.long)
+        for i, r in enumerate(order):
+            ids[i, S - len(suffixes[r]):] = torch.tensor(suffixes[r])
+            lean.valid[i, P + S - len(suffixes[r]): P + S] = True
+        ids = ids.to(dev)
+        lean.valid[:R, P + S:] = True
+        positions = (lean.valid[:R, : P + S].long().cumsum(1) - 1).clamp(min=0)[:, P:]
+        logits = lean.forward(positions, P, P + S, ids=ids)
+        self.stats["prefill_tokens"] += sum(p.shape[0] for p in prefixes) + sum(len(s) for s in suffixes)
+        self.stats["prompt_tokens"] += sum(prefixes[group[r]].shape[0] + len(suffixes[r]) for r in range(R))
+        # 4. Greedy decoding, one graph per attention length.
+        out = torch.zeros((R, max_new_tokens), dtype=torch.long, device=dev)
+        out[:, 0] = logits.argmax(-1)
+        base = lean.valid[:R, : P + S].sum(1)  # the position of the first generated token
+        state = {"tok": out[:, 0].clone(), "col": torch.tensor([P + S], device=dev),
+                 "step": torch.tensor([1], device=dev)}
+
+        def step(length: int) -> None:
+            tok, col, stp = state["tok"], state["col"], state["step"]
+            pos = (base + (col - (P + S)))[:, None]
+            nxt = lean.forward(pos, col, length, ids=tok[:, None]).argmax(-1)
+            out.index_copy_(1, stp, nxt[:, None])
+            tok.copy_(nxt)
+            col.add_(1)
+            stp.add_(1)
+
+        runner = _GraphSteps(self.use_graphs)
+        eos_t = torch.tensor(list(eos), device=dev)
+        produced = 1
+        for s in range(1, max_new_tokens):
+            if s % 16 == 0 and bool(torch.isin(out[:, :s], eos_t).any(1).all()):
+                break  # every row has ended (checked now and then: each check waits for the GPU)
+            runner(step, _bucket(P + S + s, self.bucket, lean.max_len), state)
+            produced = s + 1
+        result: list[list[int]] = [[] for _ in range(R)]
+        done = out.cpu().tolist()
+        eos_set = set(int(e) for e in eos)
+        for i, r in enumerate(order):
+            toks = done[i][:produced]
+            cut = next((j for j, t in enumerate(toks) if t in eos_set), None)
+            result[r] = toks[:cut] if cut is not None else toks
+        return result
 
 
 class CFGImageDecoder:
@@ -184,7 +329,7 @@ class CFGImageDecoder:
         cols = torch.arange(max_len, device=dev)
         lean.valid[:R] = cols[None, :] >= pad[:, None]
         positions = (torch.arange(width, device=dev)[None, :] - pad[:, None]).clamp(min=0)
-        lean.forward(ids, positions, 0, width)
+        lean.forward(positions, 0, width, ids=ids)
 
         schedule = grid.schedule().to(dev)
         noise = row_noise(seeds, n, image_top_k, dev)
@@ -203,7 +348,7 @@ class CFGImageDecoder:
         def step(length: int) -> None:
             tok, col, stp = state["tok"], state["col"], state["step"]
             pos = (col - pad)[:, None]
-            logits = lean.forward(tok[:, None], pos, col.reshape(1), length)
+            logits = lean.forward(pos, col.reshape(1), length, ids=tok[:, None])
             if guided:
                 logits = cfg_mix(logits[:B], logits[B:], float(cfg))
             logits = logits + image_mask
@@ -216,33 +361,8 @@ class CFGImageDecoder:
             col.add_(1)
             stp.add_(1)
 
-        graphs: dict[int, torch.cuda.CUDAGraph] = {}
+        runner = _GraphSteps(self.use_graphs)
         for s in range(1, n):
-            need = width + s  # columns 0..width+s-1 hold context incl. the token fed this step
-            length = min(max_len, int(math.ceil(need / self.bucket) * self.bucket))
-            if not self.use_graphs:
-                step(length)
-                continue
-            if length not in graphs:
-                graphs[length] = self._capture(step, length, state)
-            else:
-                graphs[length].replay()
+            # Columns 0..width+s-1 hold the context including the token fed at this step.
+            runner(step, _bucket(width + s, self.bucket, max_len), state)
         return out.cpu()
-
-    def _capture(self, step, length: int, state) -> "torch.cuda.CUDAGraph":
-        # Warm up on a side stream (as CUDA graph capture requires), run the real step once, then capture a
-        # copy whose replay advances the state exactly like the eager call did.
-        saved = {k: v.clone() for k, v in state.items()}
-        s = torch.cuda.Stream()
-        s.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(s):
-            step(length)
-        torch.cuda.current_stream().wait_stream(s)
-        for k, v in state.items():
-            v.copy_(saved[k])
-        g = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(g):
-            step(length)
-        # Capturing does not execute: replay once for this step.
-        g.replay()
-        return g

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from model_adapters.cfg_image_decode import (
+from model_adapters.chameleon_fast import (
     CFGImageDecoder, ImageGrid, LeanChameleon, cfg_mix, gumbel_topk_sample, row_noise,
 )
 
@@ -49,12 +49,12 @@ def test_lean_forward_matches_transformers_with_left_padding():
         ids[b, width - len(p):] = torch.tensor(p)
     lean.valid[:] = torch.arange(width + 2)[None, :] >= pad[:, None]
     pos = (torch.arange(width)[None, :] - pad[:, None]).clamp(min=0)
-    got = lean.forward(ids, pos, 0, width)
+    got = lean.forward(pos, 0, width, ids=ids)
     for b, p in enumerate(prompts):
         torch.testing.assert_close(got[b], _hf_logits(model, head, p), rtol=1e-4, atol=1e-4)
     # One decode step on top of the cache equals a full forward of the extended prompt.
     nxt = torch.tensor([[11], [12], [13]])
-    got = lean.forward(nxt, (width - pad)[:, None], torch.tensor([width]), width + 1)
+    got = lean.forward((width - pad)[:, None], torch.tensor([width]), width + 1, ids=nxt)
     for b, p in enumerate(prompts):
         torch.testing.assert_close(got[b], _hf_logits(model, head, p + [11 + b]), rtol=1e-4, atol=1e-4)
 
@@ -120,3 +120,38 @@ def test_cfg_mix_and_gumbel_topk_numerically():
     p0 = (draws == 0).float().mean().item()
     assert abs(p0 - torch.softmax(torch.tensor([4.0, 1.0]), 0)[0].item()) < 0.01
     assert not (draws == 1).any()
+
+
+def _hf_greedy(model, head, embeds, max_new, eos):
+    """Greedy decoding by full forwards over inputs_embeds (no cache): the slow, obviously right way."""
+    x = embeds[None]
+    out = []
+    for _ in range(max_new):
+        with torch.no_grad():
+            h = model(inputs_embeds=x).last_hidden_state
+        t = int(head(h[:, -1]).argmax(-1))
+        if t in eos:
+            break
+        out.append(t)
+        x = torch.cat([x, model.embed_tokens(torch.tensor([[t]]))], 1)
+    return out
+
+
+@pytest.mark.parametrize("second_len", [6, 9])  # unequal prefixes (masked path), equal (flash causal path)
+def test_prefix_sharing_gives_each_prompt_what_it_would_get_alone(second_len):
+    from model_adapters.chameleon_fast import PrefixSharingGreedyDecoder
+
+    model, head = _tiny()
+    g = torch.Generator().manual_seed(3)
+    prefixes = [torch.randn(9, 64, generator=g), torch.randn(second_len, 64, generator=g)]
+    suffixes = [[40, 41, 8710], [50, 8710], [60, 61, 62, 63, 8710], [70, 71, 8710]]
+    group = [0, 1, 0, 0]  # three questions about image 0 (like circular copies), one about image 1
+    eos = [8710]
+    dec = PrefixSharingGreedyDecoder(model, head, bucket=4, use_graphs=False)
+    got = dec.answer(prefixes, suffixes, group, max_new_tokens=6, eos=eos)
+    for r in range(4):
+        emb = torch.cat([prefixes[group[r]], model.embed_tokens(torch.tensor(suffixes[r])).detach()])
+        assert got[r] == _hf_greedy(model, head, emb, 6, eos)
+    # Three prompts shared image 0's prefill: 9 + n prefix tokens computed instead of 9 * 3 + n.
+    assert dec.stats["prefill_tokens"] == 9 + second_len + 13
+    assert dec.stats["prompt_tokens"] == 9 * 3 + second_len + 13
