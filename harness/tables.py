@@ -244,12 +244,15 @@ def render_md(table: Table) -> str:
     return "\n".join(out) + "\n"
 
 
-def html_fragment(table: Table) -> str:
+def html_fragment(table: Table, caption: bool = True) -> str:
     """The table as an HTML fragment (used alone by ``table --format html`` and inside the report)."""
     lay = table.layout
     best = table.best()
     e = html.escape
-    out = [f'<table class="results" data-layout="{e(lay.id)}">', f"<caption>{e(lay.title)}</caption>", "<thead>"]
+    out = [f'<table class="results" data-layout="{e(lay.id)}">']
+    if caption:
+        out.append(f"<caption>{e(lay.title)}</caption>")
+    out.append("<thead>")
     spans = _groups(lay)
     if any(g for g, _ in spans):
         row = [f'<th colspan="{len(lay.labels)}"></th>'] if lay.labels else []
