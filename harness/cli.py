@@ -396,7 +396,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("table", help="tables of runs beside published baselines")
     s.add_argument("--runs", nargs="*", default=[])
-    s.add_argument("--baselines", choices=["paper"])
+    s.add_argument("--baselines", choices=["paper", "geneval_readme"],
+                   help="published rows beside the runs: the paper's table, or the GenEval README (table4)")
     s.add_argument("--format", choices=["csv", "latex", "md", "html"], default="md")
     s.add_argument("--layout", choices=["table3", "table4", "table6"], default="table6")
     s.add_argument("--out", help="write to this file instead of stdout")
