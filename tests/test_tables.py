@@ -189,3 +189,19 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 def test_unknown_baselines_is_a_user_error(capsys):
     with pytest.raises(Exception, match="no baselines 'nope'"):
         table_command([], "nope", "csv", "table3")
+
+
+def test_geneval_readme_rows(capsys):
+    got = _cli_csv(capsys, "--baselines", "geneval_readme", "--format", "csv", "--layout", "table4")
+    # djghosh13/geneval README "Main results", transcribed by hand
+    want = {"CLIP retrieval (baseline)": "0.35 0.89 0.22 0.37 0.62 0.03 0.00",
+            "minDALL-E": "0.23 0.73 0.11 0.12 0.37 0.02 0.01",
+            "Stable Diffusion v1.5": "0.43 0.97 0.38 0.35 0.76 0.04 0.06",
+            "Stable Diffusion v2.1": "0.50 0.98 0.51 0.44 0.85 0.07 0.17",
+            "Stable Diffusion XL": "0.55 0.98 0.74 0.39 0.85 0.15 0.23",
+            "IF-XL": "0.61 0.97 0.74 0.66 0.81 0.13 0.35"}
+    assert [r["Method"] for r in got] == list(want)
+    for r in got:
+        assert [r[h] for h in TABLE4_HEAD[:7]] == want[r["Method"]].split()
+        assert [r[h] for h in TABLE4_HEAD[7:]] == ["-", "-", "-"]
+        assert "16382b084e1f9ceeefed3a8cb102044e67486dd8" in r["Source"]
