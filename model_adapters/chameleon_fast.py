@@ -171,6 +171,8 @@ class _GraphSteps:
     def __init__(self, use_graphs: bool):
         self.use_graphs = use_graphs
         self.graphs: dict[int, "torch.cuda.CUDAGraph"] = {}
+        # One memory pool for all of a loop's graphs: they replay one after another, never at once.
+        self.pool = torch.cuda.graph_pool_handle() if use_graphs else None
 
     def __call__(self, step, length: int, state: dict) -> None:
         if not self.use_graphs:
@@ -178,10 +180,10 @@ class _GraphSteps:
         elif length in self.graphs:
             self.graphs[length].replay()
         else:
-            self.graphs[length] = self._capture(step, length, state)
+            self.graphs[length] = self._capture(step, length, state, self.pool)
 
     @staticmethod
-    def _capture(step, length: int, state: dict) -> "torch.cuda.CUDAGraph":
+    def _capture(step, length: int, state: dict, pool) -> "torch.cuda.CUDAGraph":
         # Warm up on a side stream (as capture requires), undo the state advance, capture, then replay once:
         # capturing records without executing.
         saved = {k: v.clone() for k, v in state.items()}
@@ -193,7 +195,7 @@ class _GraphSteps:
         for k, v in state.items():
             v.copy_(saved[k])
         g = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(g):
+        with torch.cuda.graph(g, pool=pool):
             step(length)
         g.replay()
         return g

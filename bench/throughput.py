@@ -1,0 +1,340 @@
+"""Throughput of our decoding paths against a naive reference loop, on a randomly initialised UniToken-7B.
+
+Run on a GPU machine:  python bench/throughput.py            (writes bench/records/throughput-<date>.json)
+Check the script on CPU: python bench/throughput.py --quick  (tiny shapes; figures meaningless)
+
+What is measured, side by side in one process on the same weights:
+- understanding: prompts of ~4.7k tokens (UniToken's image prefix + a question), greedy answers;
+  ours = PrefixSharingGreedyDecoder (batched, flash prefill, CUDA-graph decode) vs naive = transformers
+  ChameleonModel forward with a DynamicCache, batch 1, as the other harnesses run;
+- prefix sharing: MMBench-style groups of 4 prompts about one image: prefill tokens with and without sharing;
+- text-to-image: 1060-token images with CFG; ours = CFGImageDecoder (static cache, CUDA graphs, cond and
+  uncond rows in one batch) vs naive = eager cond + uncond forwards with DynamicCache, batch 1 (timed over a
+  number of steps and scaled to a whole image: the naive loop takes minutes per image);
+- vision encoders at UniToken's shapes (SigLIP so400m on 5 anyres views, VQ-GAN encoder at 512 px);
+- a projection of the paper suite's wall time on this GPU from these rates (assumptions in the record).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gc
+import json
+import math
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from model_adapters.chameleon_fast import CFGImageDecoder, ImageGrid, PrefixSharingGreedyDecoder  # noqa: E402
+
+# Samples per benchmark (understanding: prompts; groups share one image) under the paper's protocols.
+SUITE_UNDERSTANDING = {
+    # name: (prompts, distinct images, mean answer tokens)
+    "mmmu_val": (900, 900, 8),
+    "mmbench_dev_en": (4329, 1164, 4),
+    "mmbench_dev_cn": (4329, 1164, 4),
+    "seedbench_img": (14233, 14233, 4),
+    "mmstar": (1500, 1500, 4),
+    "mathvista_testmini": (1000, 1000, 64),
+    "hallusionbench": (951, 951, 4),
+    "ai2d_test": (3088, 3088, 4),
+    "ocrbench": (1000, 1000, 16),
+    "mme": (2374, 1187, 4),
+    "mmvet": (218, 218, 128),
+}
+# Generation: images (GenEval 553 x 4; T2I-CompBench++ colour/shape/texture val 3 x 300 x 10, the paper's columns).
+SUITE_IMAGES = {"geneval": 553 * 4, "t2i_compbench": 3 * 300 * 10}
+
+
+def sync():
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def timed(fn, *a, **kw):
+    sync()
+    t0 = time.perf_counter()
+    out = fn(*a, **kw)
+    sync()
+    return out, time.perf_counter() - t0
+
+
+def build_llm(quick: bool, device, dtype):
+    from transformers import ChameleonConfig, ChameleonModel
+
+    if quick:
+        cfg = ChameleonConfig(vocab_size=65536, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                              num_attention_heads=4, num_key_value_heads=4,
+                              vq_config={"embed_dim": 8, "num_embeddings": 16, "base_channels": 32,
+                                         "channel_multiplier": [1, 1], "num_res_blocks": 1,
+                                         "attn_resolutions": [], "resolution": 32, "latent_channels": 8},
+                              vocabulary_map={"<image>": 8711})
+    else:
+        cfg = ChameleonConfig(vocabulary_map={"<image>": 8711})  # 7B defaults: 4096 x 32 layers, vocab 65536
+    cfg._attn_implementation = "sdpa"
+    with torch.device(device):
+        model = ChameleonModel(cfg).to(dtype).eval()
+        head = torch.nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False).to(dtype)
+    # Random weights give near-uniform logits: scale the head so greedy/top-k decisions are not ties.
+    torch.nn.init.normal_(head.weight, std=0.02)
+    n = sum(p.numel() for p in model.parameters()) + head.weight.numel()
+    return model, head, cfg, n
+
+
+def bench_understanding(model, head, cfg, args, rec):
+    dev = next(model.parameters()).device
+    dtype = next(model.parameters()).dtype
+    P, S, new = args.prefix_len, args.suffix_len, args.answer_tokens
+    H = cfg.hidden_size
+    g = torch.Generator(device="cpu").manual_seed(0)
+
+    def prefixes(n):
+        return [(torch.randn(P, H, generator=g) * 0.02).to(dev, dtype) for _ in range(n)]
+
+    suffix = [int(x) for x in torch.randint(10, 8000, (S - 1,), generator=g)] + [8710]
+    dec = PrefixSharingGreedyDecoder(model, head)
+    # Warm-up (graph capture, kernels) on a small batch, checked against the eager path; then timed batches.
+    warm = prefixes(2)
+    a = dec.answer(warm, [suffix] * 2, [0, 1], new, [8710])
+    b = PrefixSharingGreedyDecoder(model, head, use_graphs=False).answer(warm, [suffix] * 2, [0, 1], new, [8710])
+    rec["check_graphs_equal_eager_understanding"] = a == b
+    G = args.und_batch
+    pre = prefixes(G)
+    _, secs = timed(dec.answer, pre, [suffix] * G, list(range(G)), new, [8710])
+    toks = G * (P + S)
+    rec["understanding_ours"] = {"prompts": G, "prompt_tokens_each": P + S, "answer_tokens": new,
+                                 "seconds": secs, "prompts_per_s": G / secs, "prompt_tokens_per_s": toks / secs}
+    # Prefill alone (how fast the prompt tokens themselves go through).
+    dec1 = PrefixSharingGreedyDecoder(model, head)
+    _, secs_p = timed(dec1.answer, pre, [suffix] * G, list(range(G)), 1, [8710])
+    rec["understanding_ours"]["prefill_only_seconds"] = secs_p
+    rec["understanding_ours"]["prefill_tokens_per_s"] = toks / secs_p
+    del pre
+    gc.collect()
+    torch.cuda.empty_cache() if torch.cuda.is_available() else None
+
+    # MMBench-style sharing: groups of 4 questions about one image.
+    groups = max(1, G // 4)
+    pre = prefixes(groups)
+    members = [k for k in range(groups) for _ in range(4)]
+    dec2 = PrefixSharingGreedyDecoder(model, head)
+    _, secs_s = timed(dec2.answer, pre, [suffix] * len(members), members, new, [8710])
+    rec["prefix_sharing"] = {
+        "groups": groups, "prompts": len(members), "prompt_tokens": dec2.stats["prompt_tokens"],
+        "prefill_tokens": dec2.stats["prefill_tokens"],
+        "prefill_reduction": dec2.stats["prompt_tokens"] / dec2.stats["prefill_tokens"],
+        "seconds": secs_s, "prompts_per_s": len(members) / secs_s,
+        "effective_prompt_tokens_per_s": dec2.stats["prompt_tokens"] / secs_s,
+    }
+    del pre
+
+    # Naive: batch 1, transformers forward over inputs_embeds with a DynamicCache, full prompt each time.
+    from transformers import DynamicCache
+
+    def naive_one(prefix):
+        emb = torch.cat([prefix, model.embed_tokens(torch.tensor(suffix, device=dev))])[None]
+        cache = DynamicCache(config=cfg)
+        kw = _cache_kw(model, cache)
+        out = model(inputs_embeds=emb, use_cache=True, **kw)
+        h = out.last_hidden_state
+        logits = head(h)  # every position, as a plain LM forward does
+        toks = []
+        t = logits[:, -1].argmax(-1, keepdim=True)
+        for _ in range(new - 1):
+            toks.append(int(t))
+            out = model(input_ids=t, use_cache=True, **kw)
+            t = head(out.last_hidden_state[:, -1]).argmax(-1, keepdim=True)
+        return toks
+
+    naive_one(prefixes(1)[0])
+    n_naive = args.naive_prompts
+    pre = prefixes(n_naive)
+    _, secs_n = timed(lambda: [naive_one(p) for p in pre])
+    rec["understanding_naive"] = {"prompts": n_naive, "seconds": secs_n, "prompts_per_s": n_naive / secs_n,
+                                  "prompt_tokens_per_s": n_naive * (P + S) / secs_n}
+    rec["understanding_ratio"] = rec["understanding_ours"]["prompts_per_s"] / rec["understanding_naive"]["prompts_per_s"]
+
+
+def _cache_kw(model, cache):
+    import inspect
+
+    params = inspect.signature(model.forward).parameters
+    return {"cache": cache} if "cache" in params else {"past_key_values": cache}
+
+
+def bench_generation(model, head, cfg, args, rec):
+    dev = next(model.parameters()).device
+    grid = ImageGrid() if not args.quick else ImageGrid(rows=4, cols=4)
+    g = torch.Generator(device="cpu").manual_seed(1)
+    prompt = [0] + [int(x) for x in torch.randint(10, 8000, (args.gen_prompt_len - 4,), generator=g)] + [8710, 16853, 8197]
+    dec = CFGImageDecoder(model, head, grid=grid)
+    graphed = dec.generate([prompt] * 2, [1, 2], cfg=5.5, image_top_k=2000)  # also the warm-up
+    eager = CFGImageDecoder(model, head, grid=grid, use_graphs=False).generate([prompt] * 2, [1, 2], cfg=5.5,
+                                                                             image_top_k=2000)
+    rec["check_graphs_equal_eager_generation"] = {
+        "identical_tokens_fraction": float((graphed == eager).float().mean()),
+        "identical_first_64": bool(torch.equal(graphed[:, :64], eager[:, :64]))}
+    runs = []
+    for B in [int(x) for x in str(args.gen_batch).split(",")]:
+        toks, secs = timed(dec.generate, [prompt] * B, list(range(B)), cfg=5.5, image_top_k=2000)
+        sched = grid.schedule()
+        ok = bool((toks[:, sched >= 0] == sched[sched >= 0]).all()) and bool(
+            ((toks[:, sched < 0] >= 4) & (toks[:, sched < 0] <= 8195)).all())
+        runs.append({"images": B, "rows_with_cfg": 2 * B, "tokens_per_image": grid.n_tokens + 1,
+                     "seconds": secs, "images_per_s": B / secs, "structure_ok": ok,
+                     "ms_per_step": 1000 * secs / grid.n_tokens})
+        del toks
+        gc.collect()
+        torch.cuda.empty_cache() if torch.cuda.is_available() else None
+    rec["generation_ours_by_batch"] = runs
+    rec["generation_ours"] = max(runs, key=lambda r: r["images_per_s"])
+    # Naive: batch 1 CFG, eager, DynamicCache, cond and uncond as two forwards; timed over a number of steps.
+    from transformers import DynamicCache
+
+    steps = min(args.naive_steps, grid.n_tokens - 2)
+
+    def naive(steps):
+        cc, uc = DynamicCache(config=cfg), DynamicCache(config=cfg)
+        ck, uk = _cache_kw(model, cc), _cache_kw(model, uc)
+        c = model(input_ids=torch.tensor([prompt], device=dev), use_cache=True, **ck)
+        u = model(input_ids=torch.tensor([[8197]], device=dev), use_cache=True, **uk)
+        t = torch.tensor([[8820]], device=dev)
+        for _ in range(steps):
+            c = model(input_ids=t, use_cache=True, **ck)
+            u = model(input_ids=t, use_cache=True, **uk)
+            lc, lu = head(c.last_hidden_state[:, -1]).float(), head(u.last_hidden_state[:, -1]).float()
+            logits = 5.5 * (lc - lu) + lu
+            logits[:, :4] = -math.inf
+            logits[:, 8196:] = -math.inf
+            v, i = torch.topk(logits, 2000)
+            t = i.gather(-1, torch.multinomial(torch.softmax(v, -1), 1))
+
+    naive(4)
+    _, secs_n = timed(naive, steps)
+    per_step = secs_n / steps
+    per_image = per_step * grid.n_tokens
+    rec["generation_naive"] = {"steps_timed": steps, "ms_per_step": 1000 * per_step,
+                               "seconds_per_image_extrapolated": per_image, "images_per_s": 1 / per_image}
+    rec["generation_ratio"] = rec["generation_ours"]["images_per_s"] / rec["generation_naive"]["images_per_s"]
+
+
+def bench_vision(args, rec, device, dtype):
+    from transformers import ChameleonVQVAE, ChameleonVQVAEConfig, SiglipVisionConfig, SiglipVisionModel
+
+    if args.quick:
+        sc = SiglipVisionConfig(image_size=384, patch_size=14, hidden_size=32, intermediate_size=64,
+                                num_hidden_layers=1, num_attention_heads=2)
+        vc = ChameleonVQVAEConfig(base_channels=32, channel_multiplier=[1, 1, 1, 1, 1], num_res_blocks=1)
+    else:
+        sc = SiglipVisionConfig(image_size=384, patch_size=14, hidden_size=1152, intermediate_size=4304,
+                                num_hidden_layers=27, num_attention_heads=16)
+        vc = ChameleonVQVAEConfig()
+    with torch.device(device):
+        vit = SiglipVisionModel(sc).to(dtype).eval()
+        vq = ChameleonVQVAE(vc).to(dtype).eval()
+    n = args.vision_images
+    views = torch.randn(n * 5, 3, 384, 384, device=device, dtype=dtype)
+    pix = torch.randn(n, 3, 512, 512, device=device, dtype=dtype)
+    with torch.no_grad():
+        vit(pixel_values=views[:5])
+        vq.encode(pix[:1])
+        _, s1 = timed(lambda: vit(pixel_values=views))
+        _, s2 = timed(lambda: vq.encode(pix))
+    rec["vision"] = {"images": n, "siglip_5_views_per_s": n / s1, "vqgan_encode_per_s": n / s2}
+    del vit, vq, views, pix
+
+
+def projection(rec):
+    """Wall time of the paper suite on one GPU from the measured rates (assumptions stated in the record)."""
+    und = rec["understanding_ours"]
+    prefill_rate = und["prefill_tokens_per_s"]
+    prompt_len = und["prompt_tokens_each"]
+    suffix = rec["config"]["suffix_len"]
+    # Decode cost per answer token per prompt, from the timed batch (end-to-end minus prefill-only).
+    decode_per_tok = max(0.0, und["seconds"] - und["prefill_only_seconds"]) / max(1, und["answer_tokens"] - 1) / und["prompts"]
+    vision = rec.get("vision", {})
+    v_per_img = (1 / vision["siglip_5_views_per_s"] + 1 / vision["vqgan_encode_per_s"]) if vision else 0.0
+    rows, total = {}, 0.0
+    for name, (prompts, images, ans) in SUITE_UNDERSTANDING.items():
+        prefill_tokens = images * (prompt_len - suffix) + prompts * suffix
+        secs = prefill_tokens / prefill_rate + prompts * ans * decode_per_tok + images * v_per_img
+        rows[name] = round(secs, 1)
+        total += secs
+    gen = rec["generation_ours"]["images_per_s"]
+    for name, n in SUITE_IMAGES.items():
+        rows[name] = round(n / gen, 1)
+        total += n / gen
+    return {"seconds_per_benchmark": rows, "total_minutes": total / 60,
+            "assumptions": "prompts of the measured length; groups of prompts about one image share one prefill "
+                           "(MMBench circular copies, MME pairs); answer lengths per benchmark as listed in "
+                           "bench/throughput.py; vision encoders once per distinct image; scoring overlaps "
+                           "inference (CPU) and is not counted; GenEval 4 x 553 images, T2I-CompBench++ "
+                           "colour/shape/texture val 3 x 300 x 10 images"}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="tiny shapes on CPU, to check the script runs")
+    ap.add_argument("--sections", default="vision,understanding,generation")
+    ap.add_argument("--prefix-len", type=int, default=4600)
+    ap.add_argument("--suffix-len", type=int, default=100)
+    ap.add_argument("--answer-tokens", type=int, default=8)
+    ap.add_argument("--und-batch", type=int, default=16)
+    ap.add_argument("--naive-prompts", type=int, default=4)
+    ap.add_argument("--gen-batch", default="64,96", help="comma-separated batch sizes (images)")
+    ap.add_argument("--gen-prompt-len", type=int, default=40)
+    ap.add_argument("--naive-steps", type=int, default=64)
+    ap.add_argument("--vision-images", type=int, default=32)
+    ap.add_argument("--out", default=str(ROOT / "bench" / "records"))
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.prefix_len, args.suffix_len, args.und_batch, args.naive_prompts = 64, 8, 4, 2
+        args.gen_batch, args.naive_steps, args.vision_images = "2", 4, 1
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    torch.backends.cuda.matmul.allow_tf32 = True
+    import transformers
+
+    rec = {
+        "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "gpu": torch.cuda.get_device_name(0) if device == "cuda" else "cpu",
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
+                     "python": platform.python_version()},
+        "config": {k: v for k, v in vars(args).items() if k != "out"},
+        "dtype": str(dtype),
+    }
+    sections = set(args.sections.split(","))
+    if "vision" in sections:
+        bench_vision(args, rec, device, dtype)
+        gc.collect()
+        torch.cuda.empty_cache() if device == "cuda" else None
+    model, head, cfg, n_params = build_llm(args.quick, device, dtype)
+    rec["llm_parameters"] = n_params
+    if "understanding" in sections:
+        bench_understanding(model, head, cfg, args, rec)
+        gc.collect()
+        torch.cuda.empty_cache() if device == "cuda" else None
+    if "generation" in sections:
+        bench_generation(model, head, cfg, args, rec)
+    if device == "cuda":
+        rec["peak_memory_gb"] = torch.cuda.max_memory_allocated() / 1e9
+    if {"understanding", "generation"} <= sections:
+        rec["projection"] = projection(rec)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tag = "quick" if args.quick else rec["gpu"].replace(" ", "-")
+    path = out / f"throughput-{tag}-{dt.datetime.now():%Y%m%d-%H%M%S}.json"
+    path.write_text(json.dumps(rec, indent=2) + "\n")
+    print(json.dumps(rec, indent=2))
+    print(f"record: {path}")
+
+
+if __name__ == "__main__":
+    main()
