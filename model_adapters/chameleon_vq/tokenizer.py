@@ -190,6 +190,7 @@ def write_tiny_vqgan(
     z_channels: int = 32,
     embed_dim: int = 8,
     n_embed: int = 8192,
+    attn_resolutions: Sequence[int] = (),
     with_loss_keys: bool = True,
 ) -> Path:
     """Write a random tiny VQ-GAN as Meta ships one: ``vqgan.yaml`` + ``vqgan.ckpt`` (``{"state_dict": ...}``).
@@ -201,7 +202,7 @@ def write_tiny_vqgan(
     ddconfig = {
         "double_z": False, "z_channels": z_channels, "resolution": processing.CROP, "in_channels": 3,
         "out_ch": 3, "ch": ch, "ch_mult": list(ch_mult), "num_res_blocks": num_res_blocks,
-        "attn_resolutions": [], "dropout": 0.0,
+        "attn_resolutions": list(attn_resolutions), "dropout": 0.0,
     }
     cfg = VQGANConfig.from_ddconfig(ddconfig, n_embed, embed_dim)
     model = VQGAN(cfg)
