@@ -209,9 +209,9 @@ def _data_identity(manifest: dict[str, Any], task: str) -> dict[str, Any]:
             "smoke data": bool(cfg.get("smoke", False))}
 
 
-def _split_of(r: TaskResult) -> Any:
-    m = r.metrics or {}
-    return m.get("split", m.get("data_split"))
+# Keys a task may put in its metrics to say which data it scored; any of them differing makes two runs
+# incomparable even when the data path is the same (a file replaced in place, another split of one source).
+DATA_IDENTITY_KEYS = ("split", "data_split", "data_version", "data_fingerprint", "data_sha256")
 
 
 def compare_task(task: str, base_store: RunStore, cand_store: RunStore, base_r: TaskResult, cand_r: TaskResult,
@@ -229,8 +229,10 @@ def compare_task(task: str, base_store: RunStore, cand_store: RunStore, base_r: 
     for key in bi:
         if bi[key] != ci_[key]:
             problems.append(f"{key} differs: {bi[key]!r} vs {ci_[key]!r}")
-    if _split_of(base_r) != _split_of(cand_r):
-        problems.append(f"split differs: {_split_of(base_r)!r} vs {_split_of(cand_r)!r}")
+    bm_, cm_ = base_r.metrics or {}, cand_r.metrics or {}
+    for key in DATA_IDENTITY_KEYS:
+        if bm_.get(key) != cm_.get(key):
+            problems.append(f"{key} differs: {bm_.get(key)!r} vs {cm_.get(key)!r}")
     if base_r.status != "scored" or cand_r.status != "scored":
         if base_r.status == cand_r.status:
             tc.verdict = "not_scored"

@@ -155,3 +155,11 @@ def test_bootstrap_is_deterministic_and_covers_the_mean():
     assert ci1 == paired_bootstrap_ci(b, c, 1000, 7, 0.95)
     assert ci1[0] < float(np.mean(c - b)) < ci1[1]
     assert math.isnan(paired_bootstrap_ci(b[:0], c[:0], 1000, 0, 0.95)[0])
+
+
+def test_same_path_but_different_data_fingerprint_is_incomparable(tmp_path):
+    base, cand = _pair(tmp_path)
+    add_task(base, "mmstar", 80.0, scores=binary_scores(200, 160), metrics={"data_sha256": "aa"})
+    add_task(cand, "mmstar", 80.0, scores=binary_scores(200, 160), metrics={"data_sha256": "bb"})
+    comp = compare_runs(base.root, cand.root)
+    assert comp.exit_code == 2 and "data_sha256 differs: 'aa' vs 'bb'" in comp.tasks[0].reasons
