@@ -205,3 +205,15 @@ def test_geneval_readme_rows(capsys):
         assert [r[h] for h in TABLE4_HEAD[:7]] == want[r["Method"]].split()
         assert [r[h] for h in TABLE4_HEAD[7:]] == ["-", "-", "-"]
         assert "16382b084e1f9ceeefed3a8cb102044e67486dd8" in r["Source"]
+
+
+@pytest.mark.parametrize("layout", ["table3", "table4", "table6"])
+def test_latex_is_well_formed(tmp_path, layout):
+    run = full_understanding_run(tmp_path / "run_with_%_and_&")
+    tex = table_command([run.root], "paper", "latex", layout)
+    body = re.sub(r"\\[{}%&$#_]", "", tex)  # escaped characters do not count
+    assert body.count("{") == body.count("}")
+    assert body.count("$") % 2 == 0
+    assert re.findall(r"\\(begin|end)\{(\w+)\}", tex) == [("begin", "table"), ("begin", "tabular"),
+                                                           ("end", "tabular"), ("end", "table")]
+    assert "%" not in re.sub(r"\\%", "", tex.split("\n", 1)[1])  # no unescaped comment char after line 1
