@@ -32,7 +32,8 @@ from PIL import Image
 from harness.types import Prediction, TaskResult
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
-_SECRET_KEY = re.compile(r"(key|token|secret|password|passwd|auth)", re.I)
+# Whole words of a key name (api_key, hf-token, auth, ...), so "unitoken-eval" or "max_tokens" are not hidden.
+_SECRET_KEY = re.compile(r"(?:^|[_\-.])(key|token|secret|password|passwd|auth|authorization|credentials?)(?:$|[_\-.])", re.I)
 
 
 class StoreError(Exception):

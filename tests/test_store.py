@@ -76,8 +76,11 @@ def test_safe_name_is_a_single_harmless_path_component(raw):
 
 
 def test_redact_hides_credentials_at_any_depth():
-    out = redact({"model_args": {"path": "x", "api_key": "sk-123"}, "judge": [{"token": "t"}], "n": 1})
-    assert out == {"model_args": {"path": "x", "api_key": "***"}, "judge": [{"token": "***"}], "n": 1}
+    out = redact({"model_args": {"path": "x", "api_key": "sk-123", "HF-Token": "h"}, "judge": [{"token": "t"}], "n": 1})
+    assert out == {"model_args": {"path": "x", "api_key": "***", "HF-Token": "***"}, "judge": [{"token": "***"}], "n": 1}
+    # Names that merely contain such letters stay readable.
+    kept = {"unitoken-eval": "0.1.0", "max_tokens": 16, "keyword": "k", "monkey": 1}
+    assert redact(kept) == kept
 
 
 def test_manifest_and_metrics_round_trip(tmp_path):
