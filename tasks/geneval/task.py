@@ -1,0 +1,390 @@
+"""The GenEval task: 553 prompts x 4 images, scored by a detector + CLIP colour classifier with GenEval's rules.
+
+Output layout is GenEval's own (``<index:05d>/metadata.jsonl`` + ``<index:05d>/samples/<n:05d>.png``), so the
+official evaluate_images.py could re-score a run's images.  Scoring writes, in the task's work directory:
+``detections.jsonl`` (per image: kept boxes, scores and the colour chosen per detection; resumable and
+re-scorable without a detector, ``score --detections``) and ``results.jsonl`` (the official per-image
+fields, readable by GenEval's summary_scores.py).
+
+Headline: ``overall`` = the mean over the six tags of per-image accuracy, on GenEval's 0-1 scale.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from pathlib import Path
+from typing import Any, Optional
+
+from PIL import Image, ImageOps
+
+from harness.types import GenerateRequest, Headline, Prediction, Sample, TaskResult
+from tasks.base import ScoreContext, Task, TaskError
+from tasks.geneval import prompts
+from tasks.geneval.detector import CLASS_NAMES, Detection, Detections, DetectorError
+from tasks.geneval.rules import COLORS, MissingColor, RuleOptions, color_targets, evaluate, keep_detections
+
+log = logging.getLogger("unitoken_eval.geneval")
+
+SMOKE_DIR = Path(__file__).resolve().parent.parent / "smoke_data" / "geneval"
+IMAGE_NAME = re.compile(r"\d+\.png")  # evaluate_images.py scores every samples/ file matching this
+DETECTIONS_FILE = "detections.jsonl"
+RESULTS_FILE = "results.jsonl"
+
+
+def _truthy(value: Any) -> bool:
+    return str(value).strip().lower() not in ("0", "false", "no", "off", "")
+
+
+def image_key(path: str | Path) -> str:
+    """``<index>/samples/<name>.png``: an image's name relative to the output root (the detections key)."""
+    parts = Path(path).parts
+    if len(parts) < 3 or parts[-2] != "samples":
+        raise TaskError(f"{path}: not in GenEval's layout <index>/samples/<n>.png")
+    return "/".join(parts[-3:])
+
+
+def detections_to_json(dets: Detections) -> dict[str, list[dict[str, Any]]]:
+    return {cls: [{"box": [float(v) for v in d.box], "score": float(d.score), "color": d.color} for d in items]
+            for cls, items in dets.items()}
+
+
+def read_detections_file(path: Path) -> dict[str, Detections]:
+    """``{"filename": ..., "detections": {class: [{"box", "score", "color"}]}}`` lines -> filename -> detections."""
+    out: dict[str, Detections] = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise TaskError(f"detections file {path} does not exist") from None
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise TaskError(f"{where}: not valid JSON ({exc.msg})") from None
+        if not isinstance(obj, dict) or not isinstance(obj.get("filename"), str) or not isinstance(
+                obj.get("detections"), dict):
+            raise TaskError(f"{where}: expected {{\"filename\": str, \"detections\": {{class: [...]}}}}")
+        dets: Detections = {}
+        for cls, items in obj["detections"].items():
+            if cls not in CLASS_NAMES:
+                raise TaskError(f"{where}: {cls!r} is not one of GenEval's 80 class names")
+            if not isinstance(items, list):
+                raise TaskError(f"{where}: detections of {cls!r} must be a list")
+            parsed = []
+            for k, it in enumerate(items):
+                box, score, color = (it.get("box"), it.get("score"), it.get("color")) if isinstance(it, dict) else (None,) * 3
+                if (not isinstance(box, list) or len(box) != 4 or not all(isinstance(v, (int, float)) for v in box)
+                        or not isinstance(score, (int, float)) or isinstance(score, bool)):
+                    raise TaskError(f"{where}: {cls}[{k}] needs 'box' [x1, y1, x2, y2] and a numeric 'score'")
+                if color is not None and color not in COLORS:
+                    raise TaskError(f"{where}: {cls}[{k}] colour {color!r} is not one of {', '.join(COLORS)}")
+                parsed.append(Detection(box=[float(v) for v in box], score=float(score), color=color))
+            if parsed:
+                dets[cls] = parsed
+        key = image_key(obj["filename"])
+        if key in out:
+            raise TaskError(f"{where}: {key} appears more than once")
+        out[key] = dets
+    return out
+
+
+class GenEval(Task):
+    id = "geneval"
+    kind = "generate"
+    headline = ("overall", "fraction")
+    references = {
+        "official": "djghosh13/geneval evaluation/evaluate_images.py + summary_scores.py @ af4902f "
+                    "(Mask2Former Swin-S mmdet 3.x checkpoint; CLIP ViT-L/14 OpenAI weights via transformers)",
+    }
+    default_profile = "official"
+
+    def __init__(self, options: Optional[dict[str, Any]] = None):
+        super().__init__(options)
+        self.n_images = int(self.options.get("images_per_prompt", 4))
+        self.data_sha256: Optional[str] = None
+
+    # ----- data
+    def smoke_source(self) -> Optional[str]:
+        return str(SMOKE_DIR / "evaluation_metadata.jsonl")
+
+    def describe_sources(self) -> list[dict[str, Any]]:
+        cached = prompts.cache_dir() / "evaluation_metadata.jsonl"
+        return [{"what": "GenEval prompts (evaluation_metadata.jsonl @ af4902f, sha256-verified)",
+                 "url": prompts.METADATA_URL, "path": str(cached), "present": cached.exists()}]
+
+    def load(self, source: Optional[str] = None, limit: Optional[int] = None) -> list[Sample]:
+        smoke = source is not None and Path(source).resolve() == Path(self.smoke_source()).resolve()
+        check = not smoke and _truthy(self.options.get("verify_prompts", True))
+        path = prompts.resolve_source(source, check_sha=check)
+        self.data_sha256 = prompts.sha256_of(path)
+        metas = prompts.read_metadata(path)
+        samples = [Sample(id=f"{i:05d}", fields={"index": i, "metadata": m, "tag": m["tag"], "prompt": m["prompt"]})
+                   for i, m in enumerate(metas)]
+        return samples[:limit] if limit else samples
+
+    # ----- inference
+    def request(self, sample: Sample) -> GenerateRequest:
+        return GenerateRequest(sample_id=sample.id, prompt=sample.fields["prompt"], n_images=self.n_images)
+
+    def image_path(self, sample: Sample, k: int) -> str:
+        return f"{sample.fields['index']:05d}/samples/{k:05d}.png"
+
+    def write_sample_files(self, out_dir: Path, sample: Sample) -> None:
+        folder = Path(out_dir) / f"{sample.fields['index']:05d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / "metadata.jsonl", "w", encoding="utf-8") as fh:
+            json.dump(sample.fields["metadata"], fh)  # one object, as GenEval's generation script writes it
+
+    def predictions_from_images(self, images_dir: Path, samples: list[Sample]) -> dict[str, Prediction]:
+        images_dir = Path(images_dir)
+        out = {}
+        for s in samples:
+            folder = images_dir / f"{s.fields['index']:05d}"
+            sample_dir = folder / "samples"
+            if not sample_dir.is_dir():
+                raise TaskError(f"{folder}: no samples/ folder for prompt {s.id} ({s.fields['prompt']!r})")
+            names = sorted(p.name for p in sample_dir.iterdir() if p.is_file() and IMAGE_NAME.fullmatch(p.name))
+            if not names:
+                raise TaskError(f"{sample_dir}: no <n>.png images for prompt {s.id} ({s.fields['prompt']!r})")
+            meta_file = folder / "metadata.jsonl"
+            if meta_file.exists():
+                try:
+                    theirs = json.loads(meta_file.read_text(encoding="utf-8"))
+                except json.JSONDecodeError as exc:
+                    raise TaskError(f"{meta_file}: not valid JSON ({exc.msg})") from None
+                if theirs != s.fields["metadata"]:
+                    raise TaskError(f"{meta_file}: metadata differs from prompt {s.id} of the prompt file "
+                                    f"({theirs.get('prompt')!r} vs {s.fields['prompt']!r})")
+            out[s.id] = Prediction(sample_id=s.id, images=[str(sample_dir / n) for n in names])
+        return out
+
+    # ----- scoring
+    def _opt(self, ctx: ScoreContext, key: str, default: Any = None) -> Any:
+        return ctx.options.get(key, self.options.get(key, default))
+
+    def score(self, samples: list[Sample], predictions: dict[str, Prediction],
+              ctx: ScoreContext) -> dict[str, dict[str, Any]]:
+        opts = RuleOptions.from_options({**self.options, **ctx.options})
+        base = Path(ctx.work_dir) if ctx.work_dir else Path(".")
+        jobs = []  # (image key, absolute path, sample)
+        for s in samples:
+            pred = predictions.get(s.id)
+            if pred is None:
+                continue
+            if len(pred.images) != self.n_images:
+                ctx.warn(f"geneval: prompt {s.id} has {len(pred.images)} images, expected {self.n_images}")
+            for rel in pred.images:
+                jobs.append((image_key(rel), base / rel, s))
+        given = self._opt(ctx, "detections")
+        scorer = Scorer(self, ctx, opts)
+        if given:
+            cached = read_detections_file(Path(given))
+            missing = [k for k, _, _ in jobs if k not in cached]
+            if missing:
+                raise TaskError(f"{given}: no detections for {len(missing)} images (first: {missing[0]})")
+            scorer.source = f"detections file {given}"
+        else:
+            cached = scorer.cached()
+            todo = [(k, p, s) for k, p, s in jobs if k not in cached]
+            if todo:
+                try:
+                    scorer.detect_all(todo, cached)
+                except DetectorError as exc:
+                    reason = f"needs the GenEval detector: {exc}"
+                    ctx.warn(f"geneval not scored: {reason}")
+                    return {k: {"score": None, "status": "not_scored", "reason": reason} for k, _, _ in jobs}
+        records = {}
+        for key, path, s in jobs:
+            records[key] = scorer.judge(key, path, s, cached[key], given)
+        scorer.write_results(records)
+        return records
+
+    def aggregate(self, records: dict[str, dict[str, Any]], ctx: ScoreContext) -> TaskResult:
+        prof = self.profile(ctx.profile)
+        warnings: list[str] = []
+        not_scored = [r for r in records.values() if r.get("status") == "not_scored"]
+        if not_scored or not records:
+            reason = not_scored[0]["reason"] if not_scored else "no images to score"
+            return TaskResult(task=self.id, profile=prof, headline=Headline("overall", None, "fraction"),
+                              n=len(records), status="not_scored", reason=reason,
+                              reference=self.references[prof])
+        by_tag: dict[str, list[bool]] = {}
+        by_prompt: dict[str, list[bool]] = {}
+        for r in records.values():
+            by_tag.setdefault(r["tag"], []).append(bool(r["correct"]))
+            by_prompt.setdefault(r["metadata"], []).append(bool(r["correct"]))  # summary_scores groups by metadata
+        tag_acc = {t: sum(v) / len(v) for t, v in by_tag.items()}
+        overall = sum(tag_acc.values()) / len(tag_acc)
+        n_correct = sum(bool(r["correct"]) for r in records.values())
+        metrics: dict[str, Any] = {
+            "overall": overall,
+            **tag_acc,
+            "correct_images": n_correct / len(records),
+            "correct_prompts": sum(any(v) for v in by_prompt.values()) / len(by_prompt),
+            "n_images": len(records),
+            "n_prompts": len(by_prompt),
+        }
+        missing_tags = [t for t in prompts.TAGS if t not in tag_acc]
+        if missing_tags:
+            warnings.append(f"overall averages {len(tag_acc)} tags; none scored for: {', '.join(missing_tags)}")
+        scorers = sorted({r.get("scorer", "") for r in records.values()} - {""})
+        if scorers:
+            metrics["scorer"] = scorers[0] if len(scorers) == 1 else scorers
+        caveats = sorted({c for r in records.values() for c in r.get("caveats", [])})
+        warnings += caveats
+        if self.data_sha256:
+            metrics["data_sha256"] = self.data_sha256
+            if self.data_sha256 != prompts.METADATA_SHA256:
+                warnings.append("prompts are not GenEval's official evaluation_metadata.jsonl (sha256 differs)")
+        return TaskResult(task=self.id, profile=prof, headline=Headline("overall", overall, "fraction"),
+                          metrics=metrics, n=len(records), reference=self.references[prof], warnings=warnings)
+
+
+class Scorer:
+    """One scoring pass: the detector and colour model (loaded on first need) and the detections cache."""
+
+    def __init__(self, task: GenEval, ctx: ScoreContext, opts: RuleOptions):
+        self.task, self.ctx, self.opts = task, ctx, opts
+        self.work_dir = Path(ctx.work_dir) if ctx.work_dir else None
+        self.detector = None
+        self.colors = None
+        self.source = "live"
+        self.caveats: list[str] = []
+
+    def opt(self, key: str, default: Any = None) -> Any:
+        return self.task._opt(self.ctx, key, default)
+
+    # --- cache
+    def _cache_identity(self) -> dict[str, Any]:
+        return {"detector": self.opt("detector", "mmdet"), "color_model": self.opt("color_model") or "default",
+                "min_score": self.opts.floor(), "max_objects": self.opts.max_objects}
+
+    def cached(self) -> dict[str, Detections]:
+        """Detections stored by an earlier (possibly interrupted) pass with the same detector and thresholds."""
+        if self.work_dir is None:
+            return {}
+        path, meta = self.work_dir / DETECTIONS_FILE, self.work_dir / (DETECTIONS_FILE + ".meta.json")
+        if not path.exists():
+            return {}
+        ident = self._cache_identity()
+        if not meta.exists() or json.loads(meta.read_text()) != ident:
+            self.ctx.warn(f"{path} was made with another detector or thresholds: detecting again")
+            path.unlink()
+            return {}
+        self.source = f"cached detections {path}"
+        try:
+            return read_detections_file(path)
+        except TaskError:
+            # a line cut by an interrupted run: keep the readable prefix
+            good = []
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    json.loads(line)
+                    good.append(line)
+                except json.JSONDecodeError:
+                    break
+            path.write_text("".join(g + "\n" for g in good), encoding="utf-8")
+            return read_detections_file(path)
+
+    def _load_models(self) -> None:
+        from tasks.geneval.colors import ColorClassifier
+        from tasks.geneval.detector import load_detector
+
+        if self.detector is None:
+            kwargs = {k: v for k, v in {
+                "checkpoint": self.opt("detector_checkpoint"), "config": self.opt("detector_config"),
+                "device": self.opt("device"), "batch_size": self.opt("detector_batch_size")}.items() if v}
+            self.detector = load_detector(self.opt("detector", "mmdet"), **kwargs)
+            if self.detector.caveat:
+                self.caveats.append(self.detector.caveat)
+        if self.colors is None:
+            self.colors = ColorClassifier.load(self.opt("color_model"), self.opt("device"))
+            if self.colors.caveat:
+                self.caveats.append(self.colors.caveat)
+
+    def detect_all(self, todo: list[tuple[str, Path, Sample]], cached: dict[str, Detections]) -> None:
+        """Detect + colour the images not in the cache, appending each to the cache as it is done."""
+        self._load_models()
+        appender = None
+        if self.work_dir is not None:
+            self.work_dir.mkdir(parents=True, exist_ok=True)
+            (self.work_dir / (DETECTIONS_FILE + ".meta.json")).write_text(json.dumps(self._cache_identity()))
+            appender = open(self.work_dir / DETECTIONS_FILE, "a", encoding="utf-8")
+        chunk = max(1, int(self.opt("detector_chunk", 16)))
+        try:
+            for start in range(0, len(todo), chunk):
+                part = todo[start:start + chunk]
+                images = [self._open(p) for _, p, _ in part]
+                found = self.detector.detect(images, min_score=self.opts.floor())
+                for (key, _, s), im, dets in zip(part, images, found):
+                    dets = self._prune(dets)
+                    self._classify_colors(im, dets, s.fields["metadata"])
+                    cached[key] = dets
+                    if appender is not None:
+                        appender.write(json.dumps({"filename": key, "detections": detections_to_json(dets)}) + "\n")
+                        appender.flush()
+        finally:
+            if appender is not None:
+                appender.close()
+        self.source = "live"
+
+    @staticmethod
+    def _open(path: Path) -> Image.Image:
+        try:
+            with Image.open(path) as im:
+                return ImageOps.exif_transpose(im).convert("RGB")
+        except (OSError, ValueError) as exc:
+            raise TaskError(f"{path}: cannot read image ({exc})") from None
+
+    def _prune(self, dets: Detections) -> Detections:
+        """Keep what any tag could use: scores above the lowest threshold, top ``max_objects`` per class."""
+        return {c: v[: self.opts.max_objects] for c, v in dets.items() if v}
+
+    def _classify_colors(self, image: Image.Image, dets: Detections, metadata: dict[str, Any]) -> None:
+        # Every stored detection of a class a colour clause names gets its colour, so the cache can be
+        # re-scored at any threshold; only the top-`count` kept ones decide, as in the reference.
+        for cls in color_targets(dets, metadata):
+            for det, color in zip(dets[cls], self.colors.classify(image, cls, dets[cls])):
+                det.color = color
+        for items in dets.values():
+            for det in items:
+                det.mask = None  # masks are only needed for the colour crops
+
+    def judge(self, key: str, path: Path, sample: Sample, dets: Detections, given: Optional[str]) -> dict[str, Any]:
+        meta = sample.fields["metadata"]
+        kept = keep_detections(dets, meta["tag"], self.opts)
+        try:
+            correct, reason = evaluate(kept, meta, self.opts)
+        except MissingColor as exc:
+            where = given or (self.work_dir / DETECTIONS_FILE if self.work_dir else "detections")
+            raise TaskError(f"{where}: {key}: {exc}") from None
+        scorer = self.source
+        if self.detector is not None:
+            scorer = f"{self.source}: {self.detector.name}; colours: {self.colors.name}"
+        rec = {
+            "score": 1.0 if correct else 0.0,
+            "filename": key,
+            "tag": meta["tag"],
+            "prompt": meta["prompt"],
+            "correct": correct,
+            "reason": reason,
+            "metadata": json.dumps(meta),
+            "details": json.dumps({c: [d.row() for d in v] for c, v in kept.items()}),
+            "prompt_id": sample.id,
+            "scorer": scorer,
+        }
+        if self.caveats:
+            rec["caveats"] = list(self.caveats)
+        return rec
+
+    def write_results(self, records: dict[str, dict[str, Any]]) -> None:
+        """results.jsonl with evaluate_images.py's fields, so GenEval's summary_scores.py reads it as is."""
+        if self.work_dir is None or not records:
+            return
+        fields = ("filename", "tag", "prompt", "correct", "reason", "metadata", "details")
+        lines = "".join(json.dumps({f: r[f] for f in fields}) + "\n" for r in records.values())
+        (self.work_dir / RESULTS_FILE).write_text(lines, encoding="utf-8")
