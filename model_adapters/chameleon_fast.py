@@ -79,6 +79,37 @@ def row_noise(seeds: Sequence[int], n_steps: int, k: int, device) -> torch.Tenso
     return torch.stack(rows).to(device)
 
 
+def fuse_projections(model) -> bool:
+    """Store each layer's q/k/v and gate/up weights as one matrix each, the modules keeping views into it.
+
+    One wide GEMM instead of three (or two) narrow ones: fewer kernels per decode step and better GEMM
+    efficiency in prefill, with no extra memory (the old tensors are released).  Idempotent; returns False
+    (and does nothing) for layers with biases.
+    """
+    if getattr(model, "_lean_fused", False):
+        return True
+    for layer in model.layers:
+        a, m = layer.self_attn, layer.mlp
+        if any(x.bias is not None for x in (a.q_proj, a.k_proj, a.v_proj, m.gate_proj, m.up_proj)):
+            return False
+    with torch.no_grad():
+        for layer in model.layers:
+            a, m = layer.self_attn, layer.mlp
+            qkv = torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight]).contiguous()
+            nq, nk = a.q_proj.weight.shape[0], a.k_proj.weight.shape[0]
+            a.q_proj.weight = torch.nn.Parameter(qkv[:nq], requires_grad=False)
+            a.k_proj.weight = torch.nn.Parameter(qkv[nq : nq + nk], requires_grad=False)
+            a.v_proj.weight = torch.nn.Parameter(qkv[nq + nk :], requires_grad=False)
+            a._lean_qkv = qkv
+            gu = torch.cat([m.gate_proj.weight, m.up_proj.weight]).contiguous()
+            ng = m.gate_proj.weight.shape[0]
+            m.gate_proj.weight = torch.nn.Parameter(gu[:ng], requires_grad=False)
+            m.up_proj.weight = torch.nn.Parameter(gu[ng:], requires_grad=False)
+            m._lean_gate_up = gu
+    model._lean_fused = True
+    return True
+
+
 class LeanChameleon:
     """A Chameleon forward over transformers' weights with a preallocated KV cache.
 
@@ -87,7 +118,8 @@ class LeanChameleon:
     different lengths, and rows that continue a shared prefix, live in one batch.
     """
 
-    def __init__(self, model, lm_head, max_rows: int, max_len: int):
+    def __init__(self, model, lm_head, max_rows: int, max_len: int, fused: Optional[bool] = None,
+                 prefill_backends: Optional[list] = None):
         if getattr(model.config, "swin_norm", False):
             raise ValueError("LeanChameleon supports Chameleon's pre-norm layers only (swin_norm=False)")
         self.model, self.lm_head = model, lm_head
@@ -104,6 +136,10 @@ class LeanChameleon:
         self.v = [torch.zeros(shape, device=self.device, dtype=self.dtype) for _ in model.layers]
         self.valid = torch.zeros((max_rows, max_len), dtype=torch.bool, device=self.device)
         self.max_rows, self.max_len = max_rows, max_len
+        if fused is None:
+            fused = self.device.type == "cuda"
+        self.fused = fused and fuse_projections(model)
+        self.prefill_backends = prefill_backends
 
     def copy_rows(self, src: torch.Tensor, dst: torch.Tensor, upto: int) -> None:
         """Give rows ``dst`` the cache columns [0, upto) of rows ``src`` (a shared prefix, computed once)."""
@@ -142,23 +178,41 @@ class LeanChameleon:
             upto = cols[None, None, None, :] <= write[None, None, :, None]
             mask = (self.valid[:R, :length][:, None, None, :] & upto) | here
         for i, layer in enumerate(model.layers):
-            attn = layer.self_attn
+            attn, mlp = layer.self_attn, layer.mlp
             h = layer.input_layernorm(x)
-            q = attn.q_norm(attn.q_proj(h).reshape(-1, H, D)).reshape(R, T, H, D).transpose(1, 2)
-            k = attn.k_norm(attn.k_proj(h).reshape(-1, H, D)).reshape(R, T, H, D).transpose(1, 2)
-            v = attn.v_proj(h).view(R, T, H, D).transpose(1, 2)
+            if self.fused:
+                qp, kp, vp = F.linear(h, attn._lean_qkv).split([H * D, H * D, H * D], dim=-1)
+            else:
+                qp, kp, vp = attn.q_proj(h), attn.k_proj(h), attn.v_proj(h)
+            q = attn.q_norm(qp.reshape(-1, H, D)).reshape(R, T, H, D).transpose(1, 2)
+            k = attn.k_norm(kp.reshape(-1, H, D)).reshape(R, T, H, D).transpose(1, 2)
+            v = vp.reshape(R, T, H, D).transpose(1, 2)
             q, k = apply_rotary_pos_emb(q, k, cos, sin)
             self.k[i][:R].index_copy_(2, write, k)
             self.v[i][:R].index_copy_(2, write, v)
             if dense_causal:
-                o = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=attn.scaling)
+                o = self._causal(q, k, v, attn.scaling)
             else:
                 o = F.scaled_dot_product_attention(
                     q, self.k[i][:R, :, :length], self.v[i][:R, :, :length], attn_mask=mask, scale=attn.scaling
                 )
             x = x + attn.o_proj(o.transpose(1, 2).reshape(R, T, H * D))
-            x = x + layer.mlp(layer.post_attention_layernorm(x))
+            h = layer.post_attention_layernorm(x)
+            if self.fused:
+                gate, up = F.linear(h, mlp._lean_gate_up).chunk(2, dim=-1)
+                x = x + mlp.down_proj(mlp.act_fn(gate) * up)
+            else:
+                x = x + mlp(h)
         return self.lm_head(model.norm(x[:, -1])).float()
+
+
+    def _causal(self, q, k, v, scale):
+        if not self.prefill_backends:
+            return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale)
+        from torch.nn.attention import sdpa_kernel
+
+        with sdpa_kernel(self.prefill_backends):
+            return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale)
 
 
 def _bucket(need: int, bucket: int, cap: int) -> int:
@@ -212,10 +266,12 @@ class PrefixSharingGreedyDecoder:
     exactly what it would alone.
     """
 
-    def __init__(self, model, lm_head, bucket: int = 64, use_graphs: Optional[bool] = None):
+    def __init__(self, model, lm_head, bucket: int = 64, use_graphs: Optional[bool] = None,
+                 fused: Optional[bool] = None, prefill_backends: Optional[list] = None):
         self.model, self.lm_head, self.bucket = model, lm_head, bucket
         device = next(model.parameters()).device
         self.use_graphs = (device.type == "cuda") if use_graphs is None else use_graphs
+        self.fused, self.prefill_backends = fused, prefill_backends
         self.stats = {"prefill_tokens": 0, "prompt_tokens": 0}
 
     @torch.no_grad()
@@ -232,7 +288,8 @@ class PrefixSharingGreedyDecoder:
         order = [first[g] for g in range(G)] + [r for r in range(R) if first[group[r]] != r]
         P = max(p.shape[0] for p in prefixes)
         S = max(len(s) for s in suffixes)
-        lean = LeanChameleon(self.model, self.lm_head, R, P + S + max_new_tokens)
+        lean = LeanChameleon(self.model, self.lm_head, R, P + S + max_new_tokens, fused=self.fused,
+                             prefill_backends=self.prefill_backends)
         dev = lean.device
         hidden = prefixes[0].shape[1]
         # 1. Prefixes, left-padded to P, on rows 0..G-1.
@@ -300,10 +357,11 @@ class CFGImageDecoder:
     """
 
     def __init__(self, model, lm_head, grid: ImageGrid = ImageGrid(), bucket: int = 64,
-                 use_graphs: Optional[bool] = None):
+                 use_graphs: Optional[bool] = None, fused: Optional[bool] = None):
         self.model, self.lm_head, self.grid, self.bucket = model, lm_head, grid, bucket
         device = next(model.parameters()).device
         self.use_graphs = (device.type == "cuda") if use_graphs is None else use_graphs
+        self.fused = fused
 
     @torch.no_grad()
     def generate(self, prompts: list[list[int]], seeds: Sequence[int], cfg: Optional[float] = 3.0,
@@ -316,7 +374,7 @@ class CFGImageDecoder:
         width = max(len(p) for p in prompts)
         n = grid.n_tokens
         max_len = width + n
-        lean = LeanChameleon(self.model, self.lm_head, R, max_len)
+        lean = LeanChameleon(self.model, self.lm_head, R, max_len, fused=self.fused)
         dev = lean.device
         # Prefill: cond rows left-padded to `width`; uncond rows hold BOI in the last prompt column.
         ids = torch.zeros((R, width), dtype=torch.long)

@@ -59,6 +59,19 @@ def test_lean_forward_matches_transformers_with_left_padding():
         torch.testing.assert_close(got[b], _hf_logits(model, head, p + [11 + b]), rtol=1e-4, atol=1e-4)
 
 
+def test_fused_projections_compute_the_same_and_keep_the_module_working():
+    model, head = _tiny()
+    ids = torch.tensor([[5, 9, 100, 8197]])
+    before = _hf_logits(model, head, ids[0].tolist())
+    lean = LeanChameleon(model, head, max_rows=1, max_len=4, fused=True)
+    assert lean.fused and model._lean_fused
+    lean.valid[:] = True
+    got = lean.forward(torch.arange(4)[None], 0, 4, ids=ids, dense_causal=True)
+    torch.testing.assert_close(got[0], before, rtol=1e-4, atol=1e-4)
+    # transformers' own forward still runs on the fused weights (the modules hold views).
+    torch.testing.assert_close(_hf_logits(model, head, ids[0].tolist()), before, rtol=1e-5, atol=1e-5)
+
+
 def _reference_generate(model, head, prompt, seed, cfg, k, temperature, grid):
     """The release's procedure written plainly: full forwards, separate cond and uncond contexts."""
     sched = grid.schedule()
