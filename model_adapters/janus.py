@@ -206,6 +206,7 @@ class JanusAdapter(ModelAdapter):
             with torch.inference_mode():
                 tokens = self.model.generate(
                     **enc,
+                    **self._cache_kwargs(),
                     generation_mode="image",
                     generation_config=gen_cfg,
                     logits_processor=LogitsProcessorList([sampler]),
@@ -215,6 +216,17 @@ class JanusAdapter(ModelAdapter):
             for (i, _, _), a in zip(rows, arr):
                 results[i].append(Image.fromarray(a, "RGB"))
         return results
+
+    def _cache_kwargs(self) -> dict[str, Any]:
+        """transformers releases whose Janus forward still names the cache ``past_key_values`` (5.17) fail to
+        build their own static cache in image mode (a missing ``prefill_chunk_size`` argument); hand them one."""
+        import inspect
+
+        if "past_key_values" not in inspect.signature(self.model.forward).parameters:
+            return {}
+        from transformers import DynamicCache
+
+        return {"past_key_values": DynamicCache(config=self.model.config.text_config)}
 
     def batch_size(self, kind: Kind) -> int:
         return self._batch[kind]

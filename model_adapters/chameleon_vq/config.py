@@ -72,9 +72,8 @@ class VQGANConfig:
         if kwargs.get("resamp_with_conv", True) is not True:
             raise VQGANLoadError(f"{source}: resamp_with_conv=false is not supported")
         cfg = cls(**kwargs, n_embed=int(n_embed), embed_dim=int(embed_dim), extra=extra)
-        for key in ("ch",):
-            if cfg.ch % 32:
-                raise VQGANLoadError(f"{source}: ch={cfg.ch} is not a multiple of 32 (GroupNorm has 32 groups)")
+        if cfg.ch % 32:
+            raise VQGANLoadError(f"{source}: ch={cfg.ch} is not a multiple of 32 (GroupNorm has 32 groups)")
         return cfg
 
     @classmethod
