@@ -49,9 +49,10 @@ def verify(path: Path, expected: str = METADATA_SHA256) -> None:
         )
 
 
-def fetch_metadata(dest: Optional[Path] = None, url: str = METADATA_URL) -> Path:
+def fetch_metadata(dest: Optional[Path] = None, url: Optional[str] = None) -> Path:
     """The verified official metadata file, downloading it into the cache on first use."""
     dest = dest or cache_dir() / "evaluation_metadata.jsonl"
+    url = url or METADATA_URL
     if dest.exists():
         verify(dest)
         return dest
