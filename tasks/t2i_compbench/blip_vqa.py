@@ -53,6 +53,11 @@ def round4(x: float) -> float:
     return float(f"{float(x):.4f}")
 
 
+def round_chunk(p: float) -> float:
+    """A chunk's answer as upstream writes it: the float32 probability formatted with 4 decimals."""
+    return round4(float(np.float32(p)))
+
+
 def image_score(chunk_probs: Sequence[float]) -> float:
     """Product of the per-chunk values (each kept to 4 decimals) in float32, kept to 4 decimals.
 
@@ -60,7 +65,7 @@ def image_score(chunk_probs: Sequence[float]) -> float:
     """
     acc = np.float32(1.0)
     for p in chunk_probs:
-        acc = np.float32(acc * np.float32(round4(p)))
+        acc = np.float32(acc * np.float32(round_chunk(p)))
     return round4(float(acc))
 
 
@@ -74,7 +79,7 @@ def score_prompt_images(
         pairs_q = [q for _ in images for q in questions]
         probs = yes_prob(pairs_img, pairs_q)
         for i in range(len(images)):
-            out[i]["chunk_probs"] = [round4(p) for p in probs[i * len(questions) : (i + 1) * len(questions)]]
+            out[i]["chunk_probs"] = [round_chunk(p) for p in probs[i * len(questions) : (i + 1) * len(questions)]]
     for rec in out:
         rec["score"] = image_score(rec["chunk_probs"])
     return out

