@@ -89,11 +89,18 @@ def write_tiny_janus(
     config = JanusConfig(
         text_config=text, vision_config=vision, vq_config=vq,
         image_token_id=tok.convert_tokens_to_ids(IMAGE),
+        tie_word_embeddings=False,  # Janus ships its own lm_head; tied random weights would echo the input
     )
     torch.manual_seed(seed)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         model = JanusForConditionalGeneration(config).eval()
+        # transformers' init (std 0.02) makes every logit nearly equal, so any input gives the same answer;
+        # unit-variance activations make answers and images depend on the prompt and the pixels
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if p.dim() >= 2 and "norm" not in name:
+                    p.normal_(0.0, 1.0 / p[0].numel() ** 0.5 if "embed" not in name else 1.0)
     gc = model.generation_config
     gc.pad_token_id, gc.bos_token_id, gc.eos_token_id = tok.pad_token_id, tok.bos_token_id, tok.eos_token_id
     gc.generation_kwargs = {"boi_token_id": tok.convert_tokens_to_ids(BOI), "num_image_tokens": n_tokens}

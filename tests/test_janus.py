@@ -53,9 +53,18 @@ def test_understanding_returns_strings_and_feeds_image_tokens(adapter, monkeypat
 
     def spy(**kw):
         seen.update(kw)
-        return real(**kw)
+        seen["out"] = real(**kw)
+        return seen["out"]
+
+    decoded = []
+    real_decode = adapter.tokenizer.decode
+
+    def decode_spy(ids, **kw):
+        decoded.append(list(ids))
+        return real_decode(ids, **kw)
 
     monkeypatch.setattr(adapter.model, "generate", spy)
+    monkeypatch.setattr(adapter.tokenizer, "decode", decode_spy)
     reqs = [
         UnderstandRequest("a", "What is shown?", [_img(90, 60, 1)], max_new_tokens=6),
         UnderstandRequest("b", "Describe the picture in two sentences please.", [_img(40, 70, 2)], max_new_tokens=3),
@@ -71,7 +80,8 @@ def test_understanding_returns_strings_and_feeds_image_tokens(adapter, monkeypat
         start = real_ids.index(adapter.boi_id)
         assert real_ids[start + 1 + adapter.num_image_tokens] == adapter.tokenizer.convert_tokens_to_ids("<end_of_image>")
     assert seen["pixel_values"].shape[0] == 2 and seen["do_sample"] is False
-    assert len(adapter.tokenizer(out[1], add_special_tokens=False).input_ids) <= 3 + 1
+    assert seen["max_new_tokens"] == 6 and seen["out"].shape[1] - ids.shape[1] <= 6
+    assert len(decoded[0]) <= 6 and len(decoded[1]) <= 3  # each answer is cut at its own max_new_tokens
 
 
 def test_generation_sizes_and_per_sample_seeds(adapter):
@@ -133,3 +143,16 @@ def test_fingerprint_and_batch_sizes(adapter, ckpt):
     fp = adapter.fingerprint()
     assert fp["adapter"] == "janus" and fp["path"] == str(ckpt) and fp["dtype"] == "float32"
     assert adapter.batch_size("understand") == 8 and adapter.batch_size("generate") == 3
+
+
+def test_batched_understanding_matches_one_by_one(adapter):
+    """Left padding and a text-only prompt in the same batch do not change any answer."""
+    reqs = [
+        UnderstandRequest("a", "What?", [_img(90, 70, 1)], max_new_tokens=10),
+        UnderstandRequest("b", "Describe this long picture in many words now", [_img(50, 50, 2)], max_new_tokens=10),
+        UnderstandRequest("c", "No image here, just text", [], max_new_tokens=10),
+        UnderstandRequest("d", "What?", [_img(90, 70, 5)], max_new_tokens=10),
+    ]
+    batched = adapter.understand(reqs)
+    assert batched == [adapter.understand([r])[0] for r in reqs]
+    assert batched[0] != batched[3]  # the answer depends on the pixels
