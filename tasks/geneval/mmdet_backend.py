@@ -11,6 +11,7 @@ resize to (1333, 800) keeping the ratio, normalise with the same mean/std and pa
 from __future__ import annotations
 
 import logging
+import pickle
 from pathlib import Path
 from typing import Any, Optional
 
@@ -84,7 +85,7 @@ class MMDetMask2Former(Detector):
         try:
             ckpt = load_checkpoint_safely(checkpoint)
             sd = state_dict_of(ckpt)
-        except (OSError, ValueError, RuntimeError) as exc:
+        except (OSError, ValueError, RuntimeError, pickle.UnpicklingError) as exc:
             raise DetectorError(f"cannot load the detector checkpoint {checkpoint}: {exc}") from None
         missing, unexpected = self.model.load_state_dict(sd, strict=False)
         if missing:
