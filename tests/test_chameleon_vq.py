@@ -273,3 +273,22 @@ def test_encode_batch_and_decode(tok):
     assert np.abs(single - np.asarray(out[0]).astype(int)).max() <= 1  # batch size only changes float rounding
     with pytest.raises(ValueError, match="outside the codebook"):
         tok.decode(torch.full((1, 32, 32), 8192))
+
+
+def test_variable_crop_sizes_as_lumina_mgpt(vq_dir, vocab):
+    from model_adapters.chameleon_vq import crop_sizes_for
+
+    sizes = crop_sizes_for(512)
+    assert (512, 512) in sizes and all(w * h <= 512 * 512 and max(w, h) / min(w, h) <= 4 for w, h in sizes)
+    assert len(crop_sizes_for(768)) == 73  # as the release's generate_crop_size_list gives
+    tok = VQImageTokenizer.from_files(vq_dir, vocab, crop_sizes=sizes)
+    # (image size) -> crop chosen by the release's var_center_crop (observed running it)
+    wide, tall = _noise(2100, 1030, seed=8), _noise(600, 800, seed=9)
+    assert tuple(tok.preprocess(wide).shape) == (3, 352, 704)
+    assert tuple(tok.preprocess(tall).shape) == (3, 576, 448)
+    blocks = tok.image_blocks([wide, tall, _noise(640, 480, seed=10)])
+    h, w = 352 // 16, 704 // 16
+    assert len(blocks[0]) == 3 + h * (w + 1) + 1
+    assert blocks[0][1:3] == [vocab["<reserved08811>"], vocab["<reserved08822>"]]  # h grids 11, w grids 22
+    assert blocks[1][1:3] == [vocab["<reserved08818>"], vocab["<reserved08814>"]]
+    assert tok.codes_from_block(blocks[1]).shape == (1, 36, 28)

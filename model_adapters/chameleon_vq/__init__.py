@@ -1,7 +1,7 @@
 """Chameleon's VQ-GAN image tokenizer (Meta's release files), shared by UniToken, Chameleon and Lumina-mGPT."""
 
 from .config import VQGANConfig, VQGANLoadError
-from .processing import crop_like_release, preprocess, whiten_transparency
+from .processing import crop_like_release, crop_sizes_for, preprocess, whiten_transparency
 from .tokenizer import VQImageTokenizer, write_tiny_vqgan
 from .vocab import ImageVocabulary, VocabularyError, build_vocabulary_map, code_name, size_token_name
 
@@ -14,6 +14,7 @@ __all__ = [
     "build_vocabulary_map",
     "code_name",
     "crop_like_release",
+    "crop_sizes_for",
     "preprocess",
     "size_token_name",
     "whiten_transparency",

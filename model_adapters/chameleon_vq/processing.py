@@ -13,6 +13,7 @@ touching the global generator.
 from __future__ import annotations
 
 import random
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -22,18 +23,42 @@ RELEASE_SEED = 100
 CROP = 512
 
 
-def crop_like_release(img: Image.Image, size: int = CROP, seed: int = RELEASE_SEED) -> Image.Image:
-    """The ``size`` x ``size`` crop the release feeds its VQ-GAN (still in the image's own mode)."""
+def crop_sizes_for(target: int, patch: int = 32, max_ratio: float = 4.0) -> list[tuple[int, int]]:
+    """The (w, h) crops of ``(target // patch)^2`` patches with aspect at most ``max_ratio``, in the order
+    the release lists them (Lumina-mGPT uses these; UniToken only ``[(512, 512)]``)."""
+    budget = (target // patch) ** 2
+    sizes, wp, hp = [], budget, 1
+    while wp > 0:
+        if max(wp, hp) / min(wp, hp) <= max_ratio:
+            sizes.append((wp * patch, hp * patch))
+        if (hp + 1) * wp <= budget:
+            hp += 1
+        else:
+            wp -= 1
+    return sizes
+
+
+def crop_like_release(
+    img: Image.Image, size: int = CROP, seed: int = RELEASE_SEED, crop_sizes: Sequence[tuple[int, int]] | None = None
+) -> Image.Image:
+    """The crop the release feeds its VQ-GAN (still in the image's own mode).
+
+    ``crop_sizes`` (w, h) candidates default to one ``size`` x ``size`` square; the one keeping most of the
+    image's aspect wins (ties to the larger size, as the release's descending sort of (ratio, size) does).
+    """
     rng = random.Random(seed)
-    # var_center_crop's choice among its crop sizes: one candidate, but the draw consumes generator state
-    rng.choice([(size, size)])
-    while img.size[0] >= 2 * size and img.size[1] >= 2 * size:
+    candidates = list(crop_sizes) if crop_sizes else [(size, size)]
+    w, h = img.size
+    kept = [min(cw / w, ch / h) / max(cw / w, ch / h) for cw, ch in candidates]
+    # the release draws random.choice over the best one: a single candidate, but the draw advances the RNG
+    cw, ch = rng.choice(sorted(zip(kept, candidates), reverse=True)[:1])[1]
+    while img.size[0] >= 2 * cw and img.size[1] >= 2 * ch:
         img = img.resize(tuple(x // 2 for x in img.size), resample=Image.BOX)
-    scale = max(size / img.size[0], size / img.size[1])
+    scale = max(cw / img.size[0], ch / img.size[1])
     img = img.resize(tuple(round(x * scale) for x in img.size), resample=Image.BICUBIC)
-    left = rng.randint(0, img.size[0] - size)
-    top = rng.randint(0, img.size[1] - size)
-    return img.crop((left, top, left + size, top + size))
+    left = rng.randint(0, img.size[0] - cw)
+    top = rng.randint(0, img.size[1] - ch)
+    return img.crop((left, top, left + cw, top + ch))
 
 
 def whiten_transparency(img: Image.Image) -> Image.Image:
@@ -54,8 +79,8 @@ def to_pixels(img: Image.Image) -> torch.Tensor:
     return torch.from_numpy(arr).permute(2, 0, 1).to(torch.float32).contiguous()
 
 
-def preprocess(img: Image.Image, size: int = CROP) -> torch.Tensor:
-    return to_pixels(crop_like_release(img, size))
+def preprocess(img: Image.Image, size: int = CROP, crop_sizes: Sequence[tuple[int, int]] | None = None) -> torch.Tensor:
+    return to_pixels(crop_like_release(img, size, crop_sizes=crop_sizes))
 
 
 def to_pil(pixels: torch.Tensor) -> list[Image.Image]:

@@ -39,6 +39,7 @@ class VQImageTokenizer:
         device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float32,
         source: str = "<config>",
+        crop_sizes: Optional[Sequence[tuple[int, int]]] = None,
     ):
         self.cfg = model.cfg
         self.source = source
@@ -51,6 +52,8 @@ class VQImageTokenizer:
         self._code_to_id = self.vocab.code_to_id.to(self.device)
         self._id_to_code = self.vocab.id_to_code.to(self.device)
         self.image_size = processing.CROP
+        # (w, h) crop candidates; None = the 512x512 square UniToken uses (Lumina-mGPT: processing.crop_sizes_for)
+        self.crop_sizes = list(crop_sizes) if crop_sizes else None
         self.latent = self.image_size // self.cfg.downsample  # 32 codes per side for 512
         n_grids = self.image_size // GRID_PIXELS
         self.size_token = self.vocab.size_id(n_grids)
@@ -63,6 +66,7 @@ class VQImageTokenizer:
         vocabulary_map: Mapping[str, int],
         device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float32,
+        crop_sizes: Optional[Sequence[tuple[int, int]]] = None,
     ) -> "VQImageTokenizer":
         """Load Meta's release layout: ``vqgan/vqgan.yaml`` + ``vqgan/vqgan.ckpt`` (or a converted vqgan.safetensors)."""
         vqgan = Path(vqgan)
@@ -76,7 +80,7 @@ class VQImageTokenizer:
             model = VQGAN(cfg)
         state = check_state_dict(state, model.state_dict(), str(weights))
         model.load_state_dict(state, strict=True, assign=True)
-        return cls(model, vocabulary_map, device=device, dtype=dtype, source=str(weights))
+        return cls(model, vocabulary_map, device=device, dtype=dtype, source=str(weights), crop_sizes=crop_sizes)
 
     @classmethod
     def from_config(
@@ -97,8 +101,8 @@ class VQImageTokenizer:
 
     # ---------------------------------------------------------------- pixels
     def preprocess(self, img: Image.Image) -> torch.Tensor:
-        """PIL -> float32 [3, 512, 512] in [-1, 1], cropped as the release does."""
-        return processing.preprocess(img, self.image_size)
+        """PIL -> float32 [3, 512, 512] in [-1, 1], cropped as the release does ([3, h, w] with crop_sizes)."""
+        return processing.preprocess(img, self.image_size, self.crop_sizes)
 
     @torch.no_grad()
     def encode(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -163,11 +167,17 @@ class VQImageTokenizer:
         return self.bpe_to_codes(grid[:, :-1]).unsqueeze(0)
 
     def image_blocks(self, images: Sequence[Image.Image]) -> list[list[int]]:
-        """Batched: each image -> its 1060-token block."""
-        if not images:
-            return []
-        pixels = torch.stack([self.preprocess(im) for im in images])
-        return self.block_from_codes(self.encode(pixels))
+        """Batched: each image -> its block (1060 tokens for 512x512); images cropped alike share a batch."""
+        pixels = [self.preprocess(im) for im in images]
+        out: list[list[int]] = [[] for _ in images]
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for i, px in enumerate(pixels):
+            by_shape.setdefault(tuple(px.shape), []).append(i)
+        for idx in by_shape.values():
+            blocks = self.block_from_codes(self.encode(torch.stack([pixels[i] for i in idx])))
+            for i, block in zip(idx, blocks):
+                out[i] = block
+        return out
 
     def image_block(self, img: Image.Image) -> list[int]:
         return self.image_blocks([img])[0]
