@@ -220,19 +220,28 @@ def _bucket(need: int, bucket: int, cap: int) -> int:
 
 
 class _GraphSteps:
-    """Run a state-advancing step function eagerly, or as one captured CUDA graph per attention length."""
+    """Run a state-advancing step function eagerly, or as one captured CUDA graph per attention length.
+
+    A length is captured on its third use: capturing costs about two eager steps, so lengths used only
+    once or twice (the few steps of a short answer) stay eager while long loops replay graphs.
+    """
+
+    CAPTURE_AFTER = 2
 
     def __init__(self, use_graphs: bool):
         self.use_graphs = use_graphs
         self.graphs: dict[int, "torch.cuda.CUDAGraph"] = {}
+        self.uses: dict[int, int] = {}
         # One memory pool for all of a loop's graphs: they replay one after another, never at once.
         self.pool = torch.cuda.graph_pool_handle() if use_graphs else None
 
     def __call__(self, step, length: int, state: dict) -> None:
-        if not self.use_graphs:
-            step(length)
-        elif length in self.graphs:
+        if length in self.graphs:
             self.graphs[length].replay()
+            return
+        self.uses[length] = self.uses.get(length, 0) + 1
+        if not self.use_graphs or self.uses[length] <= self.CAPTURE_AFTER:
+            step(length)
         else:
             self.graphs[length] = self._capture(step, length, state, self.pool)
 
