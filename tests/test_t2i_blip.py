@@ -98,6 +98,9 @@ def test_blip_vqa_uses_enc_and_dec_tokens_and_yes_no_ratio():
     want = (prob[:, 2748] / (prob[:, 2748] + prob[:, 2053])).tolist()
     assert p == pytest.approx(want, rel=1e-6)
     assert all(0.0 < x < 1.0 for x in p)
+    # one image asked twice is encoded once: same answers as two separate copies
+    copy = im.copy()
+    assert m.yes_prob([im, copy], ["a red dog?", "the cup?"]) == pytest.approx(p, abs=1e-6)
 
 
 def test_clip_preprocess_matches_torchvision_resize_and_centre_crop():

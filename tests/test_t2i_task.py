@@ -163,3 +163,22 @@ def test_registered_entry_points_resolve():
     for cls in T.CATEGORY_TASKS:
         assert registry.task_class(cls.id) is cls
     assert registry.expand_task_ids(["t2i_compbench"])[-1] == "t2i_compbench"
+
+
+def test_score_command_on_an_images_folder_reports_missing_scorers(tmp_path, monkeypatch):
+    """``unitoken-eval score --task t2i_compbench_shape --images DIR`` without the scorer models here: the
+    result is "not scored" with the reason (spaCy's model, or the BLIP weights), never a zero."""
+    import huggingface_hub.constants
+
+    from harness.scoring import score_files
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    T._CACHE.clear()
+    t = T.T2IShape()
+    samples = t.load(str(T.SMOKE_DIR))
+    _generate(t, samples, tmp_path, 10)
+    out = score_files("t2i_compbench_shape", str(T.SMOKE_DIR), images=str(tmp_path / "images"))
+    assert out["status"] == "not_scored" and out["headline"]["value"] is None
+    assert "spaCy" in out["reason"] or "blip-vqa-capfilt-large" in out["reason"]
+    assert out["per_sample"] == {"0": None, "1": None}

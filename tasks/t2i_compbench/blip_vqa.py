@@ -131,10 +131,18 @@ class BlipVQA:
             for start in range(0, len(images), self.batch_size):
                 ims = images[start : start + self.batch_size]
                 qs = [pre_question(q) for q in questions[start : start + self.batch_size]]
-                pix = torch.from_numpy(np.stack([preprocess(im) for im in ims])).to(self.device)
-                image_embeds = self.model.vision_model(
+                # The same image asked several questions is encoded once (upstream re-encodes it per question).
+                index: dict[int, int] = {}
+                distinct = []
+                for im in ims:
+                    if id(im) not in index:
+                        index[id(im)] = len(distinct)
+                        distinct.append(im)
+                pix = torch.from_numpy(np.stack([preprocess(im) for im in distinct])).to(self.device)
+                embeds = self.model.vision_model(
                     pixel_values=pix, interpolate_pos_encoding=self.interpolate
                 ).last_hidden_state
+                image_embeds = embeds[torch.tensor([index[id(im)] for im in ims], device=self.device)]
                 image_mask = torch.ones(image_embeds.shape[:-1], dtype=torch.long, device=self.device)
                 tok = self.tokenizer(qs, padding="longest", truncation=True, max_length=MAX_QUESTION_TOKENS,
                                      return_tensors="pt").to(self.device)
