@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from pathlib import Path
 from typing import Any, Optional
@@ -22,7 +23,7 @@ from PIL import Image, ImageOps
 from harness.types import GenerateRequest, Headline, Prediction, Sample, TaskResult
 from tasks.base import ScoreContext, Task, TaskError
 from tasks.geneval import prompts
-from tasks.geneval.detector import CLASS_NAMES, Detection, Detections, DetectorError
+from tasks.geneval.detector import CLASS_NAMES, ENV_CHECKPOINT, Detection, Detections, DetectorError
 from tasks.geneval.rules import COLORS, MissingColor, RuleOptions, color_targets, evaluate, keep_detections
 
 log = logging.getLogger("unitoken_eval.geneval")
@@ -186,7 +187,7 @@ class GenEval(Task):
             missing = [k for k, _, _ in jobs if k not in cached]
             if missing:
                 raise TaskError(f"{given}: no detections for {len(missing)} images (first: {missing[0]})")
-            scorer.source = f"detections file {given}"
+            scorer.scorer = f"detections file {given}"
         else:
             cached = scorer.cached()
             todo = [(k, p, s) for k, p, s in jobs if k not in cached]
@@ -252,7 +253,7 @@ class Scorer:
         self.work_dir = Path(ctx.work_dir) if ctx.work_dir else None
         self.detector = None
         self.colors = None
-        self.source = "live"
+        self.scorer = ""
         self.caveats: list[str] = []
 
     def opt(self, key: str, default: Any = None) -> Any:
@@ -260,22 +261,27 @@ class Scorer:
 
     # --- cache
     def _cache_identity(self) -> dict[str, Any]:
-        return {"detector": self.opt("detector", "mmdet"), "color_model": self.opt("color_model") or "default",
+        checkpoint = self.opt("detector_checkpoint") or os.environ.get(ENV_CHECKPOINT)
+        return {"detector": self.opt("detector", "mmdet"), "detector_checkpoint": checkpoint,
+                "color_model": self.opt("color_model") or "default",
                 "min_score": self.opts.floor(), "max_objects": self.opts.max_objects}
 
     def cached(self) -> dict[str, Detections]:
         """Detections stored by an earlier (possibly interrupted) pass with the same detector and thresholds."""
         if self.work_dir is None:
             return {}
-        path, meta = self.work_dir / DETECTIONS_FILE, self.work_dir / (DETECTIONS_FILE + ".meta.json")
+        path, meta_path = self.work_dir / DETECTIONS_FILE, self.work_dir / (DETECTIONS_FILE + ".meta.json")
         if not path.exists():
             return {}
         ident = self._cache_identity()
-        if not meta.exists() or json.loads(meta.read_text()) != ident:
+        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+        if {k: meta.get(k) for k in ident} != ident:
             self.ctx.warn(f"{path} was made with another detector or thresholds: detecting again")
             path.unlink()
             return {}
-        self.source = f"cached detections {path}"
+        # who made the cache travels with it, so a smoke cache keeps its "numbers meaningless" label
+        self.scorer = meta.get("scorer", f"cached detections {path}")
+        self.caveats = list(meta.get("caveats", []))
         try:
             return read_detections_file(path)
         except TaskError:
@@ -305,6 +311,7 @@ class Scorer:
             self.colors = ColorClassifier.load(self.opt("color_model"), self.opt("device"))
             if self.colors.caveat:
                 self.caveats.append(self.colors.caveat)
+        self.scorer = f"{self.detector.name}; colours: {self.colors.name}"
 
     def detect_all(self, todo: list[tuple[str, Path, Sample]], cached: dict[str, Detections]) -> None:
         """Detect + colour the images not in the cache, appending each to the cache as it is done."""
@@ -312,7 +319,8 @@ class Scorer:
         appender = None
         if self.work_dir is not None:
             self.work_dir.mkdir(parents=True, exist_ok=True)
-            (self.work_dir / (DETECTIONS_FILE + ".meta.json")).write_text(json.dumps(self._cache_identity()))
+            meta = {**self._cache_identity(), "scorer": self.scorer, "caveats": self.caveats}
+            (self.work_dir / (DETECTIONS_FILE + ".meta.json")).write_text(json.dumps(meta))
             appender = open(self.work_dir / DETECTIONS_FILE, "a", encoding="utf-8")
         chunk = max(1, int(self.opt("detector_chunk", 16)))
         try:
@@ -330,7 +338,6 @@ class Scorer:
         finally:
             if appender is not None:
                 appender.close()
-        self.source = "live"
 
     @staticmethod
     def _open(path: Path) -> Image.Image:
@@ -362,9 +369,6 @@ class Scorer:
         except MissingColor as exc:
             where = given or (self.work_dir / DETECTIONS_FILE if self.work_dir else "detections")
             raise TaskError(f"{where}: {key}: {exc}") from None
-        scorer = self.source
-        if self.detector is not None:
-            scorer = f"{self.source}: {self.detector.name}; colours: {self.colors.name}"
         rec = {
             "score": 1.0 if correct else 0.0,
             "filename": key,
@@ -375,7 +379,7 @@ class Scorer:
             "metadata": json.dumps(meta),
             "details": json.dumps({c: [d.row() for d in v] for c, v in kept.items()}),
             "prompt_id": sample.id,
-            "scorer": scorer,
+            "scorer": self.scorer,
         }
         if self.caveats:
             rec["caveats"] = list(self.caveats)
