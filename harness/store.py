@@ -104,6 +104,8 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             obj = json.loads(raw)
         except json.JSONDecodeError as exc:
             raise StoreError(f"{path}:{lineno}: not a JSON object ({exc.msg})") from exc
+        except UnicodeDecodeError as exc:
+            raise StoreError(f"{path}:{lineno}: not UTF-8 text ({exc.reason})") from exc
         if not isinstance(obj, dict):
             raise StoreError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
         yield lineno, obj
