@@ -129,3 +129,49 @@ def test_clip_scores_are_raw_cosines():
         want = torch.nn.functional.cosine_similarity(v, t).item()
     assert s[0] == pytest.approx(want, abs=1e-5)
     assert -1.0 <= s[1] <= 1.0
+
+
+# BLIP's own parameter names (BLIPvqa_eval/models/vit.py: timm-style ViT) for each transformers name.
+_ORIGINAL_VIT = (
+    ("vision_model.embeddings.class_embedding", "visual_encoder.cls_token"),
+    ("vision_model.embeddings.position_embedding", "visual_encoder.pos_embed"),
+    ("vision_model.embeddings.patch_embedding.", "visual_encoder.patch_embed.proj."),
+    ("vision_model.post_layernorm.", "visual_encoder.norm."),
+    ("vision_model.encoder.layers.", "visual_encoder.blocks."),
+    (".self_attn.projection.", ".attn.proj."),
+    (".self_attn.qkv.", ".attn.qkv."),
+    (".layer_norm1.", ".norm1."),
+    (".layer_norm2.", ".norm2."),
+)
+
+
+def _as_original(name):
+    for hf, orig in _ORIGINAL_VIT:
+        name = name.replace(hf, orig)
+    return name
+
+
+def test_original_salesforce_checkpoint_loads_into_transformers_classes(tmp_path):
+    from tasks.t2i_compbench import blip_original, smoke_models
+
+    ref = smoke_models.blip_vqa()
+    sd = {_as_original(k): v.clone() for k, v in ref.model.state_dict().items()}
+    assert "visual_encoder.blocks.0.attn.proj.weight" in sd and "visual_encoder.norm.bias" in sd
+    assert {blip_original.hf_key(k) for k in sd} == set(ref.model.state_dict())
+    # as released: {"model": state_dict}, ViT position embeddings at the checkpoint's own size
+    torch.save({"model": sd}, tmp_path / "model_base_vqa_capfilt_large.pth")
+    ref.tokenizer.save_pretrained(tmp_path / "tok")
+    cfg = ref.model.config
+    v = {k: getattr(cfg.vision_config, k) for k in ("hidden_size", "intermediate_size", "num_hidden_layers",
+                                                     "num_attention_heads", "patch_size", "layer_norm_eps")}
+    t = {k: getattr(cfg.text_config, k) for k in ("hidden_size", "intermediate_size", "num_hidden_layers",
+                                                   "num_attention_heads", "encoder_hidden_size",
+                                                   "max_position_embeddings", "sep_token_id", "layer_norm_eps")}
+    m = blip_original.load_original(str(tmp_path / "model_base_vqa_capfilt_large.pth"), str(tmp_path / "tok"),
+                                    "cpu", vision=v, text=t)
+    assert m.model.config.vision_config.image_size == 384  # taken from the checkpoint's 12 x 12 + 1 positions
+    im = Image.fromarray((np.random.RandomState(5).rand(40, 40, 3) * 255).astype("uint8"))
+    assert m.yes_prob([im], ["a red dog?"]) == pytest.approx(ref.yes_prob([im], ["a red dog?"]), abs=1e-6)
+    torch.save({"model": {"foo": torch.zeros(1)}}, tmp_path / "other.pth")
+    with pytest.raises(FileNotFoundError, match="not an original BLIP VQA checkpoint"):
+        blip_original.load_original(str(tmp_path / "other.pth"), str(tmp_path / "tok"), "cpu")

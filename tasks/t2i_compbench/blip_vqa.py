@@ -110,13 +110,13 @@ class BlipVQA:
 
     @classmethod
     def load(cls, model_id: Optional[str] = None, device: Optional[str] = None, batch_size: int = 32) -> "BlipVQA":
-        from transformers import BlipForQuestionAnswering, BlipProcessor
+        from transformers import AutoTokenizer, BlipForQuestionAnswering
 
         model_id = model_id or DEFAULT_MODEL
         device = device or default_device()
         try:
             model = BlipForQuestionAnswering.from_pretrained(model_id)
-            tokenizer = BlipProcessor.from_pretrained(model_id).tokenizer
+            tokenizer = AutoTokenizer.from_pretrained(model_id)
         except OSError as exc:
             raise FileNotFoundError(
                 f"BLIP VQA weights {model_id!r} cannot be loaded ({str(exc).splitlines()[0]}); give a local copy "

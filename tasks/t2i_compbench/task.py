@@ -6,7 +6,8 @@ What a run used is recorded in its metrics: prompt file + sha256 (+ colour-file 
 the scorer models, the noun parser, the detector (and that it is not the official UniDet by default).
 
 Task options (``options.<task>`` in a run config):
-  images_per_prompt (10), color_file_version ("current" | "before-3310c2f"), device, blip_model,
+  images_per_prompt (10), color_file_version ("current" | "before-3310c2f"), device,
+  blip_model (hub id / directory, or Salesforce's original .pth), blip_tokenizer,
   clip_model, clip_dtype, depth_model, detector ("mmdet" | "mmdet:CKPT" | "unidet:UniDet_eval DIR" | "smoke"),
   spacy_model, smoke_scorers (random-weight scorers for the offline smoke suite).
 """
@@ -153,8 +154,15 @@ class T2ICategory(Task):
             m = smoke_models.blip_vqa()
         else:
             mid = self.options.get("blip_model")
+            tok = self.options.get("blip_tokenizer")
+            if mid and str(mid).endswith((".pth", ".pt")):
+                from tasks.t2i_compbench.blip_original import load_original
+
+                build = lambda: load_original(mid, tok, self._device())  # noqa: E731
+            else:
+                build = lambda: blip_vqa.BlipVQA.load(mid, self._device())  # noqa: E731
             try:
-                m = _cached(("blip", mid, self._device()), lambda: blip_vqa.BlipVQA.load(mid, self._device()))
+                m = _cached(("blip", mid, tok, self._device()), build)
             except (FileNotFoundError, ImportError) as exc:
                 raise NotScored(str(exc)) from None
         self._used["blip_vqa"] = m.label
