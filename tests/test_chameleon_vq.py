@@ -271,6 +271,12 @@ def test_encode_batch_and_decode(tok):
     assert not np.array_equal(np.asarray(out[0]), np.asarray(out[1]))
     single = np.asarray(tok.decode_blocks(tok.block_from_codes(codes[:1]))[0]).astype(int)
     assert np.abs(single - np.asarray(out[0]).astype(int)).max() <= 1  # batch size only changes float rounding
+    tok.max_decode_batch = 1  # decoding in chunks gives the same images (up to float rounding)
+    try:
+        chunked = tok.decode(codes)
+    finally:
+        tok.max_decode_batch = 16
+    assert all(np.abs(np.asarray(a, int) - np.asarray(b, int)).max() <= 1 for a, b in zip(chunked, out))
     with pytest.raises(ValueError, match="outside the codebook"):
         tok.decode(torch.full((1, 32, 32), 8192))
 
@@ -292,3 +298,35 @@ def test_variable_crop_sizes_as_lumina_mgpt(vq_dir, vocab):
     assert blocks[0][1:3] == [vocab["<reserved08811>"], vocab["<reserved08822>"]]  # h grids 11, w grids 22
     assert blocks[1][1:3] == [vocab["<reserved08818>"], vocab["<reserved08814>"]]
     assert tok.codes_from_block(blocks[1]).shape == (1, 36, 28)
+
+
+def test_lightning_metadata_is_read_inertly(vq_dir, vocab, tmp_path, monkeypatch):
+    """A Lightning-style checkpoint (a ModelCheckpoint callback pickled beside the weights) loads with
+    weights_only=True: the callback is replaced by an inert stand-in and its own code never runs."""
+    import sys
+    import types
+
+    marker = tmp_path / "callback_code_ran"
+
+    class ModelCheckpoint:
+        def __setstate__(self, state):
+            os.makedirs(marker)
+
+    ModelCheckpoint.__module__ = "pytorch_lightning.callbacks.model_checkpoint"
+    ModelCheckpoint.__qualname__ = "ModelCheckpoint"
+    names = ["pytorch_lightning", "pytorch_lightning.callbacks", "pytorch_lightning.callbacks.model_checkpoint"]
+    for name in names:
+        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+    sys.modules[names[-1]].ModelCheckpoint = ModelCheckpoint
+    cb = ModelCheckpoint.__new__(ModelCheckpoint)
+    cb.__dict__["best_model_path"] = "/x/last.ckpt"
+    d = tmp_path / "lightning"
+    d.mkdir()
+    (d / "vqgan.yaml").write_text((vq_dir / "vqgan.yaml").read_text())
+    sd = read_checkpoint(vq_dir / "vqgan.ckpt")
+    torch.save({"state_dict": sd, "epoch": 3, "callbacks": {"ModelCheckpoint": cb}}, d / "vqgan.ckpt")
+    for name in names:  # loading must not need (or import) Lightning
+        monkeypatch.delitem(sys.modules, name)
+    tok = VQImageTokenizer.from_files(d, vocab)
+    assert torch.equal(tok.model.decoder.conv_in.weight, sd["decoder.conv_in.weight"])
+    assert not marker.exists()

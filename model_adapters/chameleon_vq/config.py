@@ -155,6 +155,31 @@ def _conversion_hint(path: Path) -> str:
     )
 
 
+class _InertMetadata(dict):
+    """Stand-in for training bookkeeping objects pickled beside the weights (Lightning callbacks, hparams).
+
+    The unpickler builds this instead of the named class, so none of that class's code runs; its state is
+    dropped.  Being a dict lets dict-subclass metadata (AttributeDict) unpickle too.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+
+    def __setstate__(self, state):
+        pass
+
+
+# Fully qualified names of training metadata that Lightning/taming checkpoints carry next to ``state_dict``;
+# only these are allowlisted, each mapped to the inert stand-in above.
+METADATA_GLOBALS = (
+    "pytorch_lightning.callbacks.model_checkpoint.ModelCheckpoint",
+    "lightning.pytorch.callbacks.model_checkpoint.ModelCheckpoint",
+    "pytorch_lightning.utilities.parsing.AttributeDict",
+    "lightning.fabric.utilities.data.AttributeDict",
+    "argparse.Namespace",
+)
+
+
 def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     """The ``state_dict`` of a taming checkpoint, opened with ``weights_only=True`` (or a safetensors file)."""
     path = Path(path)
@@ -165,7 +190,8 @@ def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
 
         return load_file(str(path))
     try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals([(_InertMetadata, name) for name in METADATA_GLOBALS]):
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         first = str(e).split("Check the documentation")[0].strip()
         raise VQGANLoadError(

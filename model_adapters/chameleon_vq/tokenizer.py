@@ -54,6 +54,7 @@ class VQImageTokenizer:
         self.image_size = processing.CROP
         # (w, h) crop candidates; None = the 512x512 square UniToken uses (Lumina-mGPT: processing.crop_sizes_for)
         self.crop_sizes = list(crop_sizes) if crop_sizes else None
+        self.max_decode_batch = 16
         self.latent = self.image_size // self.cfg.downsample  # 32 codes per side for 512
         n_grids = self.image_size // GRID_PIXELS
         self.size_token = self.vocab.size_id(n_grids)
@@ -121,7 +122,12 @@ class VQImageTokenizer:
         bad = (codes < 0) | (codes >= self.cfg.n_embed)
         if bool(bad.any()):
             raise ValueError(f"decode: codes outside the codebook [0, {self.cfg.n_embed}) e.g. {codes[bad][:3].tolist()}")
-        return processing.to_pil(self.model.decode(codes.to(self.device)))
+        codes = codes.to(self.device)
+        images: list[Image.Image] = []
+        # the decoder's 512x512 activations are ~0.5 GB per image at full width: bound the batch it sees
+        for start in range(0, codes.shape[0], self.max_decode_batch):
+            images += processing.to_pil(self.model.decode(codes[start : start + self.max_decode_batch]))
+        return images
 
     # ---------------------------------------------------------------- ids
     def codes_to_bpe(self, codes: torch.Tensor) -> torch.Tensor:
