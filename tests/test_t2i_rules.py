@@ -241,3 +241,13 @@ def test_three_in_one():
     with pytest.raises(ValueError):
         rules.three_in_one("other", 0.1, 0.1, 0.1)
     assert not math.isnan(rules.three_in_one("spatial", 0.0, 0.0, None))
+
+
+def test_scoring_frame_is_torchvision_resize_479_max_480():
+    from tasks.t2i_compbench.detectors import scoring_size
+
+    assert scoring_size(512, 512) == (479, 479)
+    assert scoring_size(1024, 1024) == (479, 479)
+    assert scoring_size(64, 48) == (480, 360)  # long side capped at 480: short = int(480 * 479 / 638)
+    assert scoring_size(48, 64) == (360, 480)
+    assert scoring_size(479, 479) == (479, 479)

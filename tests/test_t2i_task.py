@@ -182,3 +182,44 @@ def test_score_command_on_an_images_folder_reports_missing_scorers(tmp_path, mon
     assert out["status"] == "not_scored" and out["headline"]["value"] is None
     assert "spaCy" in out["reason"] or "blip-vqa-capfilt-large" in out["reason"]
     assert out["per_sample"] == {"0": None, "1": None}
+
+
+def test_default_detector_without_checkpoint_is_not_scored(tmp_path, monkeypatch):
+    monkeypatch.setattr(nouns, "load_nlp", lambda model=None: nouns.SmokeParser())
+    monkeypatch.delenv("UNITOKEN_GENEVAL_DETECTOR", raising=False)
+    T._CACHE.clear()
+    _, _, r = _run(T.T2ISpatial, tmp_path, {"images_per_prompt": 1})
+    assert r.status == "not_scored" and r.headline.value is None
+    assert "detector 'mmdet' cannot be loaded" in r.reason and "detector_checkpoint" in r.reason
+
+
+def test_mmdet_label_and_comparability_warning(tmp_path, monkeypatch):
+    from tasks.t2i_compbench import detectors
+
+    class FakeInner:
+        caveat = None
+        sizes = []
+
+        def detect(self, images, min_score=0.0, with_masks=True):
+            from tasks.geneval.detector import Detection
+
+            self.sizes.extend(im.size for im in images)
+            return [{"computer mouse": [Detection(box=[0, 0, 50, 50], score=0.9)],
+                     "dog": [Detection(box=[200, 0, 260, 50], score=0.8), Detection(box=[0, 0, 9, 9], score=0.5)]}
+                    for _ in images]
+
+    import tasks.geneval.detector as gd
+
+    monkeypatch.setattr(gd, "load_detector", lambda spec=None, **k: FakeInner())
+    monkeypatch.setattr(nouns, "load_nlp", lambda model=None: nouns.SmokeParser())
+    T._CACHE.clear()
+    d = detectors.load("mmdet")
+    out = d.detect([Image.new("RGB", (512, 512))])
+    # GenEval's renamed class back to the COCO word; 0.5 is not above the threshold; score order
+    assert [(x.label, x.score) for x in out[0]] == [("mouse", 0.9), ("dog", 0.8)]
+    assert FakeInner.sizes == [(479, 479)]  # UniDet's input frame: Resize(479, max_size=480)
+    T._CACHE.clear()
+    _, _, r = _run(T.T2ISpatial, tmp_path, {"images_per_prompt": 1})
+    assert r.status == "scored" and r.metrics["detector"] == "mmdet Mask2Former (not the official UniDet)"
+    assert any("not comparable" in w for w in r.warnings)
+    T._CACHE.clear()

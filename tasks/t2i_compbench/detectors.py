@@ -65,7 +65,10 @@ class GenEvalDetector:
         try:
             self.inner = load_detector(spec)
         except Exception as exc:  # DetectorError, missing extra or checkpoint: reported, never scored as zero
-            raise DetectorUnavailable(f"detector {spec!r} cannot be loaded: {exc}") from None
+            raise DetectorUnavailable(
+                f"detector {spec!r} cannot be loaded: {exc} (T2I-CompBench++ tasks take the checkpoint as option "
+                f"detector=mmdet:/path/to/checkpoint.pth or detector_checkpoint=PATH)"
+            ) from None
         self.threshold = threshold
         caveat = getattr(self.inner, "caveat", None)
         self.label = (caveat or f"smoke detector: random weights, numbers meaningless") if spec == "smoke" \

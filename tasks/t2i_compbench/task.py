@@ -9,6 +9,7 @@ Task options (``options.<task>`` in a run config):
   images_per_prompt (10), color_file_version ("current" | "before-3310c2f"), device,
   blip_model (hub id / directory, or Salesforce's original .pth), blip_tokenizer,
   clip_model, clip_dtype, depth_model, detector ("mmdet" | "mmdet:CKPT" | "unidet:UniDet_eval DIR" | "smoke"),
+  detector_checkpoint (the mmdet checkpoint, same as "mmdet:CKPT"),
   spacy_model, smoke_scorers (random-weight scorers for the offline smoke suite).
 """
 
@@ -81,12 +82,28 @@ class T2ICategory(Task):
     def smoke_source(self) -> Optional[str]:
         return str(SMOKE_DIR)
 
-    def describe_sources(self) -> list[dict[str, Any]]:
+    def _official_files(self) -> list[tuple[str, str]]:
         name = prompts.val_file(self.category)
-        version = self.color_version if self.category == "color" else "current"
-        path = prompts.cache_dir() / prompts.cache_name(name, version)
-        return [{"name": name, "version": version, "path": str(path), "present": path.exists(),
-                 "url": prompts._url(name, version), "sha256": prompts.SHA256[(name, version)]}]
+        files = [(name, self.color_version if self.category == "color" else "current")]
+        if self.category == "complex":
+            files += [("complex_val_spatial.txt", "current"), ("complex_val_action.txt", "current")]
+        if self.category == "numeracy":
+            files.append(("new_objects.txt", "current"))
+        return files
+
+    def describe_sources(self) -> list[dict[str, Any]]:
+        out = []
+        for name, version in self._official_files():
+            path = prompts.cache_dir() / prompts.cache_name(name, version)
+            out.append({"name": name, "version": version, "location": str(path), "present": path.exists(),
+                        "note": f"from {prompts._url(name, version)} (sha256 {prompts.SHA256[(name, version)][:12]}...)",
+                        "sha256": prompts.SHA256[(name, version)]})
+        return out
+
+    def fetch(self) -> None:
+        """Fetch and verify the official files (``unitoken-eval data --fetch``)."""
+        for name, version in self._official_files():
+            prompts.official_file(name, version)
 
     # ----------------------------------------------------------------- generation
     def request(self, sample: Sample) -> GenerateRequest:
@@ -205,6 +222,8 @@ class T2ICategory(Task):
         from tasks.t2i_compbench import detectors
 
         spec = "smoke" if self.smoke else str(self.options.get("detector", "mmdet"))
+        if spec == "mmdet" and self.options.get("detector_checkpoint"):
+            spec = f"mmdet:{self.options['detector_checkpoint']}"
         try:
             d = _cached(("det", spec, ckpt), lambda: detectors.load(spec, ckpt))
         except detectors.DetectorUnavailable as exc:
@@ -293,6 +312,9 @@ class T2ICategory(Task):
         metrics = {self.category: value, "n_images": len(scores), "n_prompts": len(records), **meta}
         if self.smoke:
             metrics["smoke_scorer"] = "random weights, numbers meaningless"
+        det = meta.get("detector")
+        if det and not det.startswith("UniDet") and not self.smoke:
+            warnings.append(f"{self.id}: detector: {det}; not comparable with published T2I-CompBench++ numbers")
         metrics.update(self.extra_metrics(records))
         return TaskResult(task=self.id, profile=prof, headline=Headline(self.metric, value, "fraction"),
                           metrics=metrics, n=len(records), reference=self.references.get(prof),
