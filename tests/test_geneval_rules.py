@@ -193,3 +193,9 @@ def test_rule_options_parse_strings():
     o = RuleOptions.from_options({"threshold": "0.5", "max_objects": "3", "max_overlap": "0.7"})
     assert (o.threshold, o.counting_threshold, o.max_objects, o.max_overlap) == (0.5, 0.9, 3, 0.7)
     assert o.floor() == 0.5 and RuleOptions().floor() == 0.3
+
+
+def test_ties_keep_the_detector_order():
+    a, b, c = det(0.8, (0, 0, 1, 1)), det(0.8, (5, 5, 6, 6)), det(0.9)
+    assert keep_detections({"cup": [a, b, c]}, "single_object", OPTS)["cup"] == [c, a, b]
+    assert keep_detections({"cup": [b, a, c]}, "single_object", OPTS)["cup"] == [c, b, a]

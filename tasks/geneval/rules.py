@@ -70,9 +70,10 @@ def keep_detections(detections: Detections, tag: str, opts: RuleOptions) -> Dete
     threshold = opts.confidence_threshold(tag)
     kept: Detections = {}
     for name, dets in detections.items():
-        scores = np.array([d.score for d in dets], dtype=np.float64)
-        order = np.argsort(scores)[::-1]
-        order = order[scores[order] > threshold][: opts.max_objects].tolist()
+        # Detectors hand over each class already in the reference's order (np.argsort(...)[::-1] over the
+        # head's output, see detector.sort_by_class); a stable descending sort keeps that order for ties.
+        order = sorted(range(len(dets)), key=lambda i: -dets[i].score)
+        order = [i for i in order if dets[i].score > threshold][: opts.max_objects]
         chosen: list[Detection] = []
         while order:
             best = order.pop(0)
