@@ -12,6 +12,14 @@ from tasks.base import ScoreContext
 from tasks.t2i_compbench import nouns, rules, task as T
 
 
+@pytest.fixture(autouse=True)
+def _fresh_scorer_cache():
+    """Scorers (and the noun parser) are cached per process; tests that swap them must not leak."""
+    T._CACHE.clear()
+    yield
+    T._CACHE.clear()
+
+
 def _generate(t, samples, root: Path, n: int):
     preds = {}
     for s in samples:

@@ -15,6 +15,7 @@ Task options (``options.<task>`` in a run config):
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Optional
@@ -159,6 +160,7 @@ class T2ICategory(Task):
                 raise NotScored(str(exc)) from None
             p = nouns.SmokeParser()
             self._used["nlp_unavailable"] = str(exc)
+            logging.getLogger("unitoken_eval.score").warning("%s: %s; smoke stand-in chunker used", self.id, exc)
         self._used["noun_parser"] = p.label
         return p
 
@@ -312,6 +314,8 @@ class T2ICategory(Task):
         metrics = {self.category: value, "n_images": len(scores), "n_prompts": len(records), **meta}
         if self.smoke:
             metrics["smoke_scorer"] = "random weights, numbers meaningless"
+        if meta.get("nlp_unavailable"):
+            warnings.append(f"{self.id}: {meta['nlp_unavailable']}; noun parsing used the smoke stand-in chunker")
         det = meta.get("detector")
         if det and not det.startswith("UniDet") and not self.smoke:
             warnings.append(f"{self.id}: detector: {det}; not comparable with published T2I-CompBench++ numbers")
