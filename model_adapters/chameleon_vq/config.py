@@ -113,6 +113,8 @@ class VQGANConfig:
                 "base_learning_rate": 4.5e-06,
                 "target": "taming.models.vqgan.VQModel",
                 "params": {
+                    # Meta's file names the training-time checkpoint path here; loading never follows it
+                    "ckpt_path": "/checkpoint/vqgan/last.ckpt",
                     "embed_dim": self.embed_dim,
                     "n_embed": self.n_embed,
                     "ddconfig": self.ddconfig(),
