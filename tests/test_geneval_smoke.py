@@ -81,7 +81,7 @@ def test_runner_generates_in_official_layout_and_scores_with_smoke_models(tmp_pa
 
 
 def test_interrupted_cache_is_resumed(tmp_path):
-    from tasks.base import ScoreContext
+    from tasks.base import ScoreContext, TaskError
     from tasks.geneval.task import GenEval
 
     task = GenEval(_smoke_options())
@@ -107,3 +107,8 @@ def test_interrupted_cache_is_resumed(tmp_path):
     ctx = ScoreContext(profile="official", work_dir=tmp_path, options={**task.options, "threshold": 0.5})
     task.score(samples, preds, ctx)
     assert any("another detector or thresholds" in w for w in ctx.warnings)
+    assert (tmp_path / "detections.jsonl.old").read_text().splitlines() == lines
+    # a detections.jsonl the scorer did not write is never overwritten
+    (tmp_path / "detections.jsonl.meta.json").unlink()
+    with pytest.raises(TaskError, match="not written by this scorer"):
+        task.score(samples, preds, ScoreContext(profile="official", work_dir=tmp_path, options=dict(task.options)))

@@ -274,10 +274,14 @@ class Scorer:
         if not path.exists():
             return {}
         ident = self._cache_identity()
-        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+        if not meta_path.exists():
+            raise TaskError(f"{path} was not written by this scorer (no {meta_path.name}): pass it with "
+                            "--detections to score from it, or move it away to detect again")
+        meta = json.loads(meta_path.read_text())
         if {k: meta.get(k) for k in ident} != ident:
-            self.ctx.warn(f"{path} was made with another detector or thresholds: detecting again")
-            path.unlink()
+            old = path.with_name(DETECTIONS_FILE + ".old")
+            self.ctx.warn(f"{path} was made with another detector or thresholds: moved to {old.name}, detecting again")
+            path.replace(old)
             return {}
         # who made the cache travels with it, so a smoke cache keeps its "numbers meaningless" label
         self.scorer = meta.get("scorer", f"cached detections {path}")
@@ -305,11 +309,11 @@ class Scorer:
                 "checkpoint": self.opt("detector_checkpoint"), "config": self.opt("detector_config"),
                 "device": self.opt("device"), "batch_size": self.opt("detector_batch_size")}.items() if v}
             self.detector = load_detector(self.opt("detector", "mmdet"), **kwargs)
-            if self.detector.caveat:
+            if self.detector.caveat and self.detector.caveat not in self.caveats:
                 self.caveats.append(self.detector.caveat)
         if self.colors is None:
             self.colors = ColorClassifier.load(self.opt("color_model"), self.opt("device"))
-            if self.colors.caveat:
+            if self.colors.caveat and self.colors.caveat not in self.caveats:
                 self.caveats.append(self.colors.caveat)
         self.scorer = f"{self.detector.name}; colours: {self.colors.name}"
 
