@@ -251,3 +251,29 @@ def test_scoring_frame_is_torchvision_resize_479_max_480():
     assert scoring_size(64, 48) == (480, 360)  # long side capped at 480: short = int(480 * 479 / 638)
     assert scoring_size(48, 64) == (360, 480)
     assert scoring_size(479, 479) == (479, 479)
+
+
+def test_depth_map_post_processing_as_upstream_png_round_trip():
+    """3D_spatial_eval.py: min-max normalise, bilinear align_corners=True to the image size, 255 * d written as
+    an 8-bit PNG (PIL truncates), read back, resized like the detector input, / 255."""
+    from tasks.t2i_compbench import depth
+
+    levels = depth.to_png_levels(np.array([[0.0, 1.0], [2.0, 3.0]], dtype=np.float32), width=3, height=3)
+    assert levels.dtype == np.uint8 and levels.shape == (3, 3)
+    assert levels[0, 0] == 0 and levels[2, 2] == 255
+    assert levels[1, 1] == 127  # 127.5 truncated, not rounded
+    assert levels[0, 1] == 42  # halfway between 0 and 85 along the top row: 42.5 -> 42
+    frame = depth.in_scoring_frame(np.full((512, 640), 200, dtype=np.uint8))
+    assert frame.shape == (384, 480) and frame.dtype == np.float32  # Resize(479, max_size=480): short side int(480 * 479 / 598) = 384
+    assert np.allclose(frame, 200 / 255)
+
+
+def test_depth_model_runs_hybrid_dpt_at_480():
+    from PIL import Image
+
+    from tasks.t2i_compbench import smoke_models
+
+    d = smoke_models.depth()  # BiT + ViT hybrid like Intel/dpt-hybrid-midas, 384-px position grid
+    maps = d.depth_maps([Image.new("RGB", (512, 512), (90, 120, 30)), Image.new("RGB", (64, 48))])
+    assert [m.shape for m in maps] == [(479, 479), (360, 480)]
+    assert all(m.dtype == np.float32 and 0.0 <= m.min() <= m.max() <= 1.0 for m in maps)

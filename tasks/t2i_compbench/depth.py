@@ -57,6 +57,12 @@ class MidasDepth:
         self.device = device
         self.label = label
         self.batch_size = batch_size
+        # transformers' hybrid (BiT + ViT) embeddings refuse inputs other than their configured size unless told
+        # to interpolate, and DPTModel does not pass that flag on; upstream runs DPT-Hybrid at 480 px with its
+        # position grid resized bilinearly, which is what these embeddings do once the size check passes.
+        emb = getattr(getattr(model, "dpt", None), "embeddings", None)
+        if emb is not None and isinstance(getattr(emb, "image_size", None), (tuple, list)):
+            emb.image_size = (INPUT_SIZE, INPUT_SIZE)
 
     @classmethod
     def load(cls, model_id: Optional[str] = None, device: Optional[str] = None) -> "MidasDepth":

@@ -103,12 +103,17 @@ def clip(device: str = "cpu"):
 @lru_cache(maxsize=1)
 def depth(device: str = "cpu"):
     import torch
-    from transformers import DPTConfig, DPTForDepthEstimation
+    from transformers import BitConfig, DPTConfig, DPTForDepthEstimation
 
     from tasks.t2i_compbench.depth import MidasDepth
 
     _seed(torch)
-    config = DPTConfig(hidden_size=16, num_hidden_layers=4, num_attention_heads=2, intermediate_size=16,
-                       image_size=96, patch_size=32, backbone_out_indices=[0, 1, 2, 3],
-                       neck_hidden_sizes=[4, 8, 8, 8], fusion_hidden_size=8)
+    # A hybrid (BiT + ViT) DPT like Intel/dpt-hybrid-midas, with 384-px position embeddings run at 480 px.
+    backbone = BitConfig(global_padding="same", layer_type="bottleneck", depths=[1, 1, 1], hidden_sizes=[16, 32, 64],
+                         embedding_size=8, out_features=["stage1", "stage2", "stage3"], num_groups=2)
+    config = DPTConfig(is_hybrid=True, backbone_config=backbone, hidden_size=32, num_hidden_layers=4,
+                       num_attention_heads=2, intermediate_size=32, image_size=384, patch_size=16,
+                       backbone_out_indices=[0, 1, 2, 3], neck_hidden_sizes=[16, 32, 32, 32], fusion_hidden_size=16,
+                       readout_type="project", reassemble_factors=[1, 1, 1, 0.5], backbone_featmap_shape=[1, 64, 24, 24],
+                       neck_ignore_stages=[0, 1])
     return MidasDepth(DPTForDepthEstimation(config), device, label=SMOKE_LABEL)
