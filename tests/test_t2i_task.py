@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from harness.types import Headline, Prediction, TaskResult
-from tasks.base import ScoreContext
+from tasks.base import ScoreContext, TaskError
 from tasks.t2i_compbench import nouns, rules, task as T
 
 
@@ -231,3 +231,17 @@ def test_mmdet_label_and_comparability_warning(tmp_path, monkeypatch):
     assert r.status == "scored" and r.metrics["detector"] == "mmdet Mask2Former (not the official UniDet)"
     assert any("not comparable" in w for w in r.warnings)
     T._CACHE.clear()
+
+
+def test_prompts_with_the_wrong_number_of_images_are_flagged(tmp_path):
+    t = T.T2IShape({"smoke_scorers": True, "images_per_prompt": 2})
+    samples = t.load(t.smoke_source())
+    preds = _generate(t, samples, tmp_path, 2)
+    preds["1"].images = preds["1"].images[:1]
+    ctx = ScoreContext(profile="official", work_dir=tmp_path)
+    r = t.aggregate(t.score(samples, preds, ctx), ctx)
+    assert r.metrics["n_images"] == 3
+    assert any("1 prompts do not have images_per_prompt=2" in w for w in r.warnings)
+    preds["0"].images = ["images/samples/nothing_000000.png"]
+    with pytest.raises(TaskError, match="nothing_000000.png is missing"):
+        t.score(samples, preds, ctx)

@@ -310,6 +310,9 @@ class T2ICategory(Task):
         if n_bad:
             first = next(r["error"] for r in records.values() if r.get("error"))
             warnings.append(f"{self.id}: {n_bad} images could not be scored by the official rule (first: {first})")
+        short = sum(1 for r in records.values() if len(r.get("image_scores", [])) != self.images_per_prompt)
+        if short:
+            warnings.append(f"{self.id}: {short} prompts do not have images_per_prompt={self.images_per_prompt} images")
         value = _mean(scores)
         metrics = {self.category: value, "n_images": len(scores), "n_prompts": len(records), **meta}
         if self.smoke:
