@@ -245,3 +245,11 @@ def test_prompts_with_the_wrong_number_of_images_are_flagged(tmp_path):
     preds["0"].images = ["images/samples/nothing_000000.png"]
     with pytest.raises(TaskError, match="nothing_000000.png is missing"):
         t.score(samples, preds, ctx)
+
+
+def test_options_fall_back_to_environment(monkeypatch):
+    monkeypatch.setenv("UNITOKEN_T2I_IMAGES_PER_PROMPT", "4")
+    monkeypatch.setenv("UNITOKEN_T2I_BLIP_MODEL", "/models/blip")
+    t = T.T2IColor()
+    assert t.images_per_prompt == 4 and t.opt("blip_model") == "/models/blip"
+    assert T.T2IColor({"images_per_prompt": 2}).images_per_prompt == 2  # an explicit option wins

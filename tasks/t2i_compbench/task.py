@@ -11,12 +11,14 @@ Task options (``options.<task>`` in a run config):
   clip_model, clip_dtype, depth_model, detector ("mmdet" | "mmdet:CKPT" | "unidet:UniDet_eval DIR" | "smoke"),
   detector_checkpoint (the mmdet checkpoint, same as "mmdet:CKPT"),
   spacy_model, smoke_scorers (random-weight scorers for the offline smoke suite).
+Each option (except smoke_scorers) may also come from ``$UNITOKEN_T2I_<OPTION>`` when the option is not given.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Optional
 
@@ -58,15 +60,22 @@ class T2ICategory(Task):
     def __init__(self, options: Optional[dict[str, Any]] = None):
         super().__init__(options)
         try:
-            self.images_per_prompt = int(self.options.get("images_per_prompt", DEFAULT_IMAGES_PER_PROMPT))
+            self.images_per_prompt = int(self.opt("images_per_prompt", DEFAULT_IMAGES_PER_PROMPT))
         except (TypeError, ValueError):
             raise TaskError(f"{self.id}: images_per_prompt must be an integer") from None
         if self.images_per_prompt < 1:
             raise TaskError(f"{self.id}: images_per_prompt must be at least 1")
-        self.color_version = str(self.options.get("color_file_version", "current"))
+        self.color_version = str(self.opt("color_file_version", "current"))
         self.smoke = bool(self.options.get("smoke_scorers", False))
         self.prompt_set: Optional[prompts.PromptSet] = None
         self._used: dict[str, str] = {}
+
+    def opt(self, name: str, default: Any = None) -> Any:
+        """A task option, else ``$UNITOKEN_T2I_<NAME>`` (so ``unitoken-eval score --images`` can find local
+        weights and detectors), else the default."""
+        if self.options.get(name) is not None:
+            return self.options[name]
+        return os.environ.get(f"UNITOKEN_T2I_{name.upper()}", default)
 
     # ----------------------------------------------------------------- data
     def load(self, source: Optional[str] = None, limit: Optional[int] = None) -> list[Sample]:
@@ -149,10 +158,10 @@ class T2ICategory(Task):
 
     # ----------------------------------------------------------------- scorer parts
     def _device(self) -> Optional[str]:
-        return self.options.get("device")
+        return self.opt("device")
 
     def _parser(self) -> nouns.Parser:
-        model = self.options.get("spacy_model")
+        model = self.opt("spacy_model")
         try:
             p = _cached(("nlp", model), lambda: nouns.load_nlp(model))
         except nouns.NLPUnavailable as exc:
@@ -172,8 +181,8 @@ class T2ICategory(Task):
 
             m = smoke_models.blip_vqa()
         else:
-            mid = self.options.get("blip_model")
-            tok = self.options.get("blip_tokenizer")
+            mid = self.opt("blip_model")
+            tok = self.opt("blip_tokenizer")
             if mid and str(mid).endswith((".pth", ".pt")):
                 from tasks.t2i_compbench.blip_original import load_original
 
@@ -195,7 +204,7 @@ class T2ICategory(Task):
 
             m = smoke_models.clip()
         else:
-            mid, dt = self.options.get("clip_model"), self.options.get("clip_dtype")
+            mid, dt = self.opt("clip_model"), self.opt("clip_dtype")
             try:
                 m = _cached(("clip", mid, self._device(), dt),
                             lambda: clipscore.ClipScorer.load(mid, self._device(), dt))
@@ -212,7 +221,7 @@ class T2ICategory(Task):
 
             m = smoke_models.depth()
         else:
-            mid = self.options.get("depth_model")
+            mid = self.opt("depth_model")
             try:
                 m = _cached(("depth", mid, self._device()), lambda: depth.MidasDepth.load(mid, self._device()))
             except (FileNotFoundError, ImportError) as exc:
@@ -223,9 +232,9 @@ class T2ICategory(Task):
     def _detector(self, ckpt: str = "RS200"):
         from tasks.t2i_compbench import detectors
 
-        spec = "smoke" if self.smoke else str(self.options.get("detector", "mmdet"))
-        if spec == "mmdet" and self.options.get("detector_checkpoint"):
-            spec = f"mmdet:{self.options['detector_checkpoint']}"
+        spec = "smoke" if self.smoke else str(self.opt("detector", "mmdet"))
+        if spec == "mmdet" and self.opt("detector_checkpoint"):
+            spec = f"mmdet:{self.opt('detector_checkpoint')}"
         try:
             d = _cached(("det", spec, ckpt), lambda: detectors.load(spec, ckpt))
         except detectors.DetectorUnavailable as exc:
