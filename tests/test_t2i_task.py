@@ -253,3 +253,55 @@ def test_options_fall_back_to_environment(monkeypatch):
     t = T.T2IColor()
     assert t.images_per_prompt == 4 and t.opt("blip_model") == "/models/blip"
     assert T.T2IColor({"images_per_prompt": 2}).images_per_prompt == 2  # an explicit option wins
+
+
+def test_unidet_adapter_with_a_user_checkout(tmp_path, monkeypatch):
+    """The official-UniDet path, driven through a stand-in of upstream's UniDet_eval layout and detectron2
+    (neither is installable here): lazy import, upstream's loader called from its own directory, label map
+    from dataset/detection_features.pt, detectron2 Instances converted in their own (score) order."""
+    import sys
+    import types
+
+    import torch
+
+    from tasks.t2i_compbench import detectors
+
+    root = tmp_path / "UniDet_eval"
+    (root / "experts" / "expert_weights").mkdir(parents=True)
+    (root / "dataset").mkdir()
+    (root / "experts" / "expert_weights" / "Unified_learned_OCIM_RS200_6x+2x.pth").write_bytes(b"w")
+    torch.save({"labels": ["person", "dog", "chair"]}, root / "dataset" / "detection_features.pt")
+    (root / "experts" / "__init__.py").write_text("")
+    (root / "experts" / "model_bank.py").write_text(
+        "import os, sys, torch\n"
+        "class _Boxes:\n    def __init__(self, t): self.tensor = t\n"
+        "class _Inst:\n"
+        "    def __init__(self, f): self.f = f\n"
+        "    def get_fields(self): return self.f\n"
+        "class _Model:\n"
+        "    def eval(self): return self\n"
+        "    def __call__(self, batch):\n"
+        "        self.seen = [(b['height'], b['width']) for b in batch]\n"
+        "        return [{'instances': _Inst({'pred_boxes': _Boxes(torch.tensor([[1., 2., 30., 40.], [50., 0., 90., 20.]])),\n"
+        "                 'pred_classes': torch.tensor([1, 2]), 'scores': torch.tensor([0.9, 0.7])})} for _ in batch]\n"
+        "def load_expert_model(task=None, ckpt=None):\n"
+        "    assert os.path.exists('experts/expert_weights/Unified_learned_OCIM_%s_6x+2x.pth' % ckpt), os.getcwd()\n"
+        "    assert sys.argv[1:] == []\n"
+        "    return _Model(), None\n"
+    )
+    with pytest.raises(detectors.DetectorUnavailable, match="detectron2"):
+        detectors.load(f"unidet:{root}")
+    monkeypatch.setitem(sys.modules, "detectron2", types.ModuleType("detectron2"))
+    monkeypatch.setattr(sys, "argv", ["unitoken-eval", "run", "--suite", "paper"])
+    monkeypatch.syspath_prepend(str(root))
+    with pytest.raises(detectors.DetectorUnavailable, match="R50_6x"):
+        detectors.load(f"unidet:{root}", ckpt="R50")  # numeracy's checkpoint is missing
+    d = detectors.load(f"unidet:{root}")
+    assert sys.argv == ["unitoken-eval", "run", "--suite", "paper"]  # restored
+    out = d.detect([Image.new("RGB", (512, 512))])
+    assert d.model.seen == [(479, 479)]
+    assert [(x.label, x.box, x.score) for x in out[0]] == [
+        ("dog", (1.0, 2.0, 30.0, 40.0), pytest.approx(0.9)), ("chair", (50.0, 0.0, 90.0, 20.0), pytest.approx(0.7))]
+    assert d.label == "UniDet RS200 (official)"
+    for mod in [m for m in sys.modules if m == "experts" or m.startswith("experts.")]:
+        sys.modules.pop(mod)  # upstream's package name must not leak into other tests
