@@ -67,7 +67,7 @@ def main(argv=None) -> int:
         det.detect(images[: max(bs, 1)], min_score=0.3)  # warm-up (cudnn autotune, allocator)
         sync()
         t0 = time.perf_counter()
-        out = det.detect(images, min_score=0.3)
+        det.detect(images, min_score=0.3)
         sync()
         secs = time.perf_counter() - t0
         record["detector"][str(bs)] = {"images_per_s": round(args.n / secs, 3), "s_per_image": round(secs / args.n, 4)}
