@@ -166,3 +166,44 @@ def test_random_weight_mask2former_swin_s_detects_one_image_on_cpu(tmp_path):
     torch.save({"state_dict": {k: det.model.state_dict()[k]}}, bad)
     with pytest.raises(DetectorError, match="weights of the mmdet 3.x Mask2Former Swin-S are missing"):
         MMDetMask2Former(checkpoint=str(bad), device="cpu")
+
+
+class _Inst(dict):
+    __getattr__ = dict.__getitem__
+
+
+class _FakeModel:
+    """Records the batches mmdet's test_step would get; returns one 'cat' per image scored by its id."""
+
+    def __init__(self):
+        self.batches = []
+
+    def test_step(self, data):
+        self.batches.append([(s, shape) for s, shape in zip(data["data_samples"], data["inputs"])])
+        out = []
+        for img_id, (h, w, _) in zip(data["data_samples"], data["inputs"]):
+            inst = _Inst(labels=torch.tensor([15]), scores=torch.tensor([0.5 + img_id / 100]),
+                         bboxes=torch.tensor([[0.0, 0.0, w, h]]), masks=torch.ones(1, h, w, dtype=torch.bool))
+            out.append(type("Res", (), {"pred_instances": inst})())
+        return out
+
+
+def test_detect_batches_same_size_images_and_keeps_input_order():
+    from tasks.geneval.mmdet_backend import MMDetMask2Former
+
+    det = MMDetMask2Former.__new__(MMDetMask2Former)
+    det.batch_size, det._torch, det.model = 2, torch, _FakeModel()
+    seen_pixels = []
+
+    def pipeline(d):
+        seen_pixels.append(d["img"][0, 0].tolist())
+        return {"inputs": d["img"].shape, "data_samples": d["img_id"]}
+
+    det.pipeline = pipeline
+    big, small = Image.new("RGB", (8, 6), (255, 0, 0)), Image.new("RGB", (4, 4), (0, 0, 255))
+    out = det.detect([big, small, big, big, small])
+    # same-size groups, at most batch_size per forward, never mixing sizes (padding would differ)
+    assert [[i for i, _ in b] for b in det.model.batches] == [[0, 2], [3], [1, 4]]
+    assert [o["cat"][0].score for o in out] == pytest.approx([0.5, 0.51, 0.52, 0.53, 0.54])
+    assert out[1]["cat"][0].mask.shape == (4, 4) and out[0]["cat"][0].box == [0.0, 0.0, 8.0, 6.0]
+    assert seen_pixels[0] == [0, 0, 255]  # red fed as BGR, as mmcv.imread reads files
