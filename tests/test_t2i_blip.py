@@ -82,6 +82,7 @@ def test_blip_vqa_uses_enc_and_dec_tokens_and_yes_no_ratio():
 
     def dec_hook(mod, args, kwargs, out):
         seen["dec"] = kwargs["input_ids"].clone()
+        seen["dec_mask"] = kwargs["encoder_attention_mask"].clone()
         seen["logits"] = out.logits[:, 0, :].clone()
 
     h1 = m.model.text_encoder.register_forward_pre_hook(enc_hook, with_kwargs=True)
@@ -94,6 +95,9 @@ def test_blip_vqa_uses_enc_and_dec_tokens_and_yes_no_ratio():
         h2.remove()
     assert seen["enc"][:, 0].tolist() == [blip_vqa.ENC_ID] * 2
     assert seen["dec"].tolist() == [[blip_vqa.BOS_ID]] * 2
+    # the decoder attends to the question states under the question's own padding mask (vqa_prob), not ones
+    assert seen["dec_mask"].sum(1).tolist() == [len(m.tokenizer("a red dog?").input_ids),
+                                               len(m.tokenizer("the cup?").input_ids)]
     prob = torch.softmax(seen["logits"], dim=1)
     want = (prob[:, 2748] / (prob[:, 2748] + prob[:, 2053])).tolist()
     assert p == pytest.approx(want, rel=1e-6)
