@@ -353,7 +353,12 @@ class Scorer:
 
     def _prune(self, dets: Detections) -> Detections:
         """Keep what any tag could use: scores above the lowest threshold, top ``max_objects`` per class."""
-        return {c: v[: self.opts.max_objects] for c, v in dets.items() if v}
+        floor, out = self.opts.floor(), {}
+        for cls, items in dets.items():
+            keep = sorted((d for d in items if d.score > floor), key=lambda d: -d.score)[: self.opts.max_objects]
+            if keep:
+                out[cls] = keep
+        return out
 
     def _classify_colors(self, image: Image.Image, dets: Detections, metadata: dict[str, Any]) -> None:
         # Every stored detection of a class a colour clause names gets its colour, so the cache can be
