@@ -113,7 +113,9 @@ def bench_understanding(model, head, cfg, args, rec):
     dec = PrefixSharingGreedyDecoder(model, head)
     # Warm-up (graph capture, kernels) on a small batch, checked against the eager path; then timed batches.
     warm = prefixes(2)
+    t0 = time.perf_counter()
     a = dec.answer(warm, [suffix] * 2, [0, 1], new, [8710])
+    rec["understanding_warmup_seconds_incl_compile"] = time.perf_counter() - t0
     b = PrefixSharingGreedyDecoder(model, head, use_graphs=False).answer(warm, [suffix] * 2, [0, 1], new, [8710])
     rec["check_graphs_equal_eager_understanding"] = a == b
     G = args.und_batch
