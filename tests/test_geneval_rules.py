@@ -8,6 +8,7 @@ exclude on the kept count) and ``relative_position`` (margin 0.1 x summed sizes,
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from tasks.geneval.detector import Detection
@@ -199,3 +200,14 @@ def test_ties_keep_the_detector_order():
     a, b, c = det(0.8, (0, 0, 1, 1)), det(0.8, (5, 5, 6, 6)), det(0.9)
     assert keep_detections({"cup": [a, b, c]}, "single_object", OPTS)["cup"] == [c, a, b]
     assert keep_detections({"cup": [b, a, c]}, "single_object", OPTS)["cup"] == [c, b, a]
+
+
+def test_thresholds_compare_in_float32_like_numpy_did_upstream():
+    # evaluate_image compares a float32 score array with the Python float threshold: NumPy casts 0.3 to
+    # float32, so a detector score of exactly float32(0.3) (0.30000001192092896 as a double) is NOT above it.
+    f32_03, f32_09 = float(np.float32(0.3)), float(np.float32(0.9))
+    assert f32_03 > 0.3  # as a double it would pass
+    dets = {"cat": [det(f32_03), det(float(np.float32(0.3000001)))]}
+    assert [d.score for d in keep_detections(dets, "single_object", OPTS)["cat"]] == [float(np.float32(0.3000001))]
+    assert "cat" not in keep_detections({"cat": [det(f32_09)]}, "counting", OPTS)
+    assert keep_detections({"cat": [det(float(np.float32(0.9000001)))]}, "counting", OPTS)["cat"]

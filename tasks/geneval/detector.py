@@ -22,6 +22,8 @@ from typing import Any, Optional, Union
 import numpy as np
 from PIL import Image
 
+from tasks.geneval.legacy_sort import argsort_numpy123
+
 # The 80 COCO classes in COCO's category order, as GenEval names them (three renamed: "computer mouse",
 # "tv remote", "computer keyboard").  Index i here is mmdet's label i for a COCO-trained model.
 CLASS_NAMES: tuple[str, ...] = (
@@ -92,8 +94,9 @@ def sort_by_class(labels: np.ndarray, scores: np.ndarray, boxes: np.ndarray, mas
     """Group flat instance arrays (label, score, box, mask) into GenEval's per-class lists.
 
     mmdet 2.x's ``bbox2result``/``mask2result`` kept each class's instances in the order the head emitted
-    them and GenEval sorts by score afterwards (np.argsort(...)[::-1]); we sort with the same call so equal
-    scores come out in the same order.
+    them and GenEval sorts by score afterwards with ``np.argsort(scores)[::-1]`` under NumPy 1.23.  Newer
+    NumPy orders equal scores differently, so the 1.23 algorithm is reproduced (tasks.geneval.legacy_sort)
+    on the float32 scores: ties come out exactly as upstream's.
     """
     out: Detections = {}
     labels = np.asarray(labels).reshape(-1)
@@ -103,7 +106,7 @@ def sort_by_class(labels: np.ndarray, scores: np.ndarray, boxes: np.ndarray, mas
         rows = np.flatnonzero(labels == idx)
         if rows.size == 0:
             continue
-        order = rows[np.argsort(scores[rows], kind="quicksort")[::-1]]
+        order = rows[np.array(argsort_numpy123(scores[rows].astype(np.float32).tolist()), dtype=np.intp)[::-1]]
         dets = []
         for r in order:
             if scores[r] <= min_score:

@@ -55,13 +55,18 @@ class RuleOptions:
 
 
 def box_iou(a: list[float], b: list[float]) -> float:
-    """IoU with the reference's inclusive-pixel areas ((x2 - x1 + 1) * (y2 - y1 + 1))."""
+    """IoU with the reference's inclusive-pixel areas ((x2 - x1 + 1) * (y2 - y1 + 1)).
 
-    def area(box: list[float]) -> float:
-        return max(box[2] - box[0] + 1, 0) * max(box[3] - box[1] + 1, 0)
+    Upstream's boxes are float32 scalars under NumPy 1.23: coordinate differences are float32, the ``+ 1``
+    and everything after it float64.  We reproduce that arithmetic so suppression decisions match.
+    """
+    f = np.float32
 
-    inter = area([max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])])
-    union = area(a) + area(b) - inter
+    def area(x1, y1, x2, y2) -> float:
+        return max(float(f(x2) - f(x1)) + 1, 0) * max(float(f(y2) - f(y1)) + 1, 0)
+
+    inter = area(max(f(a[0]), f(b[0])), max(f(a[1]), f(b[1])), min(f(a[2]), f(b[2])), min(f(a[3]), f(b[3])))
+    union = area(*a[:4]) + area(*b[:4]) - inter
     return inter / union if union else 0
 
 
@@ -73,7 +78,9 @@ def keep_detections(detections: Detections, tag: str, opts: RuleOptions) -> Dete
         # Detectors hand over each class already in the reference's order (np.argsort(...)[::-1] over the
         # head's output, see detector.sort_by_class); a stable descending sort keeps that order for ties.
         order = sorted(range(len(dets)), key=lambda i: -dets[i].score)
-        order = [i for i in order if dets[i].score > threshold][: opts.max_objects]
+        # Upstream compares float32 scores with the threshold as float32 (NumPy casts the Python float to the
+        # array's type): a score of exactly float32(0.3) is not above 0.3.
+        order = [i for i in order if np.float32(dets[i].score) > np.float32(threshold)][: opts.max_objects]
         chosen: list[Detection] = []
         while order:
             best = order.pop(0)
@@ -87,7 +94,8 @@ def keep_detections(detections: Detections, tag: str, opts: RuleOptions) -> Dete
 
 def relative_position(box_a: list[float], box_b: list[float], position_threshold: float = 0.1) -> set[str]:
     """Where A is relative to B ("left of", "right of", "above", "below"; y grows downwards)."""
-    boxes = np.array([box_a[:4], box_b[:4]], dtype=np.float64).reshape(2, 2, 2)
+    # float32 throughout, as upstream's mmdet boxes are (NumPy keeps float32 when mixed with Python floats)
+    boxes = np.array([box_a[:4], box_b[:4]], dtype=np.float32).reshape(2, 2, 2)
     center_a, center_b = boxes.mean(axis=-2)
     dim_a, dim_b = np.abs(np.diff(boxes, axis=-2))[..., 0, :]
     offset = center_a - center_b
