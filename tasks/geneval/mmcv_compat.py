@@ -26,7 +26,9 @@ def _ms_deform_attn_forward(value, value_spatial_shapes, value_level_start_index
                             attention_weights, im2col_step=None):
     from mmcv.ops.multi_scale_deform_attn import multi_scale_deformable_attn_pytorch
 
-    return multi_scale_deformable_attn_pytorch(value, value_spatial_shapes, sampling_locations, attention_weights)
+    # mmcv's PyTorch path reads the level shapes as Python sizes; on CUDA they would arrive as device tensors
+    return multi_scale_deformable_attn_pytorch(value, value_spatial_shapes.cpu(), sampling_locations,
+                                               attention_weights)
 
 
 def _missing(name: str):
