@@ -1,6 +1,7 @@
 """GenEval (Ghosh et al. 2023): object-focused text-to-image evaluation with a detector and a colour classifier.
 
-Modules: prompts (metadata download/verification), rules (evaluate_images.py's rules), detector (the
+Modules: prompts (metadata download/verification), rules (evaluate_images.py's rules), legacy_sort (NumPy
+1.23's argsort, for upstream's tie order), detector (the
 detector interface, shared with T2I-CompBench++), mmdet_backend / mmcv_compat / checkpoint (the reference
 Mask2Former), colors (the CLIP colour classifier), smoke_models (tiny random models for offline smoke runs),
 task (the Task plugin).
