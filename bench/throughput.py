@@ -239,6 +239,16 @@ def check_graphs_fp32(rec, device):
     x = PrefixSharingGreedyDecoder(m, h, use_graphs=True).answer(pre, [[5, 8710], [6, 7, 8710], [9, 8710]], [0, 0, 1], 40, [8710])
     y = PrefixSharingGreedyDecoder(m, h, use_graphs=False).answer(pre, [[5, 8710], [6, 7, 8710], [9, 8710]], [0, 0, 1], 40, [8710])
     rec["check_graphs_equal_eager_fp32"] = {"generation": bool(torch.equal(a, b)), "understanding": x == y}
+    from model_adapters.chameleon_fast import LeanChameleon
+
+    e = torch.randn(3, 77, 256, generator=g).to(device)
+    pos = torch.arange(77, device=device)[None].expand(3, 77)
+    outs = []
+    for comp in (False, True):
+        lean = LeanChameleon(m, h, 3, 77, compile_prefill=comp)
+        lean.valid[:] = True
+        outs.append(lean.forward(pos, 0, 77, embeds=e, dense_causal=True))
+    rec["check_compiled_prefill_fp32_max_abs_diff"] = float((outs[0] - outs[1]).abs().max())
 
 
 def bench_generation(model, head, cfg, args, rec):

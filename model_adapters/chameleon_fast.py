@@ -16,6 +16,7 @@ own seed, never on which other prompts share its batch.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -119,24 +120,62 @@ def _causal_attention(q, k, v, scale, backends):
         return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale)
 
 
-def _run_layers(model, x, cos, sin, write, mask, ks, vs, length: int, dense: bool, fused: bool, backends):
-    """The decoder layers over hidden states ``x`` [R, T, hidden], writing K/V at columns ``write``."""
-    from transformers.models.chameleon.modeling_chameleon import apply_rotary_pos_emb
+def _rms_norm(x, weight, eps: float):
+    """ChameleonRMSNorm's arithmetic (float32 statistics, weight applied in the input dtype)."""
+    xf = x.float()
+    return weight * (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)).to(x.dtype)
 
+
+def _head_norm_rope(proj, weight, bias, cos, sin, R: int, T: int, H: int, D: int):
+    """Per-head LayerNorm (ChameleonLayerNorm: statistics over head_dim, per-head affine) and rotary."""
+    x = F.layer_norm(proj.reshape(R, T, H, D), (D,), None, None, 1e-5) * weight + bias
+    x = x.transpose(1, 2)
+    c, s = cos.unsqueeze(1), sin.unsqueeze(1)
+    half = D // 2
+    rot = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+    return x * c + rot * s
+
+
+def _swiglu(gate_up):
+    gate, up = gate_up.chunk(2, dim=-1)
+    return F.silu(gate) * up
+
+
+_PIECES: dict[str, object] = {}
+
+
+def _piece(name: str, fn, compiled: bool):
+    """``fn`` itself, or its torch.compile'd form (dynamic shapes) when ``compiled``.
+
+    Only the elementwise pieces are compiled, not the layer loop: about 40% of eager prefill time on an
+    H200 is unfused elementwise work (bench/profile_paths.py), while compiling the whole stack took
+    minutes and recompiled on new batch shapes.  Set UNITOKEN_EVAL_COMPILE=0 to keep everything eager.
+    """
+    if not compiled or os.environ.get("UNITOKEN_EVAL_COMPILE", "1") == "0":
+        return fn
+    if name not in _PIECES:
+        _PIECES[name] = torch.compile(fn, dynamic=True)
+    return _PIECES[name]
+
+
+def _run_layers(model, x, cos, sin, write, mask, ks, vs, length: int, dense: bool, fused: bool, backends,
+                compiled: bool = False):
+    """The decoder layers over hidden states ``x`` [R, T, hidden], writing K/V at columns ``write``."""
     R, T = x.shape[:2]
     H = model.config.num_attention_heads
     D = model.config.hidden_size // H
+    rms, norm_rope = _piece("rms", _rms_norm, compiled), _piece("rope", _head_norm_rope, compiled)
+    swiglu = _piece("swiglu", _swiglu, compiled)
     for i, layer in enumerate(model.layers):
         attn, mlp = layer.self_attn, layer.mlp
-        h = layer.input_layernorm(x)
+        h = rms(x, layer.input_layernorm.weight, layer.input_layernorm.variance_epsilon)
         if fused:
             qp, kp, vp = F.linear(h, attn._lean_qkv).split([H * D, H * D, H * D], dim=-1)
         else:
             qp, kp, vp = attn.q_proj(h), attn.k_proj(h), attn.v_proj(h)
-        q = attn.q_norm(qp.reshape(-1, H, D)).reshape(R, T, H, D).transpose(1, 2)
-        k = attn.k_norm(kp.reshape(-1, H, D)).reshape(R, T, H, D).transpose(1, 2)
+        q = norm_rope(qp, attn.q_norm.weight, attn.q_norm.bias, cos, sin, R, T, H, D)
+        k = norm_rope(kp, attn.k_norm.weight, attn.k_norm.bias, cos, sin, R, T, H, D)
         v = vp.reshape(R, T, H, D).transpose(1, 2)
-        q, k = apply_rotary_pos_emb(q, k, cos, sin)
         ks[i].index_copy_(2, write, k)
         vs[i].index_copy_(2, write, v)
         if dense:
@@ -145,28 +184,12 @@ def _run_layers(model, x, cos, sin, write, mask, ks, vs, length: int, dense: boo
             o = F.scaled_dot_product_attention(q, ks[i][:, :, :length], vs[i][:, :, :length], attn_mask=mask,
                                                scale=attn.scaling)
         x = x + attn.o_proj(o.transpose(1, 2).reshape(R, T, H * D))
-        h = layer.post_attention_layernorm(x)
+        h = rms(x, layer.post_attention_layernorm.weight, layer.post_attention_layernorm.variance_epsilon)
         if fused:
-            gate, up = F.linear(h, mlp._lean_gate_up).chunk(2, dim=-1)
-            x = x + mlp.down_proj(mlp.act_fn(gate) * up)
+            x = x + mlp.down_proj(swiglu(F.linear(h, mlp._lean_gate_up)))
         else:
             x = x + mlp(h)
     return x
-
-
-_COMPILED: dict[str, object] = {}
-
-
-def _compiled_layers():
-    """``_run_layers`` under torch.compile (dynamic shapes: one compilation serves every prompt length).
-
-    Prefill is GPU-bound, and about 40% of its eager time goes to unfused elementwise kernels (norms,
-    rotary, activation, residuals, cache writes); fusing them raised prefill from ~31k to ~44k tokens/s on
-    an H200 (bench/profile_paths.py).
-    """
-    if "layers" not in _COMPILED:
-        _COMPILED["layers"] = torch.compile(_run_layers, dynamic=True)
-    return _COMPILED["layers"]
 
 
 class LeanChameleon:
@@ -197,7 +220,8 @@ class LeanChameleon:
         self.max_rows, self.max_len = max_rows, max_len
         if fused is None:
             fused = self.device.type == "cuda"
-        self.fused = fused and fuse_projections(model)
+        # The fused MLP path applies SiLU itself: only for the activation Chameleon checkpoints use.
+        self.fused = fused and getattr(cfg, "hidden_act", "silu") == "silu" and fuse_projections(model)
         self.prefill_backends = prefill_backends
         self.compile_prefill = (self.device.type == "cuda") if compile_prefill is None else compile_prefill
 
@@ -236,10 +260,9 @@ class LeanChameleon:
             upto = cols[None, None, None, :] <= write[None, None, :, None]
             mask = (self.valid[:R, :length][:, None, None, :] & upto) | here
         ks, vs = [k[:R] for k in self.k], [v[:R] for v in self.v]
-        layers = _run_layers
-        if dense_causal and self.compile_prefill and not self.prefill_backends:
-            layers = _compiled_layers()
-        x = layers(model, x, cos, sin, write, mask, ks, vs, length, dense_causal, self.fused, self.prefill_backends)
+        compiled = dense_causal and self.compile_prefill
+        x = _run_layers(model, x, cos, sin, write, mask, ks, vs, length, dense_causal, self.fused,
+                        self.prefill_backends, compiled)
         return self.lm_head(model.norm(x[:, -1])).float()
 
 
