@@ -233,7 +233,8 @@ class LeanChameleon:
 
     @torch.no_grad()
     def forward(self, positions: torch.Tensor, start, length: int, ids: Optional[torch.Tensor] = None,
-                embeds: Optional[torch.Tensor] = None, dense_causal: bool = False) -> torch.Tensor:
+                embeds: Optional[torch.Tensor] = None, dense_causal: bool = False,
+                vocab: Optional[tuple[int, int]] = None) -> torch.Tensor:
         """Run tokens (``ids`` [R, T] or ``embeds`` [R, T, H]) written at columns start..start+T-1 of cache rows
         0..R-1; attend over columns [0, length).
 
@@ -263,7 +264,10 @@ class LeanChameleon:
         compiled = dense_causal and self.compile_prefill
         x = _run_layers(model, x, cos, sin, write, mask, ks, vs, length, dense_causal, self.fused,
                         self.prefill_backends, compiled)
-        return self.lm_head(model.norm(x[:, -1])).float()
+        h = model.norm(x[:, -1])
+        if vocab is not None:
+            return F.linear(h, self.lm_head.weight[vocab[0] : vocab[1]]).float()
+        return self.lm_head(h).float()
 
 
 def _bucket(need: int, bucket: int, cap: int) -> int:
@@ -454,6 +458,7 @@ class CFGImageDecoder:
         lean.forward(positions, 0, width, ids=ids)
 
         schedule = grid.schedule().to(dev)
+        image_top_k = min(int(image_top_k), grid.image_hi + 1 - grid.image_lo)
         noise = row_noise(seeds, n, image_top_k, dev)
         out = torch.empty((B, n), dtype=torch.long, device=dev)
         out[:, 0] = schedule[0]
@@ -463,19 +468,17 @@ class CFGImageDecoder:
             "col": torch.tensor(width, device=dev),
             "step": torch.tensor(1, device=dev),
         }
-        image_mask = torch.full((lean.lm_head.out_features if hasattr(lean.lm_head, "out_features")
-                                 else self.model.config.vocab_size,), float("-inf"), device=dev)
-        image_mask[grid.image_lo : grid.image_hi + 1] = 0.0
+        # Only image ids can be sampled, so logits (and CFG, top-k) are computed over that id range alone.
+        lo, hi = grid.image_lo, grid.image_hi + 1
 
         def step(length: int) -> None:
             tok, col, stp = state["tok"], state["col"], state["step"]
             pos = (col - pad)[:, None]
-            logits = lean.forward(pos, col.reshape(1), length, ids=tok[:, None])
+            logits = lean.forward(pos, col.reshape(1), length, ids=tok[:, None], vocab=(lo, hi))
             if guided:
                 logits = cfg_mix(logits[:B], logits[B:], float(cfg))
-            logits = logits + image_mask
             u = noise.index_select(1, stp.reshape(1)).squeeze(1)
-            sampled = gumbel_topk_sample(logits, image_top_k, temperature, u)
+            sampled = gumbel_topk_sample(logits, image_top_k, temperature, u) + lo
             forced = schedule.index_select(0, stp.reshape(1))
             nxt = torch.where(forced >= 0, forced.expand(B), sampled)
             out.index_copy_(1, stp.reshape(1), nxt[:, None])
