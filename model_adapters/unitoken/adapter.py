@@ -1,0 +1,181 @@
+"""The ``unitoken`` model adapter: UniToken-{AnyRes,base}-StageII behind the ModelAdapter interface.
+
+``--model-args path=DIR_OR_HUB_ID[,vqgan=DIR][,vision_config=DIR][,dtype=float32|bfloat16][,device=cpu|cuda]
+[,anyres=auto|true|false][,compile=auto|true|false][,batch_size=N][,gen_batch_size=N]``
+
+``vqgan`` defaults to ``PATH/vqgan`` (Meta's ``vqgan.yaml`` + ``vqgan.ckpt``; the UniToken release does not
+ship them).  ``anyres=auto`` reads the variant from the checkpoint name (``...-base-...`` = one squashed
+384 view, anything else AnyRes).  ``compile``: CUDA-graph decoding (auto = on CUDA).
+Generation request options: ``cfg`` (default 3.0, the release demo's), ``image_top_k`` (2000),
+``temperature`` (1.0).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from PIL import Image
+
+from harness.types import GenerateRequest, Kind, UnderstandRequest
+from model_adapters.base import AdapterError, ModelAdapter
+
+from . import configuration as C
+from .decoding import greedy_answers, image_tokens
+from .modeling import UniTokenModel
+from .processing import T2I_TEMPLATE
+
+EOT = 8710
+GEN_SUFFIX = (16853, 8197)  # appended by the release after the T2I prompt: a marker token and BOI
+DEFAULT_CFG, DEFAULT_TOP_K, DEFAULT_TEMPERATURE = 3.0, 2000, 1.0
+
+
+def _float_option(options: dict, key: str, default: float, sample: str) -> float:
+    try:
+        return float(options.get(key, default))
+    except (TypeError, ValueError) as exc:
+        raise AdapterError(f"sample {sample}: option {key}={options.get(key)!r} is not a number") from exc
+
+
+class ChameleonFamilyAdapter(ModelAdapter):
+    """Shared by UniToken, Lumina-mGPT and (via a subclass) Chameleon: load, answer, draw."""
+
+    capabilities = frozenset({"understand", "generate"})
+    vision = True  # SigLIP branch present
+    t2i_template = T2I_TEMPLATE
+    gen_suffix: tuple[int, ...] = GEN_SUFFIX
+    default_cfg = DEFAULT_CFG
+    extra_args: tuple[str, ...] = ()
+
+    def __init__(self, **model_args: Any):
+        super().__init__(**model_args)
+        self.args = C.ModelArgs.parse(model_args, self.extra_args)
+        self.ckpt = C.resolve_checkpoint(self.args.path)
+        self.device = self.args.torch_device()
+        self.dtype = self.args.torch_dtype(self.device)
+        anyres = self.args.anyres.lower()
+        if anyres == "auto":
+            anyres = "false" if "base" in Path(self.args.path).name.lower().split("-") else "true"
+        self.anyres = anyres == "true"
+        self.model = UniTokenModel(self.ckpt, self.device, self.dtype, vision=self.vision,
+                                   vision_config=self.args.vision_config, anyres=self.anyres)
+        self.vq = self._load_vq()
+        comp = self.args.compile.lower()
+        self.use_graphs = (self.device.type == "cuda") if comp == "auto" else comp == "true"
+        if self.use_graphs and self.device.type != "cuda":
+            raise AdapterError("model argument compile=true needs device=cuda (CUDA graphs)")
+
+    def _load_vq(self):
+        from model_adapters.chameleon_vq import VQGANLoadError, VQImageTokenizer
+
+        vq_dir = Path(self.args.vqgan) if self.args.vqgan else self.ckpt / "vqgan"
+        if not vq_dir.is_dir():
+            raise AdapterError(f"VQ-GAN directory {vq_dir} does not exist: pass vqgan=DIR holding Meta's "
+                               "vqgan.yaml and vqgan.ckpt (Chameleon release, tokenizer/ folder)")
+        try:
+            return VQImageTokenizer.from_files(vq_dir, self.model.release_config["vocabulary_map"],
+                                               device=self.device, dtype=torch.float32)
+        except (VQGANLoadError, FileNotFoundError, ValueError) as exc:
+            raise AdapterError(f"VQ-GAN {vq_dir}: {exc}") from exc
+
+    # ------------------------------------------------------------------ interface
+    def batch_size(self, kind: Kind) -> int:
+        return self.args.batch_size if kind == "understand" else self.args.gen_batch_size
+
+    def fingerprint(self) -> dict[str, Any]:
+        idx = self.ckpt / C.INDEX_FILE
+        digest = hashlib.sha256((idx if idx.is_file() else self.ckpt / "config.json").read_bytes()).hexdigest()[:16]
+        return {"adapter": self.id, "path": self.args.path, "weights_index_sha256": digest, "anyres": self.anyres,
+                "dtype": str(self.dtype).replace("torch.", ""), "vq": self.vq.fingerprint()}
+
+    def close(self) -> None:
+        self.model = self.vq = None
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def understand(self, requests: list[UnderstandRequest]) -> list[str]:
+        return [r["text"] for r in self.understand_with_tokens(requests)]
+
+    def generate(self, requests: list[GenerateRequest]) -> list[list[Image.Image]]:
+        return [r["images"] for r in self.generate_with_tokens(requests)]
+
+    # ------------------------------------------------------------------ understanding
+    def prompt_parts(self, req: UnderstandRequest) -> tuple[list[int], list[int]]:
+        if len(req.images) > 1:
+            raise AdapterError(f"sample {req.sample_id}: {len(req.images)} images; this model takes one per prompt")
+        return self.model.tokenizer.question(req.prompt, len(req.images))
+
+    def build_prefixes(self, requests: list[UnderstandRequest]):
+        """Distinct (image, text-before-image) prefixes -> embeddings; each request's group and text suffix."""
+        keys: dict[Any, int] = {}
+        prefixes, group, suffixes = [], [], []
+        pending: list[tuple[list[int], Optional[Image.Image]]] = []
+        for i, req in enumerate(requests):
+            before, after = self.prompt_parts(req)
+            img = req.images[0] if req.images else None
+            ikey = req.image_key if req.image_key is not None else ("#", i)
+            key = (ikey if img is not None else None, tuple(before))
+            if key not in keys:
+                keys[key] = len(pending)
+                pending.append((before, img))
+            group.append(keys[key])
+            suffixes.append(after)
+        blocks = self.vq.image_blocks([img for _, img in pending if img is not None])
+        it = iter(blocks)
+        for before, img in pending:
+            if img is None:
+                prefixes.append(self.model.embed_ids(before))
+            else:
+                prefixes.append(self.model.image_prefix(before, next(it), img))
+        # a text-only prompt whose suffix is empty cannot happen: the turn always ends with 8710
+        return prefixes, group, suffixes
+
+    @torch.no_grad()
+    def understand_with_tokens(self, requests: list[UnderstandRequest]) -> list[dict[str, Any]]:
+        if not requests:
+            return []
+        prefixes, group, suffixes = self.build_prefixes(requests)
+        limits = [max(1, int(r.max_new_tokens)) for r in requests]
+        outs = greedy_answers(self.model.llm, self.model.lm_head, prefixes, suffixes, group, limits, [EOT],
+                              use_graphs=self.use_graphs)
+        return [{"text": self.model.tokenizer.decode(o), "token_ids": o} for o in outs]
+
+    # ------------------------------------------------------------------ generation
+    def t2i_prompt(self, req: GenerateRequest) -> list[int]:
+        return self.model.tokenizer.t2i(req.prompt, self.t2i_template) + list(self.gen_suffix)
+
+    @torch.no_grad()
+    def generate_with_tokens(self, requests: list[GenerateRequest]) -> list[dict[str, Any]]:
+        """Rows with equal sampling options are drawn together; image k of a request uses seed + k."""
+        rows: dict[tuple[float, int, float], list[tuple[int, int, list[int]]]] = {}
+        for i, req in enumerate(requests):
+            o = req.options or {}
+            cfg = _float_option(o, "cfg", self.default_cfg, req.sample_id)
+            top_k = int(_float_option(o, "image_top_k", DEFAULT_TOP_K, req.sample_id))
+            temp = _float_option(o, "temperature", DEFAULT_TEMPERATURE, req.sample_id)
+            if top_k < 1 or temp <= 0:
+                raise AdapterError(f"sample {req.sample_id}: image_top_k must be >= 1 and temperature > 0")
+            prompt = self.t2i_prompt(req)
+            for k in range(req.n_images):
+                rows.setdefault((cfg, top_k, temp), []).append((i, req.seed + k, prompt))
+        results: list[dict[str, Any]] = [{"images": [], "token_ids": []} for _ in requests]
+        step = max(1, self.args.gen_batch_size)
+        for (cfg, top_k, temp), items in rows.items():
+            for s in range(0, len(items), step):
+                chunk = items[s: s + step]
+                toks = image_tokens(self.model.llm, self.model.lm_head, [c[2] for c in chunk],
+                                    [c[1] for c in chunk], cfg, top_k, temp, use_graphs=self.use_graphs)
+                from model_adapters.chameleon_fast import ImageGrid
+
+                codes = self.vq.bpe_to_codes(ImageGrid().codes(toks))
+                images = self.vq.decode(codes)
+                for (i, _, _), t, img in zip(chunk, toks.tolist(), images):
+                    results[i]["images"].append(img)
+                    results[i]["token_ids"].append([self.gen_suffix[-1]] + t)
+        return results
+
+
+class UniTokenAdapter(ChameleonFamilyAdapter):
+    id = "unitoken"

@@ -1,0 +1,48 @@
+"""Decoding loops: batched greedy answers with one prefill per shared image prefix, and batched CFG images.
+
+Both run on :mod:`model_adapters.chameleon_fast` (preallocated KV cache; CUDA graphs on GPU, the same code
+eagerly on CPU).  :func:`reference_greedy` is the plain transformers loop (dynamic cache, one prompt at a
+time) the tests hold the fast path against.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+
+from model_adapters.chameleon_fast import CFGImageDecoder, ImageGrid, PrefixSharingGreedyDecoder
+
+
+def greedy_answers(model, lm_head, prefixes: list[torch.Tensor], suffixes: list[list[int]], group: list[int],
+                   max_new_tokens: Sequence[int], eos: Sequence[int], use_graphs: Optional[bool] = None) -> list[list[int]]:
+    """Row r = prefixes[group[r]] + suffixes[r]; each row stops at eos or its own max_new_tokens."""
+    dec = PrefixSharingGreedyDecoder(model, lm_head, use_graphs=use_graphs)
+    out = dec.answer(prefixes, suffixes, group, max(max_new_tokens), eos)
+    return [o[: m] for o, m in zip(out, max_new_tokens)]
+
+
+@torch.no_grad()
+def reference_greedy(model, lm_head, embeds: torch.Tensor, max_new_tokens: int, eos: Sequence[int]) -> list[int]:
+    """One prompt ([T, hidden] embeddings) through ChameleonModel with transformers' DynamicCache."""
+    from transformers import DynamicCache
+
+    cache = DynamicCache()
+    out = model(inputs_embeds=embeds[None], past_key_values=cache, use_cache=True)
+    toks: list[int] = []
+    nxt = int(lm_head(out.last_hidden_state[:, -1]).float().argmax(-1))
+    while True:
+        toks.append(nxt)
+        if nxt in eos or len(toks) >= max_new_tokens:
+            break
+        out = model(input_ids=torch.tensor([[nxt]], device=embeds.device), past_key_values=cache, use_cache=True)
+        nxt = int(lm_head(out.last_hidden_state[:, -1]).float().argmax(-1))
+    return toks[:-1] if toks and toks[-1] in eos else toks
+
+
+def image_tokens(model, lm_head, prompts: list[list[int]], seeds: Sequence[int], cfg: float, image_top_k: int,
+                 temperature: float, grid: ImageGrid = ImageGrid(), use_graphs: Optional[bool] = None,
+                 boi: int = 8197) -> torch.Tensor:
+    """[B, grid.n_tokens] generated ids after BOI for prompts ending in BOI (cond + uncond rows in one batch)."""
+    dec = CFGImageDecoder(model, lm_head, grid=grid, use_graphs=use_graphs)
+    return dec.generate(prompts, seeds, cfg=cfg, image_top_k=image_top_k, temperature=temperature, boi=boi)

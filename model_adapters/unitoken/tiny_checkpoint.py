@@ -1,0 +1,150 @@
+"""Write a deterministic random tiny checkpoint in the UniToken release layout (or Lumina-mGPT's).
+
+What makes it the release layout: config.json = ChameleonConfig fields + ``vocabulary_map`` + the vendored
+extras; two safetensors shards with an index; keys ``model.*`` (no ``model.vqmodel.*``), ``lm_head.weight``,
+``vit.*`` (SigLIP vision transformer incl. ``head``), ``adapter.{0,2}.*``; q/k norms saved ``[1, head_dim]``;
+``tokenizer.json`` (a real ``tokenizers`` byte-level BPE with Chameleon's special tokens at their ids) and its
+companions; and Meta's VQ-GAN files in ``vqgan/``.  The loader reads it exactly as a downloaded release.
+
+    python -m model_adapters.unitoken.tiny_checkpoint OUT_DIR [--seed N] [--no-vision]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from model_adapters.chameleon_vq import build_vocabulary_map, write_tiny_vqgan
+
+TEXT_BASE = 17000  # byte-level text tokens live above the reserved range, as real text ids do
+SPECIALS = ("<s>", "<pad>", "</s>", "<unk>", "<eoss>", "<racm3:break>", "<reserved08706>", "<reserved08799>")
+TINY = dict(vocab_size=65536, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4)
+TINY_VISION = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4,
+                   image_size=384, patch_size=14)
+
+
+def _byte_alphabet() -> list[str]:
+    from tokenizers import pre_tokenizers
+
+    return sorted(pre_tokenizers.ByteLevel.alphabet())
+
+
+def vocabulary(extra_text: bool = True) -> dict[str, int]:
+    text = {ch: TEXT_BASE + i for i, ch in enumerate(_byte_alphabet())} if extra_text else None
+    return build_vocabulary_map(n_codes=8192, text_tokens=text, image_placeholder=False)
+
+
+def write_tokenizer(out: Path, vocab: dict[str, int]) -> None:
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
+
+    tok = Tokenizer(models.BPE(vocab=dict(vocab), merges=[], fuse_unk=False))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tok.decoder = decoders.ByteLevel()
+    tok.add_special_tokens([AddedToken(s, special=True, normalized=False) for s in SPECIALS])
+    tok.save(str(out / "tokenizer.json"))
+    (out / "tokenizer_config.json").write_text(json.dumps({
+        "tokenizer_class": "PreTrainedTokenizerFast", "bos_token": "<s>", "eos_token": "</s>",
+        "pad_token": "<pad>", "unk_token": "<unk>", "add_bos_token": False}, indent=1))
+    (out / "special_tokens_map.json").write_text(json.dumps({
+        "bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>"}, indent=1))
+
+
+def _randomise(module: nn.Module, gen: torch.Generator, std: float) -> None:
+    """Unit-scale weights (not transformers' 0.02): answers then depend on the input, ties are unlikely."""
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            if name.endswith("weight") and p.dim() == 1:  # norms
+                p.copy_(1.0 + 0.2 * torch.randn(p.shape, generator=gen))
+            elif p.dim() >= 2:
+                fan_in = p[0].numel()
+                p.copy_(torch.randn(p.shape, generator=gen) * (std / fan_in ** 0.5 if "embed" not in name else std))
+            else:
+                p.copy_(0.1 * torch.randn(p.shape, generator=gen))
+
+
+def write_tiny_release(out_dir: str | Path, seed: int = 0, vision: bool = True, *, vqgan: bool = True) -> Path:
+    """Write the checkpoint to ``out_dir`` (created; written in a temporary directory then moved in place)."""
+    from transformers import ChameleonConfig, SiglipVisionConfig, SiglipVisionModel
+    from transformers.models.chameleon.modeling_chameleon import ChameleonModel
+    from safetensors.torch import save_file
+
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tiny-", dir=out.parent))
+    vocab = vocabulary()
+    cfg_doc = dict(TINY, num_key_value_heads=TINY["num_attention_heads"], max_position_embeddings=4096,
+                   rope_theta=10000.0, rms_norm_eps=1e-5, hidden_act="silu", qk_layernorm=True, swin_norm=False,
+                   model_parallel_size=1, attention_bias=False, bos_token_id=1, eos_token_id=2, pad_token_id=1,
+                   tie_word_embeddings=False, z_loss_weight=1e-5, mask_image_logits=False, dropout=0.05,
+                   architectures=["ChameleonXLLMXForConditionalGeneration"], model_type="chameleon",
+                   torch_dtype="float32", vocabulary_map=vocab)
+    gen = torch.Generator().manual_seed(seed)
+    cfg = ChameleonConfig(**{k: v for k, v in cfg_doc.items() if k not in ("z_loss_weight", "mask_image_logits",
+                                                                            "dropout", "architectures")})
+    llm = ChameleonModel(cfg)
+    del llm.vqmodel
+    _randomise(llm, gen, 1.0)
+    head = nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
+    _randomise(head, gen, 2.0)
+    state = {}
+    hd = cfg.hidden_size // cfg.num_attention_heads
+    for k, v in llm.state_dict().items():
+        if k.startswith("rotary_emb."):
+            continue
+        if ".q_norm." in k or ".k_norm." in k:  # vendored shape [model_parallel_size, head_dim]
+            v = v[:1].clone() if v.dim() == 2 else v.reshape(-1, hd)[:1].clone()
+        state["model." + k] = v.contiguous()
+    state["lm_head.weight"] = head.weight.detach().contiguous()
+    shard2 = {"lm_head.weight"}
+    if vision:
+        vcfg = SiglipVisionConfig(**TINY_VISION)
+        vit = SiglipVisionModel(vcfg)
+        vit = getattr(vit, "vision_model", vit)  # transformers < 5.2x wraps the tower
+        _randomise(vit, gen, 1.0)
+        for k, v in vit.state_dict().items():
+            if k == "embeddings.position_ids":
+                continue
+            state["vit." + k] = v.contiguous()
+            shard2.add("vit." + k)
+        adapter = nn.Sequential(nn.Linear(vcfg.hidden_size, cfg.hidden_size), nn.GELU(),
+                                nn.Linear(cfg.hidden_size, cfg.hidden_size))
+        _randomise(adapter, gen, 1.0)
+        for k, v in adapter.state_dict().items():
+            state["adapter." + k] = v.contiguous()
+            shard2.add("adapter." + k)
+    names = ("model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors")
+    shards = ({k: v for k, v in state.items() if k not in shard2}, {k: state[k] for k in shard2})
+    weight_map = {}
+    for name, part in zip(names, shards):
+        save_file({k: v.detach().clone() for k, v in part.items()}, str(tmp / name), metadata={"format": "pt"})
+        weight_map.update({k: name for k in part})
+    total = sum(v.numel() * v.element_size() for v in state.values())
+    (tmp / "model.safetensors.index.json").write_text(json.dumps(
+        {"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))}, indent=1))
+    (tmp / "config.json").write_text(json.dumps(cfg_doc, indent=1))
+    write_tokenizer(tmp, vocab)
+    if vqgan:
+        write_tiny_vqgan(tmp / "vqgan", seed=seed)
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    return out
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("out_dir")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-vision", action="store_true", help="Lumina-mGPT layout: no vit.* / adapter.*")
+    a = ap.parse_args(argv)
+    print(write_tiny_release(a.out_dir, a.seed, vision=not a.no_vision))
+
+
+if __name__ == "__main__":
+    main()
