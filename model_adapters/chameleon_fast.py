@@ -277,25 +277,24 @@ def _bucket(need: int, bucket: int, cap: int) -> int:
 class _GraphSteps:
     """Run a state-advancing step function eagerly, or as one captured CUDA graph per attention length.
 
-    A length is captured on its third use: capturing costs about two eager steps, so lengths used only
-    once or twice (the few steps of a short answer) stay eager while long loops replay graphs.
+    Capturing costs a few eager steps (a warm-up run, then recording ~1000 kernels), so a length is captured
+    only when at least ``MIN_REPLAYS`` more steps will use it: the few steps of a short answer stay eager,
+    long loops (image tokens, long answers) replay graphs.
     """
 
-    CAPTURE_AFTER = 2
+    MIN_REPLAYS = 16
 
     def __init__(self, use_graphs: bool):
         self.use_graphs = use_graphs
         self.graphs: dict[int, "torch.cuda.CUDAGraph"] = {}
-        self.uses: dict[int, int] = {}
         # One memory pool for all of a loop's graphs: they replay one after another, never at once.
         self.pool = torch.cuda.graph_pool_handle() if use_graphs else None
 
-    def __call__(self, step, length: int, state: dict) -> None:
+    def __call__(self, step, length: int, state: dict, remaining: int) -> None:
+        """``remaining``: how many steps, this one included, will run at this length."""
         if length in self.graphs:
             self.graphs[length].replay()
-            return
-        self.uses[length] = self.uses.get(length, 0) + 1
-        if not self.use_graphs or self.uses[length] <= self.CAPTURE_AFTER:
+        elif not self.use_graphs or remaining < self.MIN_REPLAYS:
             step(length)
         else:
             self.graphs[length] = self._capture(step, length, state, self.pool)
@@ -400,10 +399,11 @@ class PrefixSharingGreedyDecoder:
         runner = _GraphSteps(self.use_graphs)
         eos_t = torch.tensor(list(eos), device=dev)
         produced = 1
+        lengths = [_bucket(P + S + s, self.bucket, lean.max_len) for s in range(max_new_tokens)]
         for s in range(1, max_new_tokens):
             if s % 16 == 0 and bool(torch.isin(out[:, :s], eos_t).any(1).all()):
                 break  # every row has ended (checked now and then: each check waits for the GPU)
-            runner(step, _bucket(P + S + s, self.bucket, lean.max_len), state)
+            runner(step, lengths[s], state, remaining=lengths[s:].count(lengths[s]))
             produced = s + 1
         result: list[list[int]] = [[] for _ in range(R)]
         done = out.cpu().tolist()
@@ -487,7 +487,8 @@ class CFGImageDecoder:
             stp.add_(1)
 
         runner = _GraphSteps(self.use_graphs)
+        # Columns 0..width+s-1 hold the context including the token fed at step s.
+        lengths = [_bucket(width + s, self.bucket, max_len) for s in range(n)]
         for s in range(1, n):
-            # Columns 0..width+s-1 hold the context including the token fed at this step.
-            runner(step, _bucket(width + s, self.bucket, max_len), state)
+            runner(step, lengths[s], state, remaining=lengths[s:].count(lengths[s]))
         return out.cpu()
