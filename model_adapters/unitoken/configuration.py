@@ -116,7 +116,10 @@ def read_weights(files: dict[str, Path], prefix: str, *, dtype: Optional[torch.d
     out = {}
     for f, keys in by_file.items():
         with safe_open(str(f), framework="pt") as h:
+            present = set(h.keys())
             for key in keys:
+                if key not in present:
+                    raise AdapterError(f"{f}: missing weight {key} (listed in the index but not in this shard)")
                 t = h.get_tensor(key)
                 out[key[len(prefix):]] = t.to(dtype) if dtype is not None and t.is_floating_point() else t
     return out
@@ -186,11 +189,17 @@ def siglip_config(vit_state: dict[str, torch.Tensor], vision_config: Optional[st
     side = math.isqrt(n_pos)
     if side * side != n_pos:
         raise AdapterError(f"{source}: vit.embeddings.position_embedding has {n_pos} rows, not a square grid")
+    # so400m-patch14-384: 27 x 27 positions but image_size 384 (27 * 14 = 378); the release's images are
+    # multiples of 16, so take the first such size with the same patch count
+    image_size = side * patch
+    up = -(-image_size // 16) * 16
+    if up // patch == side:
+        image_size = up
     layers = 1 + max(int(k.split(".")[2]) for k in vit_state if k.startswith("encoder.layers."))
     return SiglipVisionConfig(
         hidden_size=hidden, intermediate_size=vit_state["encoder.layers.0.mlp.fc1.weight"].shape[0],
         num_hidden_layers=layers, num_attention_heads=siglip_heads(hidden), num_channels=channels,
-        image_size=side * patch, patch_size=patch, vision_use_head=any(k.startswith("head.") for k in vit_state),
+        image_size=image_size, patch_size=patch, vision_use_head=any(k.startswith("head.") for k in vit_state),
     )
 
 

@@ -167,7 +167,7 @@ class TextTokenizer:
             text = (IMAGE_SYMBOL + " ") * n_images + text
         ids = [self.bos] + self.encode(text + END_OF_TURN)
         if not n_images:
-            return ids, []
+            return ids[:1], ids[1:]  # the BOS is the (shared) prefix of text-only prompts
         at = [i for i, t in enumerate(ids) if t == self.image_symbol_id]
         if len(at) != 1:
             raise AdapterError(f"prompt has {len(at)} {IMAGE_SYMBOL} symbols; UniToken takes one image per prompt")

@@ -59,7 +59,10 @@ def _randomise(module: nn.Module, gen: torch.Generator, std: float) -> None:
     """Unit-scale weights (not transformers' 0.02): answers then depend on the input, ties are unlikely."""
     with torch.no_grad():
         for name, p in module.named_parameters():
-            if name.endswith("weight") and p.dim() == 1:  # norms
+            if ("q_norm" in name or "k_norm" in name) and name.endswith("weight"):
+                # sharp attention: over a ~4k-token image prefix the text must still matter
+                p.copy_(3.0 + 0.5 * torch.randn(p.shape, generator=gen))
+            elif name.endswith("weight") and p.dim() == 1:  # norms
                 p.copy_(1.0 + 0.2 * torch.randn(p.shape, generator=gen))
             elif p.dim() >= 2:
                 fan_in = p[0].numel()
