@@ -170,7 +170,9 @@ class ChameleonFamilyAdapter(ModelAdapter):
                 from model_adapters.chameleon_fast import ImageGrid
 
                 codes = self.vq.bpe_to_codes(ImageGrid().codes(toks))
-                images = self.vq.decode(codes)
+                # one image per decoder call: batched convolutions may pick other kernels (other rounding), and
+                # an image must not depend on what else was in its batch; the decoder is a small part of the time
+                images = [self.vq.decode(codes[j: j + 1])[0] for j in range(codes.shape[0])]
                 for (i, _, _), t, img in zip(chunk, toks.tolist(), images):
                     results[i]["images"].append(img)
                     results[i]["token_ids"].append([self.gen_suffix[-1]] + t)

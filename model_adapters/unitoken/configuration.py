@@ -236,7 +236,7 @@ class ModelArgs:
                     raise AdapterError(f"model argument {k} must be >= 1")
         if "path" not in kw:
             raise AdapterError("model argument path= is required (checkpoint directory or hub id)")
-        for k, allowed in (("dtype", ("auto", "float32", "bfloat16", "float16", "fp32", "bf16", "fp16")),
+        for k, allowed in (("dtype", ("auto", "float32", "bfloat16", "float16", "fp32", "bf16", "fp16", "float64")),
                            ("anyres", ("auto", "true", "false")), ("compile", ("auto", "true", "false"))):
             if k in kw and str(kw[k]).lower() not in allowed:
                 raise AdapterError(f"model argument {k}={kw[k]!r}: expected one of {', '.join(allowed)}")
@@ -255,4 +255,4 @@ class ModelArgs:
         if d == "auto":
             return torch.bfloat16 if device.type == "cuda" else torch.float32
         return {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-                "float16": torch.float16, "fp16": torch.float16}[d]
+                "float16": torch.float16, "fp16": torch.float16, "float64": torch.float64}[d]
