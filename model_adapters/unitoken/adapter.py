@@ -48,6 +48,13 @@ class ChameleonFamilyAdapter(ModelAdapter):
     gen_suffix: tuple[int, ...] = GEN_SUFFIX
     default_cfg = DEFAULT_CFG
     extra_args: tuple[str, ...] = ()
+    crop_sizes = None  # VQ crops for understanding: None = the 512x512 square UniToken uses
+
+    def image_grid(self):
+        """The generated image's token layout (UniToken: 512x512 = 32x32 codes, size token 8820)."""
+        from model_adapters.chameleon_fast import ImageGrid
+
+        return ImageGrid()
 
     def __init__(self, **model_args: Any):
         super().__init__(**model_args)
@@ -76,7 +83,7 @@ class ChameleonFamilyAdapter(ModelAdapter):
                                "vqgan.yaml and vqgan.ckpt (Chameleon release, tokenizer/ folder)")
         try:
             return VQImageTokenizer.from_files(vq_dir, self.model.release_config["vocabulary_map"],
-                                               device=self.device, dtype=torch.float32)
+                                               device=self.device, dtype=torch.float32, crop_sizes=self.crop_sizes)
         except (VQGANLoadError, FileNotFoundError, ValueError) as exc:
             raise AdapterError(f"VQ-GAN {vq_dir}: {exc}") from exc
 
@@ -165,11 +172,10 @@ class ChameleonFamilyAdapter(ModelAdapter):
         for (cfg, top_k, temp), items in rows.items():
             for s in range(0, len(items), step):
                 chunk = items[s: s + step]
+                grid = self.image_grid()
                 toks = image_tokens(self.model.llm, self.model.lm_head, [c[2] for c in chunk],
-                                    [c[1] for c in chunk], cfg, top_k, temp, use_graphs=self.use_graphs)
-                from model_adapters.chameleon_fast import ImageGrid
-
-                codes = self.vq.bpe_to_codes(ImageGrid().codes(toks))
+                                    [c[1] for c in chunk], cfg, top_k, temp, grid=grid, use_graphs=self.use_graphs)
+                codes = self.vq.bpe_to_codes(grid.codes(toks))
                 # one image per decoder call: batched convolutions may pick other kernels (other rounding), and
                 # an image must not depend on what else was in its batch; the decoder is a small part of the time
                 images = [self.vq.decode(codes[j: j + 1])[0] for j in range(codes.shape[0])]
