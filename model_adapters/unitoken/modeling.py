@@ -36,7 +36,7 @@ class UniTokenModel:
     """Everything that turns a prompt into embeddings, loaded from a release-layout directory."""
 
     def __init__(self, ckpt: Path, device: torch.device, dtype: torch.dtype, *, vision: bool = True,
-                 vision_config: Optional[str] = None, anyres: bool = True):
+                 vision_config: Optional[str] = None, anyres: bool = True, keep_vq: bool = False):
         from transformers.models.chameleon.modeling_chameleon import ChameleonModel, ChameleonRotaryEmbedding
 
         self.ckpt, self.device, self.dtype = ckpt, device, dtype
@@ -49,9 +49,11 @@ class UniTokenModel:
         with torch.device("meta"):
             llm = ChameleonModel(self.config)
             head = nn.Linear(self.config.hidden_size, self.config.vocab_size, bias=False)
-        del llm.vqmodel  # the release has no model.vqmodel.*: the VQ-GAN is loaded from its own files
+        if not keep_vq:
+            del llm.vqmodel  # the release has no model.vqmodel.*: the VQ-GAN is loaded from its own files
         state = C.convert_qk_norms(C.read_weights(files, "model."), self.config.num_attention_heads)
-        state = {k: v for k, v in state.items() if not k.startswith("vqmodel.")}
+        if not keep_vq:
+            state = {k: v for k, v in state.items() if not k.startswith("vqmodel.")}
         llm.rotary_emb = ChameleonRotaryEmbedding(config=self.config)  # computed buffers, not in the checkpoint
         _materialise(llm, state, src, "model.", device, dtype, ignore=("rotary_emb.",))
         head_state = C.read_weights(files, "lm_head.")

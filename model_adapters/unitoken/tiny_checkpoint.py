@@ -40,13 +40,13 @@ def vocabulary(extra_text: bool = True) -> dict[str, int]:
     return build_vocabulary_map(n_codes=8192, text_tokens=text, image_placeholder=False)
 
 
-def write_tokenizer(out: Path, vocab: dict[str, int]) -> None:
+def write_tokenizer(out: Path, vocab: dict[str, int], extra_specials: tuple[str, ...] = ()) -> None:
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
 
     tok = Tokenizer(models.BPE(vocab=dict(vocab), merges=[], fuse_unk=False))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     tok.decoder = decoders.ByteLevel()
-    tok.add_special_tokens([AddedToken(s, special=True, normalized=False) for s in SPECIALS])
+    tok.add_special_tokens([AddedToken(s, special=True, normalized=False) for s in SPECIALS + extra_specials])
     tok.save(str(out / "tokenizer.json"))
     (out / "tokenizer_config.json").write_text(json.dumps({
         "tokenizer_class": "PreTrainedTokenizerFast", "bos_token": "<s>", "eos_token": "</s>",
@@ -151,3 +151,39 @@ def main(argv=None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def write_tiny_chameleon(out_dir: str | Path, seed: int = 0) -> Path:
+    """A tiny checkpoint in transformers' converted Chameleon layout (``facebook/chameleon-7b``): one
+    model.safetensors with ``model.*`` incl. the VQ encoder ``model.vqmodel.*``, ``lm_head.weight``, q/k norms
+    ``[num_heads, head_dim]``, ``<image>`` at 8711 in vocabulary_map, tokenizer.json."""
+    from transformers import ChameleonConfig
+    from transformers.models.chameleon.modeling_chameleon import ChameleonModel
+    from safetensors.torch import save_file
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    vocab = build_vocabulary_map(n_codes=8192, image_placeholder=True,
+                                 text_tokens={ch: TEXT_BASE + i for i, ch in enumerate(_byte_alphabet())})
+    vq = dict(embed_dim=8, num_embeddings=8192, double_latent=False, latent_channels=8, resolution=512,
+              in_channels=3, base_channels=32, channel_multiplier=[1, 1, 1, 1, 2], num_res_blocks=1,
+              attn_resolutions=[], dropout=0.0)
+    doc = dict(TINY, num_key_value_heads=TINY["num_attention_heads"], max_position_embeddings=4096,
+               rope_theta=10000.0, rms_norm_eps=1e-5, hidden_act="silu", qk_layernorm=True, swin_norm=False,
+               model_parallel_size=1, attention_bias=False, bos_token_id=0, eos_token_id=2, pad_token_id=1,
+               tie_word_embeddings=False, vq_config=vq, vocabulary_map=vocab, model_type="chameleon",
+               architectures=["ChameleonForConditionalGeneration"], torch_dtype="float32")
+    cfg = ChameleonConfig(**{k: v for k, v in doc.items() if k != "architectures"})
+    gen = torch.Generator().manual_seed(seed)
+    llm = ChameleonModel(cfg)
+    vq_state = {k: v.clone() for k, v in llm.vqmodel.state_dict().items()}
+    _randomise(llm, gen, 1.0)
+    llm.vqmodel.load_state_dict(vq_state)  # keep transformers' init for the conv encoder (stable activations)
+    head = nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
+    _randomise(head, gen, 2.0)
+    state = {"model." + k: v.contiguous() for k, v in llm.state_dict().items() if not k.startswith("rotary_emb.")}
+    state["lm_head.weight"] = head.weight.detach().contiguous()
+    save_file({k: v.detach().clone() for k, v in state.items()}, str(out / "model.safetensors"), metadata={"format": "pt"})
+    (out / "config.json").write_text(json.dumps(doc, indent=1))
+    write_tokenizer(out, vocab, extra_specials=("<image>",))
+    return out

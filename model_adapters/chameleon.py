@@ -1,0 +1,143 @@
+"""Chameleon-7B (``facebook/chameleon-7b``, transformers' converted layout) on the UniToken code path.
+
+Understanding only: Meta's release withholds image generation (its image-output logits are masked in
+transformers' ``ChameleonForConditionalGeneration.forward`` too).  Inputs follow transformers'
+ChameleonProcessor as VLMEvalKit's wrapper uses it: ``"<image>\\n"`` before the question, the image expanded
+to ``<racm3:break>`` + 1024 image tokens + ``<eoss>`` (no size or newline tokens), ``<reserved08706>`` appended
+(the processor's sep token), BOS first; pixels: shortest edge 512 LANCZOS, centre crop 512, RGBA flattened on
+white, ``x * 0.0078 - 1``; the image tokens come from the checkpoint's own ``model.vqmodel`` encoder.
+Greedy; stops at ``</s>`` (and 8710); special tokens are dropped from the decoded text.
+
+Model args: ``path=HUB_ID_OR_DIR[,dtype=...][,device=...][,batch_size=N]``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from harness.types import UnderstandRequest
+from model_adapters.base import AdapterError
+from model_adapters.unitoken import configuration as C
+from model_adapters.unitoken.adapter import ChameleonFamilyAdapter
+from model_adapters.unitoken.decoding import greedy_answers
+from model_adapters.unitoken.modeling import UniTokenModel
+
+IMAGE = "<image>"
+SIZE = 512
+RESCALE = 0.0078  # the processor's rescale_factor (not 1/127.5), mean 1 std 1
+
+
+def chameleon_pixels(img: Image.Image) -> torch.Tensor:
+    """ChameleonImageProcessor: [3, 512, 512] float32."""
+    if img.mode in ("RGBA", "LA", "P"):
+        img = img.convert("RGBA")
+        white = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, img)
+    img = img.convert("RGB")
+    w, h = img.size
+    if w <= h:
+        nw, nh = SIZE, int(SIZE * h / w)
+    else:
+        nw, nh = int(SIZE * w / h), SIZE
+    img = img.resize((nw, nh), resample=Image.LANCZOS)
+    top, left = (nh - SIZE) // 2, (nw - SIZE) // 2
+    img = img.crop((left, top, left + SIZE, top + SIZE))
+    a = np.asarray(img, dtype=np.float32) * np.float32(RESCALE) - np.float32(1.0)
+    return torch.from_numpy(a).permute(2, 0, 1).contiguous()
+
+
+class ChameleonAdapter(ChameleonFamilyAdapter):
+    id = "chameleon"
+    capabilities = frozenset({"understand"})
+    vision = False
+
+    def __init__(self, **model_args: Any):
+        super(ChameleonFamilyAdapter, self).__init__(**model_args)
+        self.args = C.ModelArgs.parse(model_args)
+        if self.args.vqgan or self.args.vision_config:
+            raise AdapterError("model chameleon: vqgan= / vision_config= do not apply (its VQ encoder is in the checkpoint)")
+        self.ckpt = C.resolve_checkpoint(self.args.path)
+        self.device = self.args.torch_device()
+        self.dtype = self.args.torch_dtype(self.device)
+        self.anyres = False
+        self.model = UniTokenModel(self.ckpt, self.device, self.dtype, vision=False, keep_vq=True)
+        vm = self.model.release_config["vocabulary_map"]
+        for name in (IMAGE, "<racm3:break>", "<eoss>", "</s>"):
+            if name not in vm:
+                raise AdapterError(f"{self.ckpt / 'config.json'}: vocabulary_map has no {name!r}")
+        self.image_id, self.boi, self.eoi, self.eos = vm[IMAGE], vm["<racm3:break>"], vm["<eoss>"], vm["</s>"]
+        self.vq = None
+        comp = self.args.compile.lower()
+        self.use_graphs = (self.device.type == "cuda") if comp == "auto" else comp == "true"
+
+    def generate(self, requests):
+        raise AdapterError(f"model {self.id} cannot generate images (Meta's Chameleon release withholds image output)")
+
+    generate_with_tokens = generate
+
+    def fingerprint(self) -> dict[str, Any]:
+        idx = self.ckpt / C.INDEX_FILE
+        import hashlib
+
+        src = idx if idx.is_file() else self.ckpt / "config.json"
+        return {"adapter": self.id, "path": self.args.path, "dtype": str(self.dtype).replace("torch.", ""),
+                "weights_index_sha256": hashlib.sha256(src.read_bytes()).hexdigest()[:16]}
+
+    @torch.no_grad()
+    def image_ids(self, images: list[Image.Image]) -> list[list[int]]:
+        llm = self.model.llm
+        px = torch.stack([chameleon_pixels(im) for im in images]).to(self.device, self.dtype)
+        codes = llm.vqmodel.encode(px, return_dict=True).image_tokens
+        bpe = llm.vocabulary_mapping.convert_img2bpe(codes).view(len(images), -1)
+        return bpe.tolist()
+
+    def prompt_parts(self, req: UnderstandRequest):
+        if len(req.images) > 1:
+            raise AdapterError(f"sample {req.sample_id}: {len(req.images)} images; this adapter takes one per prompt")
+        tok = self.model.tokenizer
+        text = req.prompt
+        if req.images and IMAGE not in text:
+            text = IMAGE + "\n" + text
+        ids = [tok.bos] + tok.encode(text + "<reserved08706>")
+        if not req.images:
+            return ids[:1], ids[1:]
+        at = [i for i, t in enumerate(ids) if t == self.image_id]
+        if len(at) != 1:
+            raise AdapterError(f"sample {req.sample_id}: prompt has {len(at)} {IMAGE} symbols, expected one")
+        return ids[: at[0]], ids[at[0] + 1:]
+
+    def build_prefixes(self, requests):
+        keys: dict[Any, int] = {}
+        pending, group, suffixes = [], [], []
+        for i, req in enumerate(requests):
+            before, after = self.prompt_parts(req)
+            img = req.images[0] if req.images else None
+            ikey = req.image_key if req.image_key is not None else ("#", i)
+            key = (ikey if img is not None else None, tuple(before))
+            if key not in keys:
+                keys[key] = len(pending)
+                pending.append((before, img))
+            group.append(keys[key])
+            suffixes.append(after)
+        imgs = [img for _, img in pending if img is not None]
+        blocks = iter(self.image_ids(imgs) if imgs else [])
+        prefixes = []
+        for before, img in pending:
+            ids = before if img is None else before + [self.boi] + next(blocks) + [self.eoi]
+            prefixes.append(self.model.embed_ids(ids))
+        return prefixes, group, suffixes
+
+    @torch.no_grad()
+    def understand_with_tokens(self, requests: list[UnderstandRequest]) -> list[dict[str, Any]]:
+        if not requests:
+            return []
+        prefixes, group, suffixes = self.build_prefixes(requests)
+        limits = [max(1, int(r.max_new_tokens)) for r in requests]
+        outs = greedy_answers(self.model.llm, self.model.lm_head, prefixes, suffixes, group, limits,
+                              [self.eos, 8710], use_graphs=self.use_graphs)
+        tok = self.model.tokenizer
+        return [{"text": tok.tok.decode(o, skip_special_tokens=True), "token_ids": o} for o in outs]

@@ -1,0 +1,95 @@
+"""Lumina-mGPT and Chameleon through the UniToken loaders, on tiny checkpoints of their layouts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+pytest.importorskip("transformers")
+from harness.types import GenerateRequest, UnderstandRequest  # noqa: E402
+from model_adapters.chameleon import ChameleonAdapter, chameleon_pixels  # noqa: E402
+from model_adapters.lumina_mgpt import LuminaMGPTAdapter  # noqa: E402
+from model_adapters.unitoken.decoding import reference_greedy  # noqa: E402
+from model_adapters.unitoken.tiny_checkpoint import write_tiny_chameleon, write_tiny_release  # noqa: E402
+
+
+def _img(w, h, seed=0):
+    return Image.fromarray((np.random.RandomState(seed).rand(h, w, 3) * 255).astype("uint8"))
+
+
+@pytest.fixture(scope="module")
+def lumina(tmp_path_factory):
+    ckpt = write_tiny_release(tmp_path_factory.mktemp("lm") / "Lumina-mGPT-7B-768", seed=3, vision=False)
+    return LuminaMGPTAdapter(path=str(ckpt))
+
+
+@pytest.fixture(scope="module")
+def chameleon(tmp_path_factory):
+    return ChameleonAdapter(path=str(write_tiny_chameleon(tmp_path_factory.mktemp("ch") / "chameleon-tiny", seed=4)))
+
+
+def test_lumina_layout_and_understanding(lumina):
+    assert lumina.resolution == 768 and lumina.model.vit is None
+    img = _img(500, 300)
+    reqs = [UnderstandRequest("0", "Describe.", [img], "a", max_new_tokens=4),
+            UnderstandRequest("1", "What colour dominates here?", [img], "a", max_new_tokens=4)]
+    before, after = lumina.model.tokenizer.question(reqs[0].prompt, 1)
+    block = lumina.vq.image_block(img)
+    h, w = block[1] - 8804, block[2] - 8804  # size tokens in 32-pixel grids: a 768-budget crop
+    assert h * w <= 24 * 24 and len(block) == 3 + 2 * h * (2 * w + 1) + 1
+    prefix = lumina.model.image_prefix(before, block, img)
+    assert prefix.shape[0] == 1 + len(block)  # discrete only: no SEP, no SigLIP tokens
+    got = [x["token_ids"] for x in lumina.understand_with_tokens(reqs)]
+    m = lumina.model
+    want = [reference_greedy(m.llm, m.lm_head, torch.cat([prefix, m.embed_ids(m.tokenizer.question(r.prompt, 1)[1])]),
+                             4, [8710]) for r in reqs]
+    assert got == want
+
+
+@pytest.mark.slow
+def test_lumina_generation_at_768(lumina):
+    req = GenerateRequest("g", "a red bus", n_images=1, seed=2, options={"image_top_k": 30})
+    prompt = lumina.t2i_prompt(req)
+    assert prompt[-1] == 8197 and "of 768x768 according" in lumina.model.tokenizer.decode(prompt)
+    out = lumina.generate_with_tokens([req])[0]
+    toks = out["token_ids"][0]
+    assert toks[:3] == [8197, 8828, 8828] and toks[-1] == 8196 and len(toks) == 3 + 48 * 49 + 1
+    body = torch.tensor(toks[3:-1]).view(48, 49)
+    assert bool((body[:, 48] == 8803).all()) and bool(((body[:, :48] >= 4) & (body[:, :48] <= 8195)).all())
+    assert out["images"][0].size == (768, 768)
+
+
+def test_chameleon_pixels_match_transformers_processor():
+    try:
+        from transformers import ChameleonImageProcessor
+        proc = ChameleonImageProcessor()
+    except Exception as exc:  # pragma: no cover - processor needs optional deps on some versions
+        pytest.skip(f"ChameleonImageProcessor unavailable: {exc}")
+    for size in ((500, 300), (300, 700)):
+        img = _img(*size, seed=5)
+        want = proc(images=[img], return_tensors="pt").pixel_values[0]
+        torch.testing.assert_close(chameleon_pixels(img), want, rtol=0, atol=1e-6)
+
+
+def test_chameleon_understanding(chameleon):
+    img = _img(400, 300, 6)
+    reqs = [UnderstandRequest("0", "What is it?", [img], "a", max_new_tokens=5),
+            UnderstandRequest("1", "Count the things in view.", [img], "a", max_new_tokens=3),
+            UnderstandRequest("2", "No picture here.", [], None, max_new_tokens=4)]
+    prefixes, group, suffixes = chameleon.build_prefixes(reqs)
+    assert group == [0, 0, 1] and prefixes[0].shape[0] == 1 + 1 + 1024 + 1
+    before, after = chameleon.prompt_parts(reqs[0])
+    assert before == [0] and chameleon.model.tokenizer.decode(after) == "\nWhat is it?<reserved08706>"
+    # image ids = transformers' own get_image_tokens on the processor's pixels
+    ids = chameleon.image_ids([img])[0]
+    px = chameleon_pixels(img)[None]
+    assert ids == chameleon.model.llm.get_image_tokens(px).view(-1).tolist()
+    got = [x["token_ids"] for x in chameleon.understand_with_tokens(reqs)]
+    m = chameleon.model
+    want = [reference_greedy(m.llm, m.lm_head, torch.cat([prefixes[g], m.embed_ids(s)]), r.max_new_tokens,
+                             [2, 8710]) for r, g, s in zip(reqs, group, suffixes)]
+    assert got == want
+    with pytest.raises(Exception, match="cannot generate"):
+        chameleon.generate([GenerateRequest("g", "x")])
