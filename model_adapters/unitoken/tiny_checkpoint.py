@@ -56,23 +56,33 @@ def write_tokenizer(out: Path, vocab: dict[str, int], extra_specials: tuple[str,
 
 
 def _randomise(module: nn.Module, gen: torch.Generator, std: float) -> None:
-    """Unit-scale weights (not transformers' 0.02): answers then depend on the input, ties are unlikely."""
+    """Unit-scale weights (not transformers' 0.02): answers then depend on the input, ties are unlikely.
+
+    Values are drawn on ``gen``'s device (a CUDA generator fills a 7B model in seconds)."""
+    def randn(shape):
+        return torch.randn(shape, generator=gen, device=gen.device)
+
     with torch.no_grad():
         for name, p in module.named_parameters():
             if ("q_norm" in name or "k_norm" in name) and name.endswith("weight"):
                 # sharp attention: over a ~4k-token image prefix the text must still matter
-                p.copy_(3.0 + 0.5 * torch.randn(p.shape, generator=gen))
+                p.copy_(3.0 + 0.5 * randn(p.shape))
             elif name.endswith("weight") and p.dim() == 1:  # norms
-                p.copy_(1.0 + 0.2 * torch.randn(p.shape, generator=gen))
+                p.copy_(1.0 + 0.2 * randn(p.shape))
             elif p.dim() >= 2:
                 fan_in = p[0].numel()
-                p.copy_(torch.randn(p.shape, generator=gen) * (std / fan_in ** 0.5 if "embed" not in name else std))
+                p.copy_(randn(p.shape) * (std / fan_in ** 0.5 if "embed" not in name else std))
             else:
-                p.copy_(0.1 * torch.randn(p.shape, generator=gen))
+                p.copy_(0.1 * randn(p.shape))
 
 
-def write_tiny_release(out_dir: str | Path, seed: int = 0, vision: bool = True, *, vqgan: bool = True) -> Path:
-    """Write the checkpoint to ``out_dir`` (created; written in a temporary directory then moved in place)."""
+def write_tiny_release(out_dir: str | Path, seed: int = 0, vision: bool = True, *, vqgan: bool = True,
+                       llm: dict | None = None, vision_shape: dict | None = None, dtype: torch.dtype = torch.float32,
+                       device: str = "cpu", vqgan_shape: dict | None = None) -> Path:
+    """Write the checkpoint to ``out_dir`` (created; written in a temporary directory then moved in place).
+
+    ``llm`` / ``vision_shape`` / ``vqgan_shape`` override the tiny shapes (a full-size random UniToken-7B for
+    GPU benchmarks: see bench/unitoken_release_layout.py); ``device``/``dtype`` say where weights are made."""
     from transformers import ChameleonConfig, SiglipVisionConfig, SiglipVisionModel
     from transformers.models.chameleon.modeling_chameleon import ChameleonModel
     from safetensors.torch import save_file
@@ -81,19 +91,27 @@ def write_tiny_release(out_dir: str | Path, seed: int = 0, vision: bool = True, 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tiny-", dir=out.parent))
     vocab = vocabulary()
-    cfg_doc = dict(TINY, num_key_value_heads=TINY["num_attention_heads"], max_position_embeddings=4096,
+    shape = dict(llm or TINY)
+    cfg_doc = dict(shape, num_key_value_heads=shape["num_attention_heads"], max_position_embeddings=4096,
                    rope_theta=10000.0, rms_norm_eps=1e-5, hidden_act="silu", qk_layernorm=True, swin_norm=False,
                    model_parallel_size=1, attention_bias=False, bos_token_id=1, eos_token_id=2, pad_token_id=1,
                    tie_word_embeddings=False, z_loss_weight=1e-5, mask_image_logits=False, dropout=0.05,
                    architectures=["ChameleonXLLMXForConditionalGeneration"], model_type="chameleon",
-                   torch_dtype="float32", vocabulary_map=vocab)
-    gen = torch.Generator().manual_seed(seed)
+                   torch_dtype=str(dtype).replace("torch.", ""), vocabulary_map=vocab)
+    gen = torch.Generator(device=device).manual_seed(seed)
     cfg = ChameleonConfig(**{k: v for k, v in cfg_doc.items() if k not in ("z_loss_weight", "mask_image_logits",
                                                                             "dropout", "architectures")})
-    llm = ChameleonModel(cfg)
-    del llm.vqmodel
+    with torch.device(device):
+        old = torch.get_default_dtype()
+        torch.set_default_dtype(dtype)
+        try:
+            model = ChameleonModel(cfg)
+            del model.vqmodel
+            head = nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
+        finally:
+            torch.set_default_dtype(old)
+    llm = model
     _randomise(llm, gen, 1.0)
-    head = nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
     _randomise(head, gen, 2.0)
     state = {}
     hd = cfg.hidden_size // cfg.num_attention_heads
@@ -102,27 +120,28 @@ def write_tiny_release(out_dir: str | Path, seed: int = 0, vision: bool = True, 
             continue
         if ".q_norm." in k or ".k_norm." in k:  # vendored shape [model_parallel_size, head_dim]
             v = v[:1].clone() if v.dim() == 2 else v.reshape(-1, hd)[:1].clone()
-        state["model." + k] = v.contiguous()
-    state["lm_head.weight"] = head.weight.detach().contiguous()
+        state["model." + k] = v.contiguous().cpu()
+    state["lm_head.weight"] = head.weight.detach().contiguous().cpu()
     shard2 = {"lm_head.weight"}
     if vision:
-        vcfg = SiglipVisionConfig(**TINY_VISION)
-        vit = SiglipVisionModel(vcfg)
+        vcfg = SiglipVisionConfig(**(vision_shape or TINY_VISION))
+        vit = SiglipVisionModel(vcfg).to(device=device, dtype=dtype)
         vit = getattr(vit, "vision_model", vit)  # transformers < 5.2x wraps the tower
         _randomise(vit, gen, 1.0)
         for k, v in vit.state_dict().items():
             if k == "embeddings.position_ids":
                 continue
-            state["vit." + k] = v.contiguous()
+            state["vit." + k] = v.contiguous().cpu()
             shard2.add("vit." + k)
         adapter = nn.Sequential(nn.Linear(vcfg.hidden_size, cfg.hidden_size), nn.GELU(),
-                                nn.Linear(cfg.hidden_size, cfg.hidden_size))
+                                nn.Linear(cfg.hidden_size, cfg.hidden_size)).to(device=device, dtype=dtype)
         _randomise(adapter, gen, 1.0)
         for k, v in adapter.state_dict().items():
-            state["adapter." + k] = v.contiguous()
+            state["adapter." + k] = v.contiguous().cpu()
             shard2.add("adapter." + k)
     names = ("model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors")
     shards = ({k: v for k, v in state.items() if k not in shard2}, {k: state[k] for k in shard2})
+    del model, head
     weight_map = {}
     for name, part in zip(names, shards):
         save_file({k: v.detach().clone() for k, v in part.items()}, str(tmp / name), metadata={"format": "pt"})
@@ -133,7 +152,7 @@ def write_tiny_release(out_dir: str | Path, seed: int = 0, vision: bool = True, 
     (tmp / "config.json").write_text(json.dumps(cfg_doc, indent=1))
     write_tokenizer(tmp, vocab)
     if vqgan:
-        write_tiny_vqgan(tmp / "vqgan", seed=seed)
+        write_tiny_vqgan(tmp / "vqgan", seed=seed, **(vqgan_shape or {}))
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)

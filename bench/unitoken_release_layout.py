@@ -1,0 +1,115 @@
+"""End to end on a randomly initialised full-size UniToken-7B *in the release layout*: write it (7B Chameleon
+LLM + SigLIP so400m + adapter as sharded safetensors with q/k norms [1, 128], Meta-shaped VQ-GAN files), load
+it through the ``unitoken`` adapter exactly as a downloaded checkpoint, and time both paths.
+
+GPU (the lead's H200):  python bench/unitoken_release_layout.py --out /data/ut7b   (~15 GB on disk)
+CPU check of the script: python bench/unitoken_release_layout.py --quick           (tiny shapes, meaningless)
+
+Writes bench/records/unitoken-release-layout-<utc time>.json.  Random weights never emit the end-of-turn
+token, so every answer runs to max_new_tokens: understanding figures are prefill + that many decode steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from harness.types import GenerateRequest, UnderstandRequest  # noqa: E402
+from model_adapters.unitoken import UniTokenAdapter  # noqa: E402
+from model_adapters.unitoken.tiny_checkpoint import write_tiny_release  # noqa: E402
+
+LLM_7B = dict(vocab_size=65536, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32)
+SIGLIP_SO400M = dict(hidden_size=1152, intermediate_size=4304, num_hidden_layers=27, num_attention_heads=16,
+                     image_size=384, patch_size=14)
+VQGAN_META = dict(ch=128, ch_mult=(1, 1, 2, 2, 4), num_res_blocks=2, z_channels=256, embed_dim=256)
+
+
+def _sync():
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", default="/tmp/unitoken-7b-release-layout")
+    ap.add_argument("--quick", action="store_true", help="tiny shapes on CPU: checks the script only")
+    ap.add_argument("--prompts", type=int, default=32, help="understanding prompts (4 per image)")
+    ap.add_argument("--max-new-tokens", type=int, default=32)
+    ap.add_argument("--images", type=int, default=64, help="generated images (cfg 5.0, top-k 2000)")
+    ap.add_argument("--gen-batch", type=int, default=64)
+    ap.add_argument("--batch", type=int, default=16)
+    a = ap.parse_args(argv)
+    cuda = torch.cuda.is_available() and not a.quick
+    out = Path(a.out)
+    rec: dict = {"when": dt.datetime.now(dt.timezone.utc).isoformat(), "host": platform.node(),
+                 "torch": torch.__version__, "device": torch.cuda.get_device_name() if cuda else "cpu", "quick": a.quick}
+    import transformers
+
+    rec["transformers"] = transformers.__version__
+    if not (out / "model.safetensors.index.json").is_file():
+        t = time.time()
+        if a.quick:
+            write_tiny_release(out, seed=0)
+        else:
+            write_tiny_release(out, seed=0, llm=LLM_7B, vision_shape=SIGLIP_SO400M, vqgan_shape=VQGAN_META,
+                               dtype=torch.bfloat16, device="cuda" if cuda else "cpu")
+        rec["write_s"] = round(time.time() - t, 1)
+    t = time.time()
+    ad = UniTokenAdapter(path=str(out), dtype="bfloat16" if cuda else "float32", device="cuda" if cuda else "cpu",
+                         batch_size=str(a.batch), gen_batch_size=str(a.gen_batch))
+    _sync()
+    rec["load_s"] = round(time.time() - t, 1)
+    rec["params_llm"] = sum(p.numel() for p in ad.model.llm.parameters()) + ad.model.lm_head.weight.numel()
+    rng = np.random.RandomState(0)
+    n_img = max(1, a.prompts // 4)
+    imgs = [Image.fromarray((rng.rand(480, 640, 3) * 255).astype("uint8")) for _ in range(n_img)]
+    reqs = [UnderstandRequest(str(i), f"Question {i}: what is in the image?", [imgs[i % n_img]], f"img{i % n_img}",
+                              max_new_tokens=a.max_new_tokens) for i in range(a.prompts)]
+    ad.understand_with_tokens(reqs[: min(2, len(reqs))])  # warm-up (kernels, graphs)
+    _sync()
+    t = time.time()
+    res = []
+    for s in range(0, len(reqs), a.batch):
+        res += ad.understand_with_tokens(reqs[s: s + a.batch])
+    _sync()
+    dt_u = time.time() - t
+    prefix_len = ad.build_prefixes(reqs[:1])[0][0].shape[0]
+    rec["understanding"] = {"prompts": len(reqs), "images": n_img, "prefix_tokens": prefix_len,
+                            "new_tokens_each": a.max_new_tokens, "seconds": round(dt_u, 2),
+                            "prompts_per_s": round(len(reqs) / dt_u, 3),
+                            "all_answers_full_length": all(len(r["token_ids"]) == a.max_new_tokens for r in res)}
+    greqs = [GenerateRequest(str(i), f"a photo of object number {i}", n_images=1, seed=i, options={"cfg": 5.0})
+             for i in range(a.images)]
+    ad.generate_with_tokens(greqs[:1])  # warm-up
+    _sync()
+    t = time.time()
+    gres = ad.generate_with_tokens(greqs)
+    _sync()
+    dt_g = time.time() - t
+    ok = all(r["token_ids"][0][:3] == [8197, 8820, 8820] and r["token_ids"][0][-1] == 8196 for r in gres)
+    rec["generation"] = {"images": a.images, "batch": a.gen_batch, "seconds": round(dt_g, 2),
+                         "images_per_s": round(a.images / dt_g, 3), "structure_ok": ok,
+                         "image_size": list(gres[0]["images"][0].size)}
+    if cuda:
+        rec["peak_mem_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 1)
+    print(json.dumps(rec, indent=2))
+    rdir = Path(__file__).resolve().parent / "records"
+    rdir.mkdir(exist_ok=True)
+    name = "unitoken-release-layout-" + ("quick-" if a.quick else "") + dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S") + ".json"
+    if not a.quick:
+        (rdir / name).write_text(json.dumps(rec, indent=2))
+
+
+if __name__ == "__main__":
+    main()
