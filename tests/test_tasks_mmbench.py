@@ -1,0 +1,76 @@
+"""MMBench dev EN/CN through harness.scoring.score_files: CircularEval keyed by main index.
+
+Rules: VK e8e78f05 mcq_circular_eval / prefetch_circular_group (vlmeval/dataset/utils/multiple_choice.py),
+can_infer (vlmeval/utils/matching_util.py). Smoke rows: tasks/smoke_data/build_understanding.py (copy k of
+question q at q + k*1e6; options rotated by k).
+"""
+
+import pytest
+
+from harness import registry
+from harness.types import Prediction
+from tasks.base import ScoreContext
+from tests.understanding_helpers import score
+
+# Q0 answers per copy: A, D, C, B (circle); Q1: C, B, A, D (blue); Q2: A, B ("3").
+EN = {
+    "0": "A", "1000000": "circle", "2000000": "The answer is C.", "3000000": "B. circle",   # all right -> 1
+    "1": "C", "1000001": "(B)", "2000001": "blue", "3000001": "答案是D。",                 # last copy unmatched -> 0
+    "2": "3", "1000002": "Sorry, I cannot tell",                                          # unmatched -> 0 without judge
+}
+
+
+def test_mmbench_en_circular(tmp_path):
+    out = score(tmp_path, "mmbench_dev_en", EN)
+    assert out["per_sample"] == {"0": 1, "1": 0, "2": 0}
+    assert out["headline"] == {"name": "accuracy", "value": pytest.approx(100 / 3), "scale": "percent"}
+    assert out["n"] == 3
+    m = out["metrics"]
+    assert m["split"] == "dev" and len(m["data_sha256"]) == 64
+    assert m["l2-category"]["coarse_perception"] == 100.0
+    assert "MMBench" in out["reference"]
+
+
+def test_mmbench_cn_chinese_options(tmp_path):
+    cn = {"0": "A", "1000000": "圆形", "2000000": "C", "3000000": "（B）",   # full-width brackets: Z -> wrong
+          "1": "蓝色", "1000001": "B", "2000001": "A", "3000001": "D",       # option text then letters
+          "2": "A", "1000002": "B"}
+    out = score(tmp_path, "mmbench_dev_cn", cn, profile="vlmevalkit")
+    assert out["per_sample"] == {"0": 0, "1": 1, "2": 1}
+    assert out["profile"] == "vlmevalkit"
+
+
+class Judge:
+    def __init__(self):
+        self.calls = 0
+
+    def complete(self, prompt):
+        self.calls += 1
+        return "B"
+
+
+def test_judge_fallback_is_opt_in():
+    task = registry.make_task("mmbench_dev_en", {})
+    samples = task.load(task.smoke_source())
+    preds = {k: Prediction(sample_id=k, text=v) for k, v in EN.items()}
+    judge = Judge()
+    recs = task.score(samples, preds, ScoreContext(profile="official", judge=judge))
+    assert recs["2"]["score"] == 0 and judge.calls == 0             # judge given but not asked for
+    recs = task.score(samples, preds, ScoreContext(profile="official", judge=judge, options={"judge_fallback": True}))
+    # copy 1000002 resolved to B (right); copy 3000001 ('答案是D。', unmatched) resolved to B (wrong, answer D)
+    assert recs["2"]["score"] == 1 and recs["1"]["score"] == 0 and judge.calls == 2
+    wrong = {**preds, "1000001": Prediction(sample_id="1000001", text="A"), "3000001": Prediction(sample_id="3000001", text="?")}
+    judge.calls = 0
+    recs = task.score(samples, wrong, ScoreContext(profile="official", judge=judge, options={"judge_fallback": True}))
+    assert recs["1"]["score"] == 0 and judge.calls == 1   # rule-matched wrong copy ends group 1 before its judge call
+
+
+def test_request_shares_image_key_and_limit_keeps_groups():
+    task = registry.make_task("mmbench_dev_en", {})
+    samples = task.load(task.smoke_source(), limit=2)
+    assert sorted(s.id for s in samples) == ["0", "1", "1000000", "1000001", "2000000", "2000001", "3000000", "3000001"]
+    reqs = {s.id: task.request(s) for s in samples}
+    assert reqs["0"].image_key == reqs["3000000"].image_key != reqs["1"].image_key
+    assert reqs["1000000"].prompt == ("Question: What shape is shown in the image?\nOptions:\nA. square\nB. triangle\n"
+                                      "C. star\nD. circle\nPlease select the correct answer from the options above. \n")
+    assert reqs["1"].prompt.startswith("Hint: The image holds one shape.\nQuestion:")
