@@ -1,0 +1,18 @@
+"""OCRBench through score_files. Rule: OCRBench scorer as VK e8e78f05 OCRBench.evaluate (image_vqa.py)."""
+
+from tests.understanding_helpers import score
+
+
+def test_ocrbench_points(tmp_path):
+    preds = {"0": "The text says: hello world",   # lower-cased substring of 'HELLO'
+             "1": "Forty-Two",                    # second ground truth, case-insensitive
+             "2": "X^2 + 1",                      # handwritten math: spaces removed but case kept -> miss
+             "3": "The total is 17"}              # '7' is a substring of '17': counts (upstream rule)
+    out = score(tmp_path, "ocrbench", preds)
+    assert out["per_sample"] == {"0": 1, "1": 1, "2": 0, "3": 1}
+    assert out["headline"] == {"name": "final_score", "value": 3.0, "scale": "points_0_1000"}
+    m = out["metrics"]
+    assert m["Text Recognition"] == 2 and m["Doc-oriented VQA"] == 1
+    assert m["Handwritten Mathematical Expression Recognition"] == 0 and m["Final Score Norm"] == 0.3
+    out = score(tmp_path, "ocrbench", {"2": "x^2+1 "})
+    assert out["per_sample"] == {"2": 1}
