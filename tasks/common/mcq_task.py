@@ -59,12 +59,11 @@ class VKTask(Task):
     def describe_sources(self) -> list[dict[str, Any]]:
         entry = CATALOG[self.tsv_name]
         path = lmu_data_root() / f"{self.tsv_name}.tsv"
-        out = [{"what": f"VLMEvalKit TSV {self.tsv_name} (MD5 {entry.md5}, VK {VK_COMMIT[:8]})", "url": entry.url,
-                "path": str(path), "present": path.is_file()}]
+        note = f"VLMEvalKit TSV {self.tsv_name} from {entry.url} (MD5 {entry.md5})"
         if self.hf_default:
-            out.append({"what": f"Hugging Face copy (pass --data {self.hf_default}; split {self.hf_split})",
-                        "url": f"https://huggingface.co/datasets/{self.hf_default}", "path": None, "present": None})
-        return out
+            note += f"; or --data {self.hf_default} (Hugging Face, split {self.hf_split})"
+        return [{"what": f"VLMEvalKit TSV {self.tsv_name}", "url": entry.url, "md5": entry.md5, "path": str(path),
+                 "location": str(path), "present": path.is_file(), "note": note}]
 
     def fetch(self, dest_dir: Optional[str] = None) -> Path:
         """Download the TSV from VK's published URL into ``$LMUData`` and check its MD5."""
