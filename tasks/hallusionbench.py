@@ -22,7 +22,8 @@ _REF = f"VLMEvalKit {VK_COMMIT[:8]} ImageYORNDataset.evaluate + Hallusion_rating
 
 
 def _hf_index(rec: dict[str, Any]) -> str:
-    return "_".join(str(rec[k]) for k in ("category", "subcategory", "visual_input", "set_id", "figure_id", "question_id"))
+    vals = [rec["category"], rec["subcategory"], rec.get("visual_input", 1), rec["set_id"], rec["figure_id"], rec["question_id"]]
+    return "_".join(str(v) for v in vals)
 
 
 class HallusionBench(VKTask):
@@ -36,7 +37,8 @@ class HallusionBench(VKTask):
     hf_index_column = None
     hf_mapping = {"question": "question", "answer": lambda rec: {"1": "Yes", "0": "No"}.get(str(rec.get("gt_answer"))),
                   "category": "category", "l2-category": "subcategory", "_hf_index": _hf_index,
-                  "visual_input": "visual_input"}
+                  "visual_input": lambda rec: rec.get("visual_input"),
+                  "set_id": "set_id", "figure_id": "figure_id", "question_id": "question_id"}
     max_new_tokens = 64
 
     def filter_hf_row(self, row: TsvRow) -> bool:

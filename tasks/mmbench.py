@@ -20,7 +20,7 @@ class _MMBenchDev(MCQTask):
     hf_split = "dev"
     split_name = "dev"
     hf_mapping = {"question": "question", "hint": "hint", "A": "A", "B": "B", "C": "C", "D": "D",
-                  "answer": "answer", "category": "category", "l2-category": "l2-category", "split": "split"}
+                  "answer": "answer", "category": "category", "l2-category": "L2-category", "split": "split"}  # lmms-eval en_utils.py reads L2-category
 
 
 class MMBenchDevEN(_MMBenchDev):

@@ -21,7 +21,7 @@ class SEEDBenchImg(MCQTask):
     hf_split = "test"
     hf_index_column = "question_id"
     hf_mapping = {"question": "question", "A": "choice_a", "B": "choice_b", "C": "choice_c", "D": "choice_d",
-                  "answer": "answer", "category": "question_type_id", "data_type": "data_type"}
+                  "answer": "answer", "category": lambda rec: rec.get("question_type_id"), "data_type": "data_type"}
 
     def filter_hf_row(self, row: TsvRow) -> bool:
         # The HF copy mixes video questions in; SEEDBench_IMG is the image part only.

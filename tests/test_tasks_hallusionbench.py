@@ -21,3 +21,21 @@ def test_hallusion_three_rates(tmp_path):
     assert m == {"aAcc": pytest.approx(60.0), "fAcc": pytest.approx(50.0), "qAcc": pytest.approx(100 / 3)}
     assert out["headline"]["value"] == pytest.approx((60 + 50 + 100 / 3) / 3)
     assert out["metrics"]["l2-category"]["map"]["aAcc"] == pytest.approx(50.0)
+
+
+def test_hallusion_from_hf_schema(tmp_path):
+    # lmms-lab HallusionBench 'image' split columns as read by lmms-eval 75571cf hallusion_bench/utils.py
+    from tests.understanding_helpers import hf_parquet
+    folder = hf_parquet(tmp_path, {
+        "category": ["VD", "VD", "VS"], "subcategory": ["chart", "chart", "map"], "set_id": [1, 1, 0],
+        "figure_id": [0, 1, 0], "question_id": [0, 0, 2], "visual_input": ["1", "1", "0"],
+        "question": ["Is it up?", "Is it up?", "Is Paris in France?"], "gt_answer": ["1", "0", "1"],
+        "gt_answer_details": ["", "", ""], "image": [(1, 2, 3), (3, 2, 1), (0, 0, 0)]}, split="image")
+    from harness import registry
+    task = registry.make_task("hallusionbench", {})
+    samples = task.load(str(folder))
+    assert [s.id for s in samples] == ["VD_chart_1_1_0_0", "VD_chart_1_1_1_0"]   # text-only row dropped
+    assert [s.fields["answer"] for s in samples] == ["Yes", "No"]
+    out = score(tmp_path, "hallusionbench", {"VD_chart_1_1_0_0": "yes", "VD_chart_1_1_1_0": "yes"}, data=str(folder))
+    assert out["metrics"]["overall"] == {"aAcc": 50.0, "fAcc": 50.0, "qAcc": 0.0}
+    assert out["metrics"]["data_sha256"] is None

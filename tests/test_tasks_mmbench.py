@@ -74,3 +74,15 @@ def test_request_shares_image_key_and_limit_keeps_groups():
     assert reqs["1000000"].prompt == ("Question: What shape is shown in the image?\nOptions:\nA. square\nB. triangle\n"
                                       "C. star\nD. circle\nPlease select the correct answer from the options above. \n")
     assert reqs["1"].prompt.startswith("Hint: The image holds one shape.\nQuestion:")
+
+
+def test_mmbench_from_hf_schema(tmp_path):
+    # lmms-lab MMBench 'en' dev columns as read by lmms-eval 75571cf mmbench/en_utils.py (note 'L2-category')
+    from tests.understanding_helpers import hf_parquet
+    folder = hf_parquet(tmp_path, {
+        "index": [5, 1000005], "question": ["Shape?", "Shape?"], "hint": [None, None],
+        "A": ["circle", "square"], "B": ["square", "circle"], "C": [None, None], "D": [None, None],
+        "answer": ["A", "B"], "category": ["c", "c"], "L2-category": ["l2", "l2"], "source": ["s", "s"],
+        "split": ["dev", "dev"], "image": [(9, 9, 9), (9, 9, 9)]}, split="dev")
+    out = score(tmp_path, "mmbench_dev_en", {"5": "circle", "1000005": "B"}, data=str(folder))
+    assert out["per_sample"] == {"5": 1} and out["metrics"]["l2-category"] == {"l2": 100.0}

@@ -37,3 +37,16 @@ def test_mme_pairs_share_image_key():
     task = registry.make_task("mme", {})
     s = task.load(task.smoke_source())
     assert task.request(s[0]).image_key == task.request(s[1]).image_key != task.request(s[2]).image_key
+
+
+def test_mme_from_hf_schema_pairs_by_question_id(tmp_path):
+    # lmms-lab MME columns as read by lmms-eval 75571cf mme/utils.py: question_id (image file), question, answer, category
+    from tests.understanding_helpers import hf_parquet
+    folder = hf_parquet(tmp_path, {
+        "question_id": ["code_reasoning/0020.png"] * 2 + ["OCR/1.jpg"] * 2,
+        "question": ["q1", "q2", "q3", "q4"], "answer": ["Yes", "No", "Yes", "No"],
+        "category": ["code_reasoning"] * 2 + ["OCR"] * 2, "image": [(1, 1, 1)] * 4})
+    out = score(tmp_path, "mme", {"0": "yes", "1": "no", "2": "yes", "3": "yes"}, data=str(folder))
+    sub = out["metrics"]["subtasks"]
+    assert sub["code_reasoning"]["score"] == 200.0 and sub["OCR"] == {"acc": 50.0, "acc_plus": 0.0, "score": 50.0}
+    assert out["metrics"]["cognition"] == 200.0 and out["metrics"]["perception"] == 50.0

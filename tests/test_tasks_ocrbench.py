@@ -16,3 +16,12 @@ def test_ocrbench_points(tmp_path):
     assert m["Handwritten Mathematical Expression Recognition"] == 0 and m["Final Score Norm"] == 0.3
     out = score(tmp_path, "ocrbench", {"2": "x^2+1 "})
     assert out["per_sample"] == {"2": 1}
+
+
+def test_ocrbench_from_hf_schema(tmp_path):
+    # echo840/OCRBench columns as read by lmms-eval 75571cf ocrbench/utils.py: answer is a list, question_type
+    from tests.understanding_helpers import hf_parquet
+    folder = hf_parquet(tmp_path, {"question": ["what?"], "answer": [["Stop", "STOP sign"]], "dataset": ["IIIT5K"],
+                                   "question_type": ["Regular Text Recognition"], "image": [(0, 0, 0)]})
+    out = score(tmp_path, "ocrbench", {"0": "It says stop"}, data=str(folder))
+    assert out["headline"]["value"] == 1.0 and out["metrics"]["Text Recognition"] == 1

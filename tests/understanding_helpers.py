@@ -15,3 +15,28 @@ def score(tmp_path, task_id, preds, profile=None, data=None):
     path.write_text("".join(json.dumps({"index": k, "prediction": v}, ensure_ascii=False) + "\n"
                             for k, v in preds.items()), encoding="utf-8")
     return score_files(task_id, data or task.smoke_source(), predictions=str(path), profile=profile)
+
+
+def hf_parquet(tmp_path, columns, image_column="image", split="test"):
+    """Write ``columns`` (with PNG images in ``image_column``) as ``<split>-00000.parquet`` like a hub snapshot."""
+    import base64
+    import io
+
+    import datasets
+    from PIL import Image
+
+    def png(colour):
+        buf = io.BytesIO()
+        Image.new("RGB", (16, 16), colour).save(buf, format="PNG")
+        return {"bytes": buf.getvalue(), "path": None}
+
+    cols = dict(columns)
+    if image_column:
+        cols[image_column] = [png(c) for c in cols[image_column]]
+    ds = datasets.Dataset.from_dict(cols)
+    if image_column:
+        ds = ds.cast_column(image_column, datasets.Image())
+    folder = tmp_path / "hf"
+    folder.mkdir(exist_ok=True)
+    ds.to_parquet(str(folder / f"{split}-00000.parquet"))
+    return folder
