@@ -13,3 +13,13 @@ def test_ai2d_traps(tmp_path):
     assert out["per_sample"] == {"0": 1, "1": 1, "2": 0}
     assert out["headline"]["value"] == pytest.approx(200 / 3)
     assert "masked" in score(tmp_path, "ai2d_test", preds)["reference"]
+
+
+def test_ai2d_from_hf_schema(tmp_path):
+    # lmms-lab ai2d columns as read by lmms-eval 75571cf ai2d/utils.py: options list, answer = option number
+    from tests.understanding_helpers import hf_parquet
+    folder = hf_parquet(tmp_path, {"question": ["Which stage?", "Which part?"],
+                                   "options": [["egg", "larva", "pupa", "adult"], ["leaf", "root"]],
+                                   "answer": ["2", "1"], "image": [(5, 5, 5), (6, 6, 6)]})
+    out = score(tmp_path, "ai2d_test", {"0": "C", "1": "leaf"}, data=str(folder))
+    assert out["per_sample"] == {"0": 1, "1": 0}

@@ -17,3 +17,31 @@ def test_seedbench_traps(tmp_path):
     assert out["headline"]["value"] == pytest.approx(50.0) and out["headline"]["scale"] == "percent"
     assert out["metrics"]["category"]["Instances Counting"] == 100.0
     assert out["metrics"]["split"] == "test"
+
+
+def test_seedbench_from_hf_schema_drops_video(tmp_path):
+    # lmms-lab SEED-Bench columns as read by lmms-eval 75571cf seedbench/utils.py (image is a list there)
+    from tests.understanding_helpers import hf_parquet
+    folder = hf_parquet(tmp_path, {
+        "question_id": ["101", "v7"], "question": ["Colour?", "Action?"], "choice_a": ["red", "run"],
+        "choice_b": ["blue", "sit"], "choice_c": ["green", "jump"], "choice_d": ["black", "walk"],
+        "answer": ["B", "A"], "data_type": ["image", "video"], "image": [(0, 0, 255), (0, 0, 0)]})
+    out = score(tmp_path, "seedbench_img", {"101": "blue"}, data=str(folder))
+    assert out["per_sample"] == {"101": 1} and out["n"] == 1
+    from harness import registry
+    assert [s.id for s in registry.make_task("seedbench_img", {}).load(str(folder))] == ["101"]
+
+
+def test_fetch_verifies_md5_and_data_command_sees_it(tmp_path, monkeypatch):
+    from harness import registry
+    from tasks.common import vk_catalog
+    from tests.understanding_helpers import SMOKE
+    src = SMOKE / "SEEDBench_IMG.tsv"
+    monkeypatch.setitem(vk_catalog.CATALOG, "SEEDBench_IMG",
+                        vk_catalog.VKData("SEEDBench_IMG", src.as_uri(), vk_catalog.md5_file(src)))
+    monkeypatch.setenv("LMUData", str(tmp_path / "lmu"))
+    task = registry.make_task("seedbench_img", {})
+    assert task.describe_sources()[0]["present"] is False
+    path = task.fetch()
+    assert path == tmp_path / "lmu" / "SEEDBench_IMG.tsv" and task.describe_sources()[0]["present"] is True
+    assert len(task.load(None)) == 4          # default location is $LMUData/SEEDBench_IMG.tsv
