@@ -10,7 +10,7 @@ prose, option texts, refusals, Chinese punctuation, yes/no variants, long period
   python tests/parity/vk_understanding_parity.py /path/to/VLMEvalKit [N]
 
 Last run (2026-11-29, VK e8e78f05): 40000 predictions x 2 option sets, 40000 yes/no, 3000 circular groups,
-300 HallusionBench and 300 MME rating draws: 0 differ.
+300 HallusionBench, 300 MME rating and 300 OCRBench draws: 0 differ.
 """
 
 from __future__ import annotations
@@ -142,6 +142,29 @@ def main() -> int:
         if abs(up["perception"] - res.metrics["perception"]) > 1e-9 or abs(up["reasoning"] - res.metrics["cognition"]) > 1e-9:
             diffs += 1
             print("MME differs")
+    # OCRBench: upstream OCRBench_eval (vlmeval/dataset/utils/ocrbench.py) with load/dump stubbed
+    from tasks.ocrbench import OCRBench, ocrbench_hit
+    ocr_cats = ["Regular Text Recognition", "Digit String Recognition", "Scene Text-centric VQA",
+                "Handwritten Mathematical Expression Recognition", "Key Information Extraction"]
+    got: dict = {}
+    ons = {"tqdm": lambda x: x, "logger": logging.getLogger("vk"), "get_intermediate_file_path": lambda *a: "x",
+           "dump": lambda d, _p: got.update(d)}
+    upstream(vk, "vlmeval/dataset/utils/ocrbench.py", ["OCRBench_eval"], ons)
+    for _ in range(300):
+        rows, recs = [], {}
+        for i in range(rng.randint(1, 10)):
+            answers = [rng.choice(["Hello", "x^{2} + 1", "x^2+1", "7", "STOP", " a b "]) for _ in range(rng.randint(1, 2))]
+            pred = rng.choice(["hello there", "X^2 + 1", "x ^ 2 + 1", "17", "stop\nsign", text(rng)])
+            cat = rng.choice(ocr_cats)
+            rows.append({"prediction": pred, "answer": repr(answers), "category": cat})
+            recs[str(i)] = {"score": ocrbench_hit(pred, answers, cat), "category": cat}
+        ons["load"] = lambda _f, df=pd.DataFrame(rows): df.copy()
+        got.clear()
+        ons["OCRBench_eval"]("x")
+        res = OCRBench().aggregate(recs, ScoreContext(profile="official"))
+        if got["Final Score"] != res.metrics["Final Score"] or got["Text Recognition"] != res.metrics["Text Recognition"]:
+            diffs += 1
+            print("OCRBench differs:", rows)
     print(f"differences: {diffs}")
     return 1 if diffs else 0
 
