@@ -50,3 +50,11 @@ def test_mme_from_hf_schema_pairs_by_question_id(tmp_path):
     sub = out["metrics"]["subtasks"]
     assert sub["code_reasoning"]["score"] == 200.0 and sub["OCR"] == {"acc": 50.0, "acc_plus": 0.0, "score": 50.0}
     assert out["metrics"]["cognition"] == 200.0 and out["metrics"]["perception"] == 50.0
+
+
+def test_prompt_suffix_option():
+    from harness import registry
+    task = registry.make_task("mme", {"prompt_suffix": "\nAnswer the question using a single word or phrase."})
+    s = task.load(task.smoke_source())[0]
+    assert task.request(s).prompt == ("Is there a circle in this image? Please answer yes or no.\n"
+                                      "Answer the question using a single word or phrase.")

@@ -110,11 +110,12 @@ class VKTask(Task):
         return str(fields.get("question"))
 
     def request(self, sample: Sample) -> UnderstandRequest:
+        """VK's prompt; task options ``prompt_suffix`` (appended) and, for MCQ, ``mcq_instruction`` override it per model."""
         img = sample.load_image()
         key = sample.fields.get(IMAGE_KEY)
         return UnderstandRequest(
             sample_id=sample.id,
-            prompt=self.prompt(sample.fields),
+            prompt=self.prompt(sample.fields) + str(self.options.get("prompt_suffix", "")),
             images=[img] if img is not None else [],
             image_key=f"{self.tsv_name}:{key}" if key is not None else None,
             max_new_tokens=int(self.options.get("max_new_tokens", self.max_new_tokens)),
