@@ -36,7 +36,7 @@ def tiny_checkpoint(seed: int = 0, vision: bool = True) -> Path:
                       sort_keys=True)
     out = cache_root() / "tiny" / hashlib.sha256(spec.encode()).hexdigest()[:16]
     if not (out / "model.safetensors.index.json").is_file():
-        tc.write_tiny_release(out, seed=seed, vision=vision)
+        tc.write_tiny_release(out, seed=seed, vision=vision, overwrite=False)
     return out
 
 

@@ -78,7 +78,7 @@ def _randomise(module: nn.Module, gen: torch.Generator, std: float) -> None:
 
 def write_tiny_release(out_dir: str | Path, seed: int = 0, vision: bool = True, *, vqgan: bool = True,
                        llm: dict | None = None, vision_shape: dict | None = None, dtype: torch.dtype = torch.float32,
-                       device: str = "cpu", vqgan_shape: dict | None = None) -> Path:
+                       device: str = "cpu", vqgan_shape: dict | None = None, overwrite: bool = True) -> Path:
     """Write the checkpoint to ``out_dir`` (created; written in a temporary directory then moved in place).
 
     ``llm`` / ``vision_shape`` / ``vqgan_shape`` override the tiny shapes (a full-size random UniToken-7B for
@@ -153,9 +153,17 @@ def write_tiny_release(out_dir: str | Path, seed: int = 0, vision: bool = True, 
     write_tokenizer(tmp, vocab)
     if vqgan:
         write_tiny_vqgan(tmp / "vqgan", seed=seed, **(vqgan_shape or {}))
+    if out.exists() and (out / "model.safetensors.index.json").is_file() and not overwrite:
+        shutil.rmtree(tmp)  # another process (a parallel worker) finished the same checkpoint first
+        return out
     if out.exists():
         shutil.rmtree(out)
-    tmp.rename(out)
+    try:
+        tmp.rename(out)
+    except OSError:
+        if not (out / "model.safetensors.index.json").is_file():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
