@@ -6,7 +6,8 @@ on it are not comparable (its rows are mapped here only so users can reproduce l
 
 from __future__ import annotations
 
-from tasks.common.mcq_task import VK_COMMIT, MCQTask
+from tasks.base import TaskError
+from tasks.common.mcq_task import SMOKE_DIR, VK_COMMIT, MCQTask
 
 
 def _opt(k: int):
@@ -25,3 +26,18 @@ class AI2DTest(MCQTask):
     hf_index_column = None
     hf_mapping = {"question": "question", "A": _opt(0), "B": _opt(1), "C": _opt(2), "D": _opt(3),
                   "answer": lambda rec: "ABCDEFGH"[int(rec["answer"])]}
+
+    def __init__(self, options=None):
+        super().__init__(options)
+        variant = self.options.get("variant", "masked")
+        if variant not in ("masked", "no_mask"):
+            raise TaskError(f"ai2d_test: option variant must be 'masked' or 'no_mask', not {variant!r}")
+        self.variant = variant
+        if variant == "no_mask":
+            self.tsv_name = "AI2D_TEST_NO_MASK"
+
+    def smoke_source(self):
+        return str(SMOKE_DIR / "AI2D_TEST.tsv")
+
+    def extra_metrics(self, records):
+        return {"variant": self.variant}

@@ -23,3 +23,16 @@ def test_ai2d_from_hf_schema(tmp_path):
                                    "answer": ["2", "1"], "image": [(5, 5, 5), (6, 6, 6)]})
     out = score(tmp_path, "ai2d_test", {"0": "C", "1": "leaf"}, data=str(folder))
     assert out["per_sample"] == {"0": 1, "1": 0}
+
+
+def test_ai2d_variant_option(tmp_path, monkeypatch):
+    from harness import registry
+    from tasks.base import TaskError
+    monkeypatch.setenv("LMUData", str(tmp_path))
+    task = registry.make_task("ai2d_test", {"variant": "no_mask"})
+    assert task.describe_sources()[0]["location"].endswith("AI2D_TEST_NO_MASK.tsv")
+    with pytest.raises(TaskError, match="AI2D_TEST_NO_MASK.tsv does not exist"):
+        task.load(None)
+    with pytest.raises(TaskError, match="variant"):
+        registry.make_task("ai2d_test", {"variant": "blurred"})
+    assert score(tmp_path, "ai2d_test", {"0": "A"})["metrics"]["variant"] == "masked"

@@ -71,7 +71,7 @@ def test_resolve_tsv(tmp_path, monkeypatch):
 
 
 def test_catalog_md5_and_fetch_from_file_url(tmp_path, monkeypatch):
-    assert len(vk_catalog.CATALOG) == 11
+    assert len(vk_catalog.CATALOG) == 12  # eleven benchmarks + unmasked AI2D
     assert vk_catalog.CATALOG["MMBench_DEV_EN"].md5 == "b6caf1133a01c6bb705cf753bb527ed8"  # image_mcq.py @ e8e78f05
     src = tmp_path / "src.tsv"
     src.write_text("index\tquestion\n1\tq\n")

@@ -36,6 +36,8 @@ CATALOG: dict[str, VKData] = {d.name: d for d in [
     VKData("MathVista_MINI", f"{_BASE}/VLMEval/MathVista_MINI.tsv", "f199b98e178e5a2a20e7048f5dcb0464"),
     VKData("HallusionBench", f"{_BASE}/VLMEval/HallusionBench.tsv", "0c23ac0dc9ef46832d7a24504f2a0c7c"),
     VKData("AI2D_TEST", f"{_BASE}/VLMEval/AI2D_TEST.tsv", "0f593e0d1c7df9a3d69bf1f947e71975"),
+    # the unmasked AI2D test set (ai2d_test option variant: no_mask); not the leaderboard's version
+    VKData("AI2D_TEST_NO_MASK", f"{_BASE}/VLMEval/AI2D_TEST_NO_MASK.tsv", "fd8f463634d4fe9fbd23b876e8eea5be"),
     VKData("OCRBench", f"{_BASE}/VLMEval/OCRBench.tsv", "e953d98a987cc6e26ef717b61260b778"),
     VKData("MME", f"{_BASE}/VLMEval/MME.tsv", "b36b43c3f09801f5d368627fb92187c3"),
     VKData("MMVet", f"{_BASE}/VLMEval/MMVet.tsv", "748aa6d4aa9d4de798306a63718455e3"),
