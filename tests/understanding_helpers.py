@@ -19,7 +19,6 @@ def score(tmp_path, task_id, preds, profile=None, data=None):
 
 def hf_parquet(tmp_path, columns, image_column="image", split="test"):
     """Write ``columns`` (with PNG images in ``image_column``) as ``<split>-00000.parquet`` like a hub snapshot."""
-    import base64
     import io
 
     import datasets

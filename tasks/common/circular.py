@@ -8,7 +8,7 @@ whose main row (index < 1e6) is present are scored, and the result is keyed by t
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Union
+from typing import Callable, Optional, Union
 
 OFFSET = 1_000_000
 

@@ -226,11 +226,10 @@ class MCQTask(VKTask):
             answers = [str(r.fields.get("answer")) for r in rows]
             texts = [self.text_of(predictions[m]) for m in members]
             pre = [mcq.can_infer(t, mcq.build_choices(r.fields)) for t, r in zip(texts, rows)]
-            resolve = None
-            if judge is not None:
-                def resolve(i: int, rows=rows, texts=texts) -> str:
-                    return mcq.judge_extract(judge, rows[i].fields.get("question"), mcq.build_choices(rows[i].fields), texts[i])
-            hit, why = circ.score_group(answers, pre, resolve)
+            def ask_judge(i: int, rows=rows, texts=texts) -> str:
+                return mcq.judge_extract(judge, rows[i].fields.get("question"), mcq.build_choices(rows[i].fields), texts[i])
+
+            hit, why = circ.score_group(answers, pre, ask_judge if judge is not None else None)
             rec = {"score": hit, "copies": len(members), "why": why,
                    "extracted": [p if p else None for p in pre], "answer": answers[0]}
             for f in self.record_fields:

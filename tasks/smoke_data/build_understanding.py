@@ -60,7 +60,6 @@ def write_tsv(name: str, columns: list[str], rows: list[dict[str, Any]]) -> Path
 
 def rotate(options: list[str], answer: str, k: int) -> tuple[list[str], str]:
     """Circular copy k: options shifted by k, the answer letter follows its text (as MMBench's copies do)."""
-    n = len(options)
     rot = options[k:] + options[:k]
     return rot, "ABCD"[rot.index(options["ABCD".index(answer)])]
 
