@@ -1,11 +1,15 @@
-"""Local scheduling: one worker process per GPU, pulling shards from a queue.
+"""Local scheduling: one worker process per GPU, fed shards one at a time by the parent.
 
 Workers are bound to one device each through CUDA_VISIBLE_DEVICES (set before torch is imported in the
-child), so the adapter inside sees a single GPU and needs no device logic of its own.  Fast GPUs simply
-pull more shards.  The parent scores each task as soon as its last shard is in, while the workers go on
-with other tasks, so CPU-heavy scoring overlaps GPU inference.  A shard whose worker raises or dies is
-queued again (up to ``retries`` times) and a dead worker is replaced; a shard that keeps failing is reported
-and the others finish.
+child), so the adapter inside sees a single GPU and needs no device logic of its own.  A worker asks for
+the next shard when it finishes one, so fast GPUs take more.  The parent scores each task as soon as its
+last shard is in, while the workers go on with other tasks: CPU-heavy scoring overlaps GPU inference.
+
+Each worker talks to the parent over its own pair of pipes, with messages far below the pipe's atomic
+write size and no feeder thread: a worker killed at any instant (SIGKILL, the OOM killer, a segfault) can
+neither leave half a message behind nor hold a lock another process needs.  Its shard is queued again (up
+to ``retries`` times) and a new worker replaces it; a shard that keeps failing is reported and the others
+finish.
 """
 
 from __future__ import annotations
@@ -13,9 +17,10 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import os
-import queue
 import traceback
+from collections import deque
 from dataclasses import dataclass, field
+from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any, Optional
 
@@ -23,9 +28,11 @@ from tqdm.auto import tqdm
 
 log = logging.getLogger("unitoken_eval")
 
+_MAX_TEXT = 2000  # error text per message: keeps every message well under PIPE_BUF (4096 bytes)
+
 
 def parse_gpus(spec: str) -> list[str]:
-    """``0,1,3`` or ``all`` (every visible device, per torch) or a count like ``4`` written ``n4``."""
+    """``0,1,3`` or ``all`` (every visible device, per torch)."""
     spec = (spec or "").strip()
     if spec == "all":
         import torch
@@ -40,7 +47,7 @@ def parse_gpus(spec: str) -> list[str]:
     return ids
 
 
-def _worker(config_raw: dict, root: str, gpu: str, tasks_q, events, env: dict[str, str]) -> None:
+def _worker(config_raw: dict, root: str, gpu: str, inbox, outbox, env: dict[str, str]) -> None:
     # Bind the device before anything imports torch.
     os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     os.environ.update(env)
@@ -53,18 +60,18 @@ def _worker(config_raw: dict, root: str, gpu: str, tasks_q, events, env: dict[st
     store.lock(writer)
     runner = Runner(load_config(config_raw), store, writer=writer, progress=False)
     runner.prepare()
+    outbox.send(("ready", -1, 0, ""))
     try:
         while True:
-            index = tasks_q.get()
+            index = inbox.recv()
             if index is None:
                 break
             shard = runner.plan[index]
-            events.put(("start", gpu, index, 0, ""))
             try:
                 n = runner.infer(runner.tasks[shard.task_id], runner.shard_samples(shard))
-                events.put(("done", gpu, index, n, ""))
+                outbox.send(("done", index, n, ""))
             except Exception:
-                events.put(("error", gpu, index, 0, traceback.format_exc(limit=8)))
+                outbox.send(("error", index, 0, traceback.format_exc(limit=6)[-_MAX_TEXT:]))
     finally:
         runner.close()
         store.unlock()
@@ -76,6 +83,16 @@ class PoolReport:
     failed_shards: dict[str, str] = field(default_factory=dict)
     attempts: dict[int, int] = field(default_factory=dict)
     per_worker: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _Worker:
+    gpu: str
+    proc: Any
+    inbox: Any  # parent's end for sending shard indices
+    outbox: Any  # parent's end for receiving messages
+    shard: Optional[int] = None
+    ready: bool = False
 
 
 def run_pool(runner, gpus: list[str], retries: int = 2, outcome=None, progress: bool = True,
@@ -94,101 +111,125 @@ def run_pool(runner, gpus: list[str], retries: int = 2, outcome=None, progress: 
         if outcome is None or remaining_by_task[tid] or tid in failed_tasks:
             return
         runner.score_all(outcome, only=[tid])
-        # Group tasks whose members are all in.
-        for gid, task in runner.tasks.items():
+        for gid, task in runner.tasks.items():  # group tasks whose members are all in
             if task.subtasks and gid not in outcome.results and all(m in outcome.results for m in task.subtasks):
                 runner.score_all(outcome, only=[gid])
 
     ctx = mp.get_context("spawn")
-    tasks_q, events = ctx.Queue(), ctx.Queue()
     config_raw = runner.config.model_dump()
     env = dict(worker_env or {})
-    for sh in todo:
-        tasks_q.put(sh.index)
-    procs: dict[str, Any] = {}
-    in_flight: dict[str, Optional[int]] = {}
+    pending = deque(sh.index for sh in todo)
+    open_shards = len(todo)
+    workers: dict[str, _Worker] = {}
     deaths: dict[str, int] = {}
 
     def spawn(gpu: str) -> None:
-        p = ctx.Process(target=_worker, args=(config_raw, str(runner.store.root), gpu, tasks_q, events, env),
-                        name=f"unitoken-eval-gpu{gpu}", daemon=False)
+        to_child_r, to_child_w = ctx.Pipe(duplex=False)
+        from_child_r, from_child_w = ctx.Pipe(duplex=False)
+        p = ctx.Process(target=_worker, args=(config_raw, str(runner.store.root), gpu, to_child_r, from_child_w, env),
+                        name=f"unitoken-eval-gpu{gpu}")
         p.start()
-        procs[gpu], in_flight[gpu] = p, None
+        to_child_r.close()
+        from_child_w.close()
+        workers[gpu] = _Worker(gpu, p, to_child_w, from_child_r)
+
+    def dispatch(w: _Worker) -> None:
+        if pending and w.shard is None:
+            w.shard = pending.popleft()
+            w.inbox.send(w.shard)
+
+    def settle(index: int, ok: bool, why: str = "") -> None:
+        nonlocal open_shards
+        sh = runner.plan[index]
+        if ok:
+            remaining_by_task[sh.task_id].discard(index)
+            open_shards -= 1
+            maybe_score(sh.task_id)
+            return
+        report.attempts[index] = report.attempts.get(index, 0) + 1
+        if report.attempts[index] <= retries:
+            log.warning("shard %s failed (attempt %d), retrying: %s", sh.key, report.attempts[index], why.strip())
+            pending.append(index)
+        else:
+            log.error("shard %s failed %d times, giving up: %s", sh.key, report.attempts[index], why.strip())
+            report.failed_shards[sh.key] = why.strip().splitlines()[-1] if why.strip() else "failed"
+            failed_tasks.add(sh.task_id)
+            open_shards -= 1
+
+    def bury(w: _Worker, why: str) -> None:
+        """A worker is gone: settle its shard, replace it unless it keeps dying."""
+        w.proc.join(timeout=5)
+        for conn in (w.inbox, w.outbox):
+            conn.close()
+        del workers[w.gpu]
+        if w.shard is not None:
+            settle(w.shard, False, f"worker on GPU {w.gpu} died ({why})")
+        deaths[w.gpu] = deaths.get(w.gpu, 0) + 1
+        if deaths[w.gpu] > retries + 1:
+            log.error("worker on GPU %s keeps dying (%s); not restarting it", w.gpu, why)
+        elif open_shards > 0:
+            log.warning("worker on GPU %s died (%s); starting a new one", w.gpu, why)
+            spawn(w.gpu)
 
     for tid in runner.samples:
         maybe_score(tid)  # tasks already complete before this run
-    open_shards = len(todo)
     bar = tqdm(total=sum(sh.stop - sh.start for sh in todo), desc=f"{len(gpus)} workers", unit="sample",
                disable=not progress, dynamic_ncols=True)
     try:
-        for g in gpus:
-            spawn(g)
-
-        def settle(index: int, ok: bool, why: str = "") -> None:
-            nonlocal open_shards
-            sh = runner.plan[index]
-            if ok:
-                remaining_by_task[sh.task_id].discard(index)
-                open_shards -= 1
-                maybe_score(sh.task_id)
-                return
-            report.attempts[index] = report.attempts.get(index, 0) + 1
-            if report.attempts[index] <= retries:
-                log.warning("shard %s failed (attempt %d), retrying: %s", sh.key, report.attempts[index], why.strip())
-                tasks_q.put(index)
-            else:
-                log.error("shard %s failed %d times, giving up: %s", sh.key, report.attempts[index], why.strip())
-                report.failed_shards[sh.key] = why.strip().splitlines()[-1] if why.strip() else "failed"
-                failed_tasks.add(sh.task_id)
-                open_shards -= 1
-
-        while open_shards > 0:
-            try:
-                kind, gpu, index, n, text = events.get(timeout=0.5)
-            except queue.Empty:
-                kind = None
-            if kind == "start":
-                in_flight[gpu] = index
-            elif kind == "done":
-                in_flight[gpu] = None
-                report.inferred += n
-                report.per_worker[gpu] = report.per_worker.get(gpu, 0) + n
-                bar.update(runner.plan[index].stop - runner.plan[index].start)
-                settle(index, True)
-            elif kind == "error":
-                in_flight[gpu] = None
-                settle(index, False, text)
-            # A worker that died (killed, segfault, OOM-killer) loses its shard: queue it again, replace it.
-            for g, p in list(procs.items()):
-                if p.exitcode is not None and open_shards > 0:
-                    lost = in_flight.get(g)
-                    in_flight[g] = None
-                    del procs[g]
-                    if lost is not None:
-                        settle(lost, False, f"worker on GPU {g} died with exit code {p.exitcode}")
-                    deaths[g] = deaths.get(g, 0) + 1
-                    if deaths[g] > retries + 1:
-                        log.error("worker on GPU %s keeps dying (exit code %s); not restarting it", g, p.exitcode)
-                    elif open_shards > 0:
-                        log.warning("worker on GPU %s exited (%s); starting a new one", g, p.exitcode)
-                        spawn(g)
-            if not procs and open_shards > 0:
-                # Every worker is gone for good: report what is left instead of waiting forever.
-                while True:
+        if open_shards:
+            for g in gpus:
+                spawn(g)
+        while open_shards > 0 and workers:
+            by_conn = {w.outbox: w for w in workers.values()}
+            sentinels = {w.proc.sentinel: w for w in workers.values()}
+            ready = wait(list(by_conn) + list(sentinels), timeout=1.0)
+            for obj in ready:
+                w = by_conn.get(obj) or sentinels.get(obj)
+                if w is None or w.gpu not in workers or workers[w.gpu] is not w:
+                    continue
+                if obj is w.outbox:
                     try:
-                        index = tasks_q.get_nowait()
-                    except queue.Empty:
-                        break
-                    if index is not None:
-                        report.failed_shards[runner.plan[index].key] = "no worker left to run it"
-                        failed_tasks.add(runner.plan[index].task_id)
-                break
+                        kind, index, n, text = w.outbox.recv()
+                    except (EOFError, OSError):
+                        bury(w, f"exit code {w.proc.exitcode}")
+                        continue
+                    if kind == "ready":
+                        w.ready = True
+                    elif kind == "done":
+                        w.shard = None
+                        report.inferred += n
+                        report.per_worker[w.gpu] = report.per_worker.get(w.gpu, 0) + n
+                        bar.update(runner.plan[index].stop - runner.plan[index].start)
+                        settle(index, True)
+                    elif kind == "error":
+                        w.shard = None
+                        settle(index, False, text)
+                    if w.gpu in workers:
+                        dispatch(w)
+                elif not w.outbox.poll():
+                    # Process ended with nothing left to read from it.
+                    bury(w, f"exit code {w.proc.exitcode}")
+            # Shards re-queued by a failure go to whichever workers are idle.
+            for w in list(workers.values()):
+                if w.ready:
+                    dispatch(w)
+        if open_shards > 0:
+            # Every worker is gone for good: report what is left instead of waiting forever.
+            for w in workers.values():
+                if w.shard is not None:
+                    pending.append(w.shard)
+            for index in pending:
+                report.failed_shards[runner.plan[index].key] = "no worker left to run it"
+                failed_tasks.add(runner.plan[index].task_id)
     finally:
         bar.close()
-        for _ in procs:
-            tasks_q.put(None)
-        for p in procs.values():
-            p.join(timeout=60)
-            if p.exitcode is None:
-                p.terminate()
+        for w in list(workers.values()):
+            try:
+                w.inbox.send(None)
+            except (BrokenPipeError, OSError):
+                pass
+        for w in list(workers.values()):
+            w.proc.join(timeout=60)
+            if w.proc.exitcode is None:
+                w.proc.terminate()
     return report
