@@ -92,10 +92,18 @@ class ChameleonFamilyAdapter(ModelAdapter):
         return self.args.batch_size if kind == "understand" else self.args.gen_batch_size
 
     def fingerprint(self) -> dict[str, Any]:
+        """Config + weight index hashes (and the hub revision for a downloaded snapshot): a re-uploaded
+        checkpoint or an edited config gives another fingerprint, so a resumed run cannot mix the two."""
         idx = self.ckpt / C.INDEX_FILE
         digest = hashlib.sha256((idx if idx.is_file() else self.ckpt / "config.json").read_bytes()).hexdigest()[:16]
-        return {"adapter": self.id, "path": self.args.path, "weights_index_sha256": digest, "anyres": self.anyres,
-                "dtype": str(self.dtype).replace("torch.", ""), "vq": self.vq.fingerprint()}
+        cfg_digest = hashlib.sha256((self.ckpt / "config.json").read_bytes()).hexdigest()[:16]
+        fp = {"adapter": self.id, "path": self.args.path, "weights_index_sha256": digest,
+              "config_sha256": cfg_digest, "anyres": self.anyres,
+              "dtype": str(self.dtype).replace("torch.", ""), "vq": self.vq.fingerprint()}
+        revision = C.hub_revision(self.ckpt)
+        if revision:
+            fp["hub_revision"] = revision
+        return fp
 
     def close(self) -> None:
         self.model = self.vq = None
@@ -147,7 +155,8 @@ class ChameleonFamilyAdapter(ModelAdapter):
         limits = [max(1, int(r.max_new_tokens)) for r in requests]
         outs = greedy_answers(self.model.llm, self.model.lm_head, prefixes, suffixes, group, limits, [EOT],
                               use_graphs=self.use_graphs)
-        return [{"text": self.model.tokenizer.decode(o), "token_ids": o} for o in outs]
+        # surrounding whitespace is stripped (the scorers compare stripped answers; a leading space is common)
+        return [{"text": self.model.tokenizer.decode(o).strip(), "token_ids": o} for o in outs]
 
     # ------------------------------------------------------------------ generation
     def t2i_prompt(self, req: GenerateRequest) -> list[int]:

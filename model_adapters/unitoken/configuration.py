@@ -49,6 +49,15 @@ def resolve_checkpoint(path: str, *, what: str = "path") -> Path:
         raise AdapterError(f"{what}={path}: could not download from the Hugging Face hub: {exc}") from exc
 
 
+def hub_revision(ckpt: Path) -> Optional[str]:
+    """The commit of a ``snapshot_download`` directory (``.../models--owner--name/snapshots/<commit>``)."""
+    parts = ckpt.resolve().parts if ckpt.exists() else ckpt.parts
+    for i in range(len(parts) - 2):
+        if parts[i].startswith("models--") and parts[i + 1] == "snapshots":
+            return parts[i + 2]
+    return None
+
+
 def read_json(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise AdapterError(f"{path} does not exist")

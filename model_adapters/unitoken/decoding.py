@@ -25,17 +25,21 @@ def greedy_answers(model, lm_head, prefixes: list[torch.Tensor], suffixes: list[
 @torch.no_grad()
 def reference_greedy(model, lm_head, embeds: torch.Tensor, max_new_tokens: int, eos: Sequence[int]) -> list[int]:
     """One prompt ([T, hidden] embeddings) through ChameleonModel with transformers' DynamicCache."""
+    import inspect
+
     from transformers import DynamicCache
 
     cache = DynamicCache()
-    out = model(inputs_embeds=embeds[None], past_key_values=cache, use_cache=True)
+    # the cache keyword is ``past_key_values`` up to transformers 5.2x and ``cache`` after the rename
+    kw = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    out = model(inputs_embeds=embeds[None], use_cache=True, **{kw: cache})
     toks: list[int] = []
     nxt = int(lm_head(out.last_hidden_state[:, -1]).float().argmax(-1))
     while True:
         toks.append(nxt)
         if nxt in eos or len(toks) >= max_new_tokens:
             break
-        out = model(input_ids=torch.tensor([[nxt]], device=embeds.device), past_key_values=cache, use_cache=True)
+        out = model(input_ids=torch.tensor([[nxt]], device=embeds.device), use_cache=True, **{kw: cache})
         nxt = int(lm_head(out.last_hidden_state[:, -1]).float().argmax(-1))
     return toks[:-1] if toks and toks[-1] in eos else toks
 

@@ -167,6 +167,14 @@ def write_tiny_release(out_dir: str | Path, seed: int = 0, vision: bool = True, 
     return out
 
 
+def write_tiny_unitoken(out_dir: str | Path, seed: int = 0, anyres: bool = True, **kw) -> Path:
+    """UniToken-{AnyRes,base} tiny checkpoint.  Both variants have the same modules and keys (the release
+    differs only in training), so ``anyres`` changes nothing on disk: the adapter picks the SigLIP views from
+    its ``anyres`` model argument (``auto`` = ``-base-`` in the checkpoint name means one squashed view)."""
+    del anyres
+    return write_tiny_release(out_dir, seed=seed, vision=True, **kw)
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("out_dir")

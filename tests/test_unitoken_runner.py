@@ -1,0 +1,91 @@
+"""The registered ``tiny`` adapter (cached release-layout checkpoint, real loader) through the runner on the
+fake plugin tasks; request grouping by image key; tiny checkpoint writer entry points and cache layout."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("transformers")
+from harness import registry  # noqa: E402
+from harness.config import load_config  # noqa: E402
+from harness.runner import Runner, start_run  # noqa: E402
+from harness.types import UnderstandRequest  # noqa: E402
+from model_adapters.unitoken import configuration as C  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cache")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("UNITOKEN_EVAL_CACHE", str(root))
+    yield root
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def tiny(cache):
+    return registry.adapter_class("tiny")(max_new_tokens="3")
+
+
+def _img(seed, w=96, h=64):
+    return Image.fromarray((np.random.RandomState(seed).rand(h, w, 3) * 255).astype("uint8"))
+
+
+def test_tiny_cache_layout_and_fingerprint(cache, tiny):
+    dirs = list((cache / "tiny").iterdir())
+    assert len(dirs) == 1 and not any(p.name.startswith(".tiny-") for p in (cache / "tiny").iterdir())
+    idx = json.loads((dirs[0] / "model.safetensors.index.json").read_text())
+    assert sorted(set(idx["weight_map"].values())) == ["model-00001-of-00002.safetensors",
+                                                       "model-00002-of-00002.safetensors"]
+    assert not any(k.startswith("model.vqmodel.") for k in idx["weight_map"])
+    fp = tiny.fingerprint()
+    assert fp["adapter"] == "tiny" and len(fp["config_sha256"]) == 16 and "hub_revision" not in fp
+    # a second instance finds the cached checkpoint (same directory, same weights fingerprint)
+    again = registry.adapter_class("tiny")(max_new_tokens="3")
+    assert again.fingerprint() == fp and list((cache / "tiny").iterdir()) == dirs
+
+
+def test_hub_revision_read_from_snapshot_path(tmp_path):
+    snap = tmp_path / "hub" / "models--OceanJay--UniToken-AnyRes-StageII" / "snapshots" / "abc123"
+    snap.mkdir(parents=True)
+    assert C.hub_revision(snap) == "abc123" and C.hub_revision(tmp_path) is None
+
+
+def test_answers_capped_stripped_and_grouped_by_image_key(tiny):
+    a, b = _img(1), _img(2, 64, 96)
+    reqs = [UnderstandRequest(sample_id="1", prompt="What is it?", images=[a], image_key="A", max_new_tokens=10),
+            UnderstandRequest(sample_id="2", prompt="Color?", images=[b], image_key="B", max_new_tokens=10),
+            UnderstandRequest(sample_id="3", prompt="Color?", images=[a], image_key="A", max_new_tokens=10)]
+    prefixes, group, _ = tiny.build_prefixes(reqs)
+    assert len(prefixes) == 2 and group == [0, 1, 0]
+    out = tiny.understand_with_tokens(reqs)
+    assert all(0 < len(o["token_ids"]) <= 3 for o in out)  # tiny caps max_new_tokens at its model arg
+    texts = tiny.understand(reqs)
+    assert texts == [o["text"] for o in out] and all(t == t.strip() for t in texts)
+    # the shared prefix gives the same answers as asking each question alone
+    assert [tiny.understand([r])[0] for r in reqs] == texts
+
+
+def test_tiny_through_runner_on_plugin_tasks(plugins, cache, tmp_path):
+    cfg = load_config({"model": "tiny", "model_args": "max_new_tokens=2,gen_batch_size=6",
+                       "tasks": ["fake_echo", "fake_draw"], "options": {"fake_echo": {"n": 4}},
+                       "limit": 2})
+    store = start_run(cfg, tmp_path / "run", resume=False, runs_root=tmp_path)
+    outcome = Runner(cfg, store, progress=False).run()
+    assert not outcome.failed and outcome.inferred == 4
+    preds = store.read_predictions("fake_echo")
+    assert set(preds) == {"q0", "q1"} and all(isinstance(p.text, str) for p in preds.values())
+    draws = store.read_predictions("fake_draw")
+    assert set(draws) == {"0", "1"}
+    task_dir = store.images_dir("fake_draw").parent
+    for p in draws.values():
+        imgs = [Image.open(task_dir / q) for q in p.images]
+        assert len(imgs) == 2 and all(im.size == (512, 512) for im in imgs)
+        # image k of a sample is drawn with seed + k: the two differ
+        assert not np.array_equal(np.asarray(imgs[0]), np.asarray(imgs[1]))
+    assert outcome.results["fake_draw"].n == 2
+    assert store.read_manifest()["model_fingerprint"]["adapter"] == "tiny"
