@@ -1,0 +1,79 @@
+"""mmvet through score_files with a local fake grader.
+
+Rules: VLMEvalKit e8e78f05 vlmeval/dataset/utils/mmvet.py MMVet_auxeval (5 tries at temperature 0.5*i, float
+in [0, 1], else 0.0 after all tries; ground truth '<AND>'/'<OR>' spaced out) and MMVet_acc (capability by
+substring of the category, combination = category with ',' -> '_', mean x 100).
+"""
+
+import pytest
+
+from harness.scoring import score_files
+from tests.fake_judge import FakeJudgeServer, free_port_url
+from tests.understanding_helpers import SMOKE, score
+
+PREDS = {"0": "The sum is 7", "1": "It is crimson, sort of", "2": "???"}
+
+
+def grader(prompt, temperature):
+    last = prompt.rsplit("\n", 1)[-1]
+    q, gt, pred, _ = [x.strip() for x in last.split(" | ")]
+    if pred == "The sum is 7":
+        return "1.0"
+    if pred.startswith("It is crimson"):
+        return "Score: 0.8" if temperature == 0.0 else "0.8"   # unparsable first, fine on the retry
+    return "1.7"                                              # out of range every time -> fallback 0.0
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("UNITOKEN_EVAL_CACHE", str(tmp_path / "cache"))
+
+
+def _preds_file(tmp_path):
+    import json
+    p = tmp_path / "p.jsonl"
+    p.write_text("".join(json.dumps({"index": k, "prediction": v}) + "\n" for k, v in PREDS.items()))
+    return str(p)
+
+
+def test_grades_retries_and_fallback(tmp_path):
+    with FakeJudgeServer(grader) as srv:
+        out = score_files("mmvet", str(SMOKE / "MMVet.tsv"), predictions=_preds_file(tmp_path),
+                          judge=srv.url + "#model=g")
+        temps = [r["temperature"] for r in srv.requests]
+        assert sorted(temps) == [0.0, 0.0, 0.0, 0.5, 0.5, 1.0, 1.5, 2.0]   # 3 + 2 + 1 + 1 + 1 tries
+        assert any(" left <AND> right | ??? | " in r["messages"][0]["content"] for r in srv.requests)
+        assert any("| red <OR> dark red | It is crimson" in r["messages"][0]["content"] for r in srv.requests)
+        assert out["per_sample"] == {"0": 1.0, "1": 0.8, "2": 0.0}
+        assert out["status"] == "scored"
+        assert out["headline"] == {"name": "score", "value": pytest.approx(60.0), "scale": "percent"}
+        m = out["metrics"]
+        assert m["per_capability"] == {"ocr": 100.0, "math": 100.0, "rec": pytest.approx(40.0), "spat": 0.0}
+        assert m["per_capability_combination"] == {"ocr_math": 100.0, "rec": pytest.approx(80.0), "rec_spat": 0.0}
+        assert m["fallback_zero"] == 1 and m["judge"].endswith("#model=g")
+        n = len(srv.requests)
+        again = score_files("mmvet", str(SMOKE / "MMVet.tsv"), predictions=_preds_file(tmp_path),
+                            judge=srv.url + "#model=g")
+        assert len(srv.requests) == n and again["per_sample"] == out["per_sample"]   # all from the cache
+
+
+def test_without_judge_not_scored_never_zero(tmp_path):
+    out = score(tmp_path, "mmvet", PREDS)
+    assert out["status"] == "not_scored" and out["reason"] == "needs a judge"
+    assert out["headline"] == {"name": "score", "value": None, "scale": "percent"}
+    assert out["per_sample"] == {"0": None, "1": None, "2": None}
+    assert any("needs a judge" in w for w in out["warnings"])
+
+
+def test_judge_down_pending(tmp_path):
+    out = score_files("mmvet", str(SMOKE / "MMVet.tsv"), predictions=_preds_file(tmp_path),
+                      judge=free_port_url() + "#model=g&retries=1&backoff=0.01")
+    assert out["status"] == "not_scored" and "pending judge" in out["reason"]
+    assert out["headline"]["value"] is None and out["metrics"]["pending_judge"] == 3
+
+
+def test_request_is_the_question():
+    from harness import registry
+    t = registry.make_task("mmvet", {})
+    s = t.load(t.smoke_source())
+    assert t.request(s[0]).prompt == "What is the answer to the sum?" and len(s) == 3
