@@ -86,3 +86,49 @@ def test_mmbench_from_hf_schema(tmp_path):
         "split": ["dev", "dev"], "image": [(9, 9, 9), (9, 9, 9)]}, split="dev")
     out = score(tmp_path, "mmbench_dev_en", {"5": "circle", "1000005": "B"}, data=str(folder))
     assert out["per_sample"] == {"5": 1} and out["metrics"]["l2-category"] == {"l2": 100.0}
+
+
+def test_full_size_file_scores(tmp_path):
+    """A 15,000-row MMBench-style file (3,750 groups x 4 copies) goes through score_files.
+
+    The expected hits are worked out here from the predictions' shapes, by VK e8e78f05 rules: the gold letter
+    alone, the option text "circle" alone (can_infer_text), "The answer is X" (X the only letter, within the
+    last five tokens -> X), and a sentence with no option letter or text (-> 'Z', wrong); a group counts only
+    if all four copies are right (prefetch_circular_group).  Timing lives in bench/understanding_scoring.py.
+    """
+    import json
+
+    from bench.understanding_scoring import build
+    from harness.scoring import score_files
+
+    data, pred = build(tmp_path, 15000)
+    answers = {}
+    for line in data.read_text().splitlines()[1:]:
+        cells = line.split("\t")
+        answers[cells[0]] = cells[7]
+    groups: dict[int, list[bool]] = {}
+    for line in pred.read_text().splitlines():
+        rec = json.loads(line)
+        gt, p = answers[str(rec["index"])], rec["prediction"]
+        groups.setdefault(rec["index"] % 1_000_000, []).append(p in (gt, "circle", f"The answer is {gt}"))
+    expected = {str(g): int(all(v)) for g, v in groups.items()}
+    out = score_files("mmbench_dev_en", str(data), predictions=str(pred))
+    assert out["n"] == 3750 and len(out["per_sample"]) == 3750
+    assert {k: int(v) for k, v in out["per_sample"].items()} == expected
+    assert out["headline"]["value"] == pytest.approx(100 * sum(expected.values()) / 3750)
+    assert 0 < sum(expected.values()) < 3750
+
+
+def test_smoke_builder_is_deterministic(tmp_path, monkeypatch):
+    """Rebuilding the committed smoke TSVs gives identical bytes (same Pillow)."""
+    from pathlib import Path
+
+    import tasks.smoke_data.build_understanding as b
+
+    committed = Path(b.__file__).parent / "understanding"
+    monkeypatch.setattr(b, "OUT", tmp_path)
+    b.main()
+    built = sorted(p.name for p in tmp_path.glob("*.tsv"))
+    assert len(built) == 11 and built == sorted(p.name for p in committed.glob("*.tsv"))
+    for name in built:
+        assert (tmp_path / name).read_bytes() == (committed / name).read_bytes(), name
