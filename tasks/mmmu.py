@@ -38,6 +38,7 @@ from tasks.common.vlmeval_tsv import TsvRow
 
 MMMU_COMMIT = "bb0b95a945998d91dfef37e969e07d49d1139438"
 RANDOM_SEED = 42
+PENDING = "pending judge"
 
 # Subject visiting order of main_parse_and_eval.py ('--subject ALL' iterates CAT_SHORT2LONG) @ bb0b95a9.
 SUBJECT_ORDER = (
@@ -241,6 +242,8 @@ class MMMUVal(MCQTask):
         scored = [s for s in samples if s.id in predictions]
         if profile == "official":
             return self._score_official(scored, predictions)
+        from harness.judge import JudgeUnavailable
+
         judge = ctx.judge
         out: dict[str, dict[str, Any]] = {}
         for s in scored:
@@ -249,14 +252,18 @@ class MMMUVal(MCQTask):
             if fields.get("A") is None:  # MMMU_preproc
                 fields["A"], fields["B"] = gold, "Other Answers"
             gt = gold if len(gold) == 1 and gold in string.ascii_uppercase else "A"  # VK answer_map
-            got, judged = self._extract(Sample(id=s.id, fields=fields), self.text_of(predictions[s.id]), judge)
+            try:
+                got, judged = self._extract(Sample(id=s.id, fields=fields), self.text_of(predictions[s.id]), judge)
+            except JudgeUnavailable:
+                out[s.id] = self._record(s, None, status=PENDING, answer=gt)
+                continue
             rec = self._record(s, int(got == gt), extracted=got, answer=gt)
             if judged:
                 rec["judged"] = True
             out[s.id] = rec
         return out
 
-    def _record(self, s: Sample, hit: int, **extra: Any) -> dict[str, Any]:
+    def _record(self, s: Sample, hit: Optional[int], **extra: Any) -> dict[str, Any]:
         rec = {"score": hit, "subject": subject_of(s.fields), **extra}
         for f in ("split", "category", "l2-category"):
             if s.fields.get(f) is not None:
@@ -293,6 +300,9 @@ class MMMUVal(MCQTask):
 
     def aggregate(self, records: dict[str, dict[str, Any]], ctx: ScoreContext) -> TaskResult:
         profile = self.profile(ctx.profile)
+        all_records = records
+        records = {k: r for k, r in records.items() if r.get("score") is not None}
+        pending = len(all_records) - len(records)
         overall = mean100([r["score"] for r in records.values()])
         per_subject: dict[str, list[int]] = defaultdict(list)
         by_split: dict[str, list[int]] = defaultdict(list)
@@ -310,5 +320,15 @@ class MMMUVal(MCQTask):
         }
         if profile == "official":
             metrics["random_seed"] = RANDOM_SEED
+        else:
+            metrics["judge"] = getattr(ctx.judge, "name", None)
+            metrics["judged"] = sum(1 for r in records.values() if r.get("judged"))
+        if pending:
+            metrics["pending_judge"] = pending
+            metrics["accuracy_scored_samples"] = overall
+            return TaskResult(task=self.id, profile=profile, headline=Headline(self.headline[0], None, self.headline[1]),
+                              metrics=metrics, n=len(records), status="not_scored",
+                              reason=f"{pending} samples pending judge (the judge was unavailable)",
+                              reference=self.references[profile])
         return TaskResult(task=self.id, profile=profile, headline=Headline(self.headline[0], overall, self.headline[1]),
                           metrics=metrics, n=len(records), reference=self.references[profile])

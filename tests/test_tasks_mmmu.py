@@ -123,3 +123,25 @@ def test_smoke_data_prompt_and_multi_image():
     assert len(req.images) == 1 and "<image 2>" in req.prompt
     assert req.prompt.endswith("Please select the correct answer from the options above. \n")
     assert t.request(s[2]).prompt == "Question: <image 1> How many bars are there?\n"
+
+
+def test_vlmevalkit_judge_only_when_rules_fail(tmp_path, data, monkeypatch):
+    # VK extract_answer_from_item: can_infer first, the judge for the rest; a usable judge letter is taken.
+    import json
+
+    from harness.scoring import score_files
+    from tests.fake_judge import FakeJudgeServer, free_port_url
+
+    monkeypatch.setenv("UNITOKEN_EVAL_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "p.jsonl"
+    path.write_text("".join(json.dumps({"index": k, "prediction": v}) + "\n" for k, v in preds().items()))
+    with FakeJudgeServer(lambda p, t: "C" if "Answer: no idea" in p else "Z") as srv:
+        out = score_files("mmmu_val", data, predictions=str(path), profile="vlmevalkit", judge=srv.url + "#model=m")
+        judged_answers = sorted(r["messages"][0]["content"].split("Answer: ")[1].split("\n")[0] for r in srv.requests)
+    assert judged_answers == sorted(["no idea", "hmm", "I cannot answer this question.", "The answer is 1,000.",
+                                     "There are three bars", "so it is 1e3"])
+    assert out["per_sample"]["10"] == 1 and out["per_sample"]["11"] == 0 and out["metrics"]["judged"] == 6
+    down = score_files("mmmu_val", data, predictions=str(path), profile="vlmevalkit",
+                       judge=free_port_url() + "#model=other&retries=0")  # another model: no cache hits
+    assert down["status"] == "not_scored" and down["headline"]["value"] is None
+    assert down["metrics"]["pending_judge"] == 6 and down["per_sample"]["16"] == 1
