@@ -112,3 +112,18 @@ def test_smoke_source_prompt_is_the_query():
     s = t.load(t.smoke_source())
     assert len(s) == 4 and t.request(s[2]).prompt.endswith("(D) yellow")   # VK: the TSV question as is
     assert len(t.request(s[0]).images) == 1
+
+
+def test_hf_schema_ai4math(tmp_path):
+    # AI4Math/MathVista testmini columns (pid, query, choices list/None, metadata struct, decoded_image)
+    from tests.understanding_helpers import hf_parquet, score
+    folder = hf_parquet(tmp_path, {
+        "pid": ["1", "2"], "question": ["q1", "q2"], "query": ["Hint: ...\nQuestion: q1", "Hint: ...\nQuestion: q2"],
+        "choices": [["red", "green"], None], "answer": ["green", "7"], "precision": [None, None], "unit": [None, None],
+        "question_type": ["multi_choice", "free_form"], "answer_type": ["text", "integer"],
+        "metadata": [{"task": "vqa", "skills": ["logical reasoning"]}, {"task": "math word problem",
+                                                                        "skills": ["arithmetic reasoning"]}],
+        "decoded_image": [(0, 0, 0), (1, 1, 1)]}, image_column="decoded_image", split="testmini")
+    out = score(tmp_path, "mathvista_testmini", {"1": "(B) green", "2": "7"}, data=str(folder))
+    assert out["per_sample"] == {"1": 1, "2": 1}
+    assert out["metrics"]["per_skill"] == {"arithmetic reasoning": 100.0, "logical reasoning": 100.0}

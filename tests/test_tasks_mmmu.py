@@ -145,3 +145,23 @@ def test_vlmevalkit_judge_only_when_rules_fail(tmp_path, data, monkeypatch):
                        judge=free_port_url() + "#model=other&retries=0")  # another model: no cache hits
     assert down["status"] == "not_scored" and down["headline"]["value"] is None
     assert down["metrics"]["pending_judge"] == 6 and down["per_sample"]["16"] == 1
+
+
+def test_hf_schema_lmms_lab_mmmu(tmp_path):
+    # lmms-lab/MMMU (validation) columns as lmms-eval 75571cf mmmu/utils.py reads them: options is a list literal
+    # string, the image is image_1, subject from the id.
+    from tests.understanding_helpers import hf_parquet
+    folder = hf_parquet(tmp_path, {
+        "id": ["validation_Art_1", "validation_Math_1"], "question": ["<image 1> Shape?", "<image 1> How many?"],
+        "options": ["['circle', 'square']", "[]"], "answer": ["B", "3"],
+        "question_type": ["multiple-choice", "open"], "image_1": [(0, 0, 0), (9, 9, 9)]},
+        image_column="image_1", split="validation")
+    out = score(tmp_path, "mmmu_val", {"validation_Art_1": "(B)", "validation_Math_1": "so 3"}, profile="official",
+                data=str(folder))
+    assert out["per_sample"] == {"validation_Art_1": 1, "validation_Math_1": 1}
+    assert out["metrics"]["per_subject"] == {"Art": 100.0, "Math": 100.0}
+    from harness import registry
+    t = registry.make_task("mmmu_val", {})
+    s = t.load(str(folder))
+    assert t.request(s[0]).prompt == ("Question: <image 1> Shape?\nOptions:\nA. circle\nB. square\n"
+                                      "Please select the correct answer from the options above. \n")
