@@ -103,7 +103,8 @@ class Judge:
     @property
     def name(self) -> str:
         """What results record about the judge: endpoint and model (never the key)."""
-        return f"{self.base_url}#model={self.model or '?'}"
+        u = urllib.parse.urlsplit(self.base_url)
+        return f"{u.scheme}://{u.netloc}{u.path}#model={self.model or '?'}"  # no query string: it may hold a token
 
     # ----- HTTP
     def _post(self, path: str, body: Optional[dict[str, Any]], timeout: float) -> Any:
