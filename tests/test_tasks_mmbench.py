@@ -132,3 +132,23 @@ def test_smoke_builder_is_deterministic(tmp_path, monkeypatch):
     assert len(built) == 11 and built == sorted(p.name for p in committed.glob("*.tsv"))
     for name in built:
         assert (tmp_path / name).read_bytes() == (committed / name).read_bytes(), name
+
+
+def test_partial_group_scored_as_vk_but_warned(tmp_path):
+    """VK e8e78f05 mcq_circular_eval groups the rows present in the predictions (data[g_index == idx]), so two of
+    four copies right make the group count; we score it the same and add a warning."""
+    import json
+
+    from harness.scoring import score_files
+
+    task = registry.make_task("mmbench_dev_en", {})
+    pred = tmp_path / "p.jsonl"
+    pred.write_text(json.dumps({"index": 0, "prediction": "A"}) + "\n"
+                    + json.dumps({"index": 1000000, "prediction": "circle"}) + "\n")
+    out = score_files("mmbench_dev_en", task.smoke_source(), predictions=str(pred))
+    assert out["per_sample"] == {"0": 1}
+    assert any("fewer copies" in w and "main index 0" in w for w in out["warnings"])
+    full = {i: "x" for i in ("0", "1000000", "2000000", "3000000")}
+    pred.write_text("".join(json.dumps({"index": int(k), "prediction": v}) + "\n" for k, v in full.items()))
+    out = score_files("mmbench_dev_en", task.smoke_source(), predictions=str(pred))
+    assert out["per_sample"] == {"0": 0} and not any("fewer copies" in w for w in out["warnings"])

@@ -177,10 +177,18 @@ class MCQTask(VKTask):
 
     def apply_limit(self, samples: list[Sample], limit: Optional[int]) -> list[Sample]:
         if not limit or not self.circular:
-            return super().apply_limit(samples, limit)
-        mains = [s.id for s in samples if int(s.id) < circ.OFFSET][:limit]
-        keep = {int(m) for m in mains}
-        return [s for s in samples if circ.group_of(s.id) in keep]
+            kept = super().apply_limit(samples, limit)
+        else:
+            mains = [s.id for s in samples if int(s.id) < circ.OFFSET][:limit]
+            keep = {int(m) for m in mains}
+            kept = [s for s in samples if circ.group_of(s.id) in keep]
+        if self.circular:
+            # copies per group in the data, so scoring can say when predictions cover only part of a group
+            self._copies_in_data: dict[int, int] = {}
+            for s in kept:
+                g = circ.group_of(s.id)
+                self._copies_in_data[g] = self._copies_in_data.get(g, 0) + 1
+        return kept
 
     def _extract(self, sample: Sample, text: str, judge: Any) -> tuple[str, bool]:
         choices = mcq.build_choices(sample.fields)
@@ -195,7 +203,7 @@ class MCQTask(VKTask):
         self.profile(ctx.profile)
         judge = ctx.judge if self.use_judge(ctx) else None
         if self.circular:
-            return self._score_circular(samples, predictions, judge)
+            return self._score_circular(samples, predictions, judge, ctx)
         out: dict[str, dict[str, Any]] = {}
         for s in samples:
             if s.id not in predictions:
@@ -213,7 +221,8 @@ class MCQTask(VKTask):
             out[s.id] = rec
         return out
 
-    def _score_circular(self, samples: list[Sample], predictions: dict[str, Prediction], judge: Any):
+    def _score_circular(self, samples: list[Sample], predictions: dict[str, Prediction], judge: Any,
+                        ctx: Optional[ScoreContext] = None):
         by_id = {s.id: s for s in samples if s.id in predictions}
         for sid in by_id:
             try:
@@ -236,6 +245,13 @@ class MCQTask(VKTask):
                 if rows[0].fields.get(f) is not None:
                     rec[f] = rows[0].fields[f]
             out[main] = rec
+        # VK (mcq_circular_eval) scores a group on the copies present in the predictions; a group with copies
+        # missing is easier to get right, so it is scored the same way but said.
+        in_data = getattr(self, "_copies_in_data", {})
+        partial = [g for g, r in out.items() if r["copies"] < in_data.get(int(g), 0)]
+        if partial and ctx is not None:
+            ctx.warn(f"{self.id}: {len(partial)} circular group(s) scored on fewer copies than the data holds, "
+                     f"as VLMEvalKit does (first: main index {partial[0]})")
         return out
 
     def aggregate(self, records: dict[str, dict[str, Any]], ctx: ScoreContext) -> TaskResult:
