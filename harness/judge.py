@@ -31,6 +31,17 @@ KEY_ENVS = ("UNITOKEN_JUDGE_API_KEY", "OPENAI_API_KEY")
 _RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """urllib would follow a 30x carrying the Authorization header to any host (or from https to http);
+    an OpenAI-compatible endpoint has no reason to redirect, so a redirect is an error instead."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect())
+
+
 class JudgeUnavailable(RuntimeError):
     """The judge did not answer usefully within the retries and the time limit."""
 
@@ -116,11 +127,15 @@ class Judge:
         req = urllib.request.Request(self.base_url + path, data=data, headers=headers,
                                      method="POST" if body is not None else "GET")
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
+            with _OPENER.open(req, timeout=timeout) as resp:
                 raw = resp.read()
         except urllib.error.HTTPError as exc:
             if exc.code in _RETRYABLE_STATUS:
                 raise _Transient(f"HTTP {exc.code}") from None
+            if 300 <= exc.code < 400:
+                raise JudgeUnavailable(f"judge {self.base_url}{path}: HTTP {exc.code} redirect to "
+                                       f"{exc.headers.get('Location')!r} refused (the API key is not sent on); "
+                                       "give the final URL") from None
             raise JudgeUnavailable(f"judge {self.base_url}{path}: HTTP {exc.code} {exc.reason}") from None
         except (urllib.error.URLError, OSError, TimeoutError) as exc:
             raise _Transient(f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}") from None

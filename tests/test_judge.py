@@ -97,3 +97,37 @@ def test_client_error_is_not_retried(tmp_path):
         with pytest.raises(JudgeUnavailable, match="HTTP 404"):
             j.complete("a")
         assert j.calls == 1
+
+
+def test_redirect_is_refused_and_key_not_forwarded(tmp_path, monkeypatch):
+    """urllib follows 30x with Authorization to any host; the client must refuse instead (judge.py _NoRedirect)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def do_POST(self):
+            seen.append((self.path, self.headers.get("Authorization")))
+            self.send_response(302)
+            self.send_header("Location", f"http://127.0.0.1:{self.server.server_port}/elsewhere")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_GET = do_POST
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    th = threading.Thread(target=srv.serve_forever, daemon=True)
+    th.start()
+    try:
+        monkeypatch.setenv("UNITOKEN_JUDGE_API_KEY", "sk-test-secret")
+        j = judge_for(f"http://127.0.0.1:{srv.server_port}/v1#model=m&retries=3&backoff=0.01", tmp_path)
+        with pytest.raises(JudgeUnavailable, match="redirect"):
+            j.complete("a")
+        assert [p for p, _ in seen] == ["/v1/chat/completions"]  # not retried, never followed
+    finally:
+        srv.shutdown()
+        srv.server_close()
