@@ -1,11 +1,14 @@
 """MM-Vet (218 open questions): an LLM grader scores each answer 0-1; headline = mean x 100 (percent).
 
-Grading follows VLMEvalKit e8e78f05 (vlmeval/dataset/utils/mmvet.py ``MMVet_auxeval``, ``MMVet_acc``), VK's
-re-implementation of the MM-Vet authors' GPT grader (yuweihao/MM-Vet): a few-shot table of
+Both profiles grade with an LLM and a few-shot table of
 question | ground truth | prediction | correctness, where ``<AND>`` in the ground truth means every part is
-needed and ``<OR>`` that any part suffices; the grader completes the last row with a number.  Up to five
-tries at temperature 0.5 * i; a reply that is not a number in [0, 1] is retried; after five failures the
-sample gets VK's fallback 0.0 (recorded as such).  The table is ours (same format and rules, our own rows).
+needed and ``<OR>`` that any part suffices; the grader completes the last row with a number.  The table is
+ours (same format and rules, our own rows).  They differ in how a reply is read and retried:
+- ``official``: yuweihao/MM-Vet 7d717c2f mm-vet_evaluator.py, one run (its default ``num_run``): replies of
+  at most 3 tokens, first word parsed, re-asked with a 'digit' request at rising temperature, 0.0 after five
+  replies (see :func:`official_grade`); capabilities are the set named in the category.
+- ``vlmevalkit``: VK e8e78f05 vlmeval/dataset/utils/mmvet.py ``MMVet_auxeval`` (five tries at temperature
+  0.5 * i, the whole reply parsed, 0.0 after five failures) and ``MMVet_acc`` (capability by substring).
 
 Without a judge the task is "not scored: needs a judge" (headline None, left out of averages, never 0).
 A judge that stays down leaves its samples pending (also never 0).
@@ -57,13 +60,36 @@ def grader_prompt(question: str, answer: str, prediction: str) -> str:
     return _GRADER_INTRO + "\n".join(_GRADER_ROWS) + "\n" + " | ".join([question, gt, prediction, ""])
 
 
-def parse_grade(text: str) -> Optional[float]:
-    """A score in [0, 1], or None (VK: ``float(output)`` must succeed and lie in range)."""
+def parse_grade(text: Any) -> Optional[float]:
+    """A score, or None.  Both upstreams accept what ``float()`` reads unless it is < 0 or > 1 (so 'nan' passes)."""
     try:
         v = float(text)
     except (TypeError, ValueError):
         return None
-    return v if 0.0 <= v <= 1.0 else None
+    return None if (v < 0 or v > 1) else v
+
+
+OFFICIAL_SUFFIX = "\nPredict the correctness of the answer (digit): "
+OFFICIAL_MAX_TOKENS = 3
+OFFICIAL_MAX_TRIES = 5
+
+
+def official_grade(judge: Any, prompt: str) -> tuple[float, int, bool]:
+    """yuweihao/MM-Vet mm-vet_evaluator.py @ 7d717c2f (one run): the first reply at temperature 0; while its
+    first space-separated word is not a score in [0, 1], ask again with a 'digit' request appended, the
+    temperature starting at 0 and rising by 0.5 after each re-ask; when the count of replies passes five the
+    sample gets 0.0 (that last reply is not read).  Returns (score, replies, fell_back)."""
+    content = judge.complete(prompt, temperature=0.0, max_tokens=OFFICIAL_MAX_TOKENS)
+    temperature, tries = 0.0, 1
+    while True:
+        grade = parse_grade(str(content).split(" ")[0].strip())
+        if grade is not None:
+            return grade, tries, False
+        content = judge.complete(prompt + OFFICIAL_SUFFIX, temperature=temperature, max_tokens=OFFICIAL_MAX_TOKENS)
+        tries += 1
+        temperature += 0.5
+        if tries > OFFICIAL_MAX_TRIES:
+            return 0.0, tries, True
 
 
 class MMVet(VKTask):
@@ -73,7 +99,8 @@ class MMVet(VKTask):
     headline = ("score", "percent")
     _vk = f"VLMEvalKit {VK_COMMIT[:8]} MMVet.evaluate (MMVet_auxeval: 5 tries at temperature 0.5*i, 0.0 fallback; MMVet_acc)"
     references = {
-        "official": f"MM-Vet GPT grader (yuweihao/MM-Vet, few-shot <AND>/<OR> table, 0-1 per sample) as in {_vk}",
+        "official": "yuweihao/MM-Vet 7d717c2f mm-vet_evaluator.py (one run; 3-token replies, first word parsed, "
+                    "'digit' re-ask at rising temperature, 0.0 after five replies; capability sets)",
         "vlmevalkit": _vk,
     }
     required_columns = ("index", "image", "question", "answer", "category")
@@ -90,7 +117,7 @@ class MMVet(VKTask):
         return True
 
     def score(self, samples: list[Sample], predictions: dict[str, Prediction], ctx: ScoreContext):
-        self.profile(ctx.profile)
+        profile = self.profile(ctx.profile)
         todo = [s for s in samples if s.id in predictions]
         out: dict[str, dict[str, Any]] = {}
         for s in todo:
@@ -103,6 +130,8 @@ class MMVet(VKTask):
 
         prompts = {s.id: grader_prompt(str(s.fields.get("question")), str(s.fields.get("answer")),
                                        self.text_of(predictions[s.id])) for s in todo}
+        if profile == "official":
+            return self._score_official(todo, prompts, ctx.judge, out)
         open_ids = [s.id for s in todo]
         logs: dict[str, list[str]] = defaultdict(list)
         for i in range(TRIES):  # try i for every sample still unresolved, in parallel
@@ -128,6 +157,31 @@ class MMVet(VKTask):
             out[k]["log"] = lines
         return out
 
+    def _score_official(self, todo: list[Sample], prompts: dict[str, str], judge: Any,
+                        out: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from harness.judge import JudgeUnavailable
+
+        def one(k: str):
+            try:
+                return official_grade(judge, prompts[k])
+            except JudgeUnavailable as exc:
+                return exc
+
+        keys = [s.id for s in todo]
+        with ThreadPoolExecutor(max_workers=max(1, min(getattr(judge, "concurrency", 8), len(keys)))) as pool:
+            results = list(pool.map(one, keys))
+        for k, res in zip(keys, results):
+            if isinstance(res, JudgeUnavailable):
+                out[k].update(score=None, status=PENDING)
+            else:
+                grade, tries, fell_back = res
+                out[k].update(score=grade, tries=tries)
+                if fell_back:
+                    out[k]["fallback"] = True
+        return out
+
     def aggregate(self, records: dict[str, dict[str, Any]], ctx: ScoreContext) -> TaskResult:
         profile = self.profile(ctx.profile)
         done = {k: r for k, r in records.items() if r.get("score") is not None}
@@ -136,10 +190,16 @@ class MMVet(VKTask):
         cap: dict[str, list[float]] = defaultdict(list)
         combo: dict[str, list[float]] = defaultdict(list)
         for r in done.values():
-            for c in CAPABILITIES:
-                if c in r["category"]:  # VK tests substring membership
+            if profile == "official":  # capabilities are a set upstream
+                caps = sorted({c.strip() for c in r["category"].split(",") if c.strip()})
+                for c in caps:
                     cap[c].append(r["score"])
-            combo[r["category"].replace(",", "_")].append(r["score"])
+                combo["_".join(caps)].append(r["score"])
+            else:
+                for c in CAPABILITIES:
+                    if c in r["category"]:  # VK tests substring membership
+                        cap[c].append(r["score"])
+                combo[r["category"].replace(",", "_")].append(r["score"])
         mean = (100.0 * sum(r["score"] for r in done.values()) / len(done)) if done else None
         metrics = {"per_capability": {c: 100.0 * sum(v) / len(v) for c, v in cap.items()},
                    "per_capability_combination": {c: 100.0 * sum(v) / len(v) for c, v in sorted(combo.items())},

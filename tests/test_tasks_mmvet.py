@@ -1,6 +1,9 @@
 """mmvet through score_files with a local fake grader.
 
-Rules: VLMEvalKit e8e78f05 vlmeval/dataset/utils/mmvet.py MMVet_auxeval (5 tries at temperature 0.5*i, float
+official: yuweihao/MM-Vet 7d717c2f mm-vet_evaluator.py (runs(): max_tokens=3, content.split(" ")[0], re-ask
+with "Predict the correctness of the answer (digit): ", temperature += 0.5 after each re-ask, 0.0 once
+try_time > 5; export_result(): capability sets).
+vlmevalkit: VLMEvalKit e8e78f05 vlmeval/dataset/utils/mmvet.py MMVet_auxeval (5 tries at temperature 0.5*i, float
 in [0, 1], else 0.0 after all tries; ground truth '<AND>'/'<OR>' spaced out) and MMVet_acc (capability by
 substring of the category, combination = category with ',' -> '_', mean x 100).
 """
@@ -39,7 +42,7 @@ def _preds_file(tmp_path):
 def test_grades_retries_and_fallback(tmp_path):
     with FakeJudgeServer(grader) as srv:
         out = score_files("mmvet", str(SMOKE / "MMVet.tsv"), predictions=_preds_file(tmp_path),
-                          judge=srv.url + "#model=g")
+                          judge=srv.url + "#model=g", profile="vlmevalkit")
         temps = [r["temperature"] for r in srv.requests]
         assert sorted(temps) == [0.0, 0.0, 0.0, 0.5, 0.5, 1.0, 1.5, 2.0]   # 3 + 2 + 1 + 1 + 1 tries
         assert any(" left <AND> right | ??? | " in r["messages"][0]["content"] for r in srv.requests)
@@ -53,7 +56,7 @@ def test_grades_retries_and_fallback(tmp_path):
         assert m["fallback_zero"] == 1 and m["judge"].endswith("#model=g")
         n = len(srv.requests)
         again = score_files("mmvet", str(SMOKE / "MMVet.tsv"), predictions=_preds_file(tmp_path),
-                            judge=srv.url + "#model=g")
+                            judge=srv.url + "#model=g", profile="vlmevalkit")
         assert len(srv.requests) == n and again["per_sample"] == out["per_sample"]   # all from the cache
 
 
@@ -77,3 +80,26 @@ def test_request_is_the_question():
     t = registry.make_task("mmvet", {})
     s = t.load(t.smoke_source())
     assert t.request(s[0]).prompt == "What is the answer to the sum?" and len(s) == 3
+
+
+def official_grader(prompt, temperature):
+    if "| The sum is 7 |" in prompt:
+        return "1.0 fully right"          # first word read upstream (VK would reject the whole reply)
+    return grader(prompt.replace("\nPredict the correctness of the answer (digit): ", ""), temperature)
+
+
+def test_official_reask_sequence_and_capability_sets(tmp_path):
+    with FakeJudgeServer(official_grader) as srv:
+        out = score_files("mmvet", str(SMOKE / "MMVet.tsv"), predictions=_preds_file(tmp_path),
+                          judge=srv.url + "#model=g", profile="official")
+        temps = sorted(r["temperature"] for r in srv.requests)
+        # sample 0: 1 reply; sample 1: T0, re-ask T0, re-ask T0.5; sample 2: T0 + re-asks at 0, .5, 1, 1.5, 2 -> 0.0
+        assert temps == [0.0] * 5 + [0.5, 0.5, 1.0, 1.5, 2.0]
+        assert all(r["max_tokens"] == 3 for r in srv.requests)
+        assert sum(r["messages"][0]["content"].endswith("(digit): ") for r in srv.requests) == 7   # 2 + 5 re-asks
+    assert out["per_sample"] == {"0": 1.0, "1": 0.8, "2": 0.0}
+    assert out["headline"]["value"] == pytest.approx(60.0)
+    m = out["metrics"]
+    assert m["per_capability"] == {"math": 100.0, "ocr": 100.0, "rec": pytest.approx(40.0), "spat": 0.0}
+    assert m["per_capability_combination"] == {"math_ocr": 100.0, "rec": pytest.approx(80.0), "rec_spat": 0.0}
+    assert "mm-vet_evaluator.py" in out["reference"]
