@@ -20,7 +20,7 @@ from typing import Any
 from model_adapters.base import AdapterError
 from model_adapters.unitoken.adapter import UniTokenAdapter
 
-WRITER_VERSION = 2
+WRITER_VERSION = 3  # 3: tokenizer fills all 65536 ids
 
 
 def cache_root() -> Path:

@@ -35,9 +35,21 @@ def _byte_alphabet() -> list[str]:
     return sorted(pre_tokenizers.ByteLevel.alphabet())
 
 
-def vocabulary(extra_text: bool = True) -> dict[str, int]:
-    text = {ch: TEXT_BASE + i for i, ch in enumerate(_byte_alphabet())} if extra_text else None
-    return build_vocabulary_map(n_codes=8192, text_tokens=text, image_placeholder=False)
+def vocabulary(extra_text: bool = True, size: int = 65536) -> dict[str, int]:
+    """Chameleon's fixed ids + the 256 byte-level characters + two-character tokens up to ``size``.
+
+    The pairs have no merges, so encoding still yields single bytes; they exist so that every id a random
+    model can emit decodes to some text (as every id of the real 65536-entry tokenizer does), and answers
+    of the tiny model exercise answer parsing instead of being empty."""
+    alphabet = _byte_alphabet()
+    text = {ch: TEXT_BASE + i for i, ch in enumerate(alphabet)} if extra_text else None
+    vocab = build_vocabulary_map(n_codes=8192, text_tokens=text, image_placeholder=False)
+    if extra_text:
+        nxt = max(vocab.values()) + 1
+        pairs = (a + b for a in alphabet for b in alphabet)
+        for i in range(nxt, size):
+            vocab[next(pairs)] = i
+    return vocab
 
 
 def write_tokenizer(out: Path, vocab: dict[str, int], extra_specials: tuple[str, ...] = ()) -> None:
