@@ -42,6 +42,10 @@ def test_tiny_cache_layout_and_fingerprint(cache, tiny):
     assert sorted(set(idx["weight_map"].values())) == ["model-00001-of-00002.safetensors",
                                                        "model-00002-of-00002.safetensors"]
     assert not any(k.startswith("model.vqmodel.") for k in idx["weight_map"])
+    # every id a random model can emit decodes to text (the tokenizer spans the 65536-id vocabulary)
+    tok = tiny.model.tokenizer
+    assert tok.tok.get_vocab_size() > 65000 and tok.decode([60000]) and tok.decode([8710]) == "<reserved08706>"
+    assert tok.encode("ab") == [tok.tok.token_to_id("a"), tok.tok.token_to_id("b")]  # fill tokens never encoded
     fp = tiny.fingerprint()
     assert fp["adapter"] == "tiny" and len(fp["config_sha256"]) == 16 and "hub_revision" not in fp
     # a second instance finds the cached checkpoint (same directory, same weights fingerprint)
