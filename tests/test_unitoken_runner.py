@@ -93,3 +93,33 @@ def test_tiny_through_runner_on_plugin_tasks(plugins, cache, tmp_path):
         assert not np.array_equal(np.asarray(imgs[0]), np.asarray(imgs[1]))
     assert outcome.results["fake_draw"].n == 2
     assert store.read_manifest()["model_fingerprint"]["adapter"] == "tiny"
+
+
+def test_hub_id_goes_through_snapshot_download(tmp_path, monkeypatch):
+    """A hub id is resolved by huggingface_hub.snapshot_download (offline here, from a hub-layout cache); the
+    snapshot commit enters the fingerprint and ``anyres=auto`` reads the variant from the repo name."""
+    from huggingface_hub import constants
+
+    from model_adapters.unitoken import UniTokenAdapter
+    from model_adapters.unitoken.tiny_checkpoint import write_tiny_unitoken
+
+    rev = {"AnyRes": "a" * 40, "base": "b" * 40}
+    snaps = {}
+    for variant, commit in rev.items():
+        repo = tmp_path / f"models--OceanJay--UniToken-{variant}-StageII"
+        (repo / "refs").mkdir(parents=True)
+        (repo / "refs" / "main").write_text(commit)
+        snaps[variant] = repo / "snapshots" / commit
+    write_tiny_unitoken(snaps["AnyRes"], seed=3)
+    snaps["base"].mkdir(parents=True)
+    for f in snaps["AnyRes"].iterdir():  # the hub cache links snapshot files to blobs
+        (snaps["base"] / f.name).symlink_to(f)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    vq = str(snaps["AnyRes"] / "vqgan")
+    for variant, anyres in (("AnyRes", True), ("base", False)):
+        ad = UniTokenAdapter(path=f"OceanJay/UniToken-{variant}-StageII", vqgan=vq)
+        fp = ad.fingerprint()
+        assert ad.anyres is anyres and fp["hub_revision"] == rev[variant]
+        n = ad.model.layout.n_tokens((500, 300))
+        assert (n > 729) if anyres else (n == 729)

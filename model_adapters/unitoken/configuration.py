@@ -51,10 +51,10 @@ def resolve_checkpoint(path: str, *, what: str = "path") -> Path:
 
 def hub_revision(ckpt: Path) -> Optional[str]:
     """The commit of a ``snapshot_download`` directory (``.../models--owner--name/snapshots/<commit>``)."""
-    parts = ckpt.resolve().parts if ckpt.exists() else ckpt.parts
-    for i in range(len(parts) - 2):
-        if parts[i].startswith("models--") and parts[i + 1] == "snapshots":
-            return parts[i + 2]
+    for parts in (ckpt.parts, ckpt.resolve().parts):
+        for i in range(len(parts) - 2):
+            if parts[i].startswith("models--") and parts[i + 1] == "snapshots":
+                return parts[i + 2]
     return None
 
 
