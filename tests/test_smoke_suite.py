@@ -14,6 +14,7 @@ from test_registry import PROJECT_TASKS
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # two subprocess runs (about a minute each on 2 idle cores)
 def test_smoke_suite_runs_every_task_and_resume_does_no_new_inference(tmp_path):
     out = tmp_path / "smoke"
     env = dict(os.environ, UNITOKEN_EVAL_CACHE=str(tmp_path / "cache"))
