@@ -111,18 +111,7 @@ class ChameleonAdapter(ChameleonFamilyAdapter):
         return ids[: at[0]], ids[at[0] + 1:]
 
     def build_prefixes(self, requests):
-        keys: dict[Any, int] = {}
-        pending, group, suffixes = [], [], []
-        for i, req in enumerate(requests):
-            before, after = self.prompt_parts(req)
-            img = req.images[0] if req.images else None
-            ikey = req.image_key if req.image_key is not None else ("#", i)
-            key = (ikey if img is not None else None, tuple(before))
-            if key not in keys:
-                keys[key] = len(pending)
-                pending.append((before, img))
-            group.append(keys[key])
-            suffixes.append(after)
+        pending, group, suffixes = self.group_prompts(requests)
         imgs = [img for _, img in pending if img is not None]
         blocks = iter(self.image_ids(imgs) if imgs else [])
         prefixes = []

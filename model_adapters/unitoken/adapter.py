@@ -122,11 +122,15 @@ class ChameleonFamilyAdapter(ModelAdapter):
             raise AdapterError(f"sample {req.sample_id}: {len(req.images)} images; this model takes one per prompt")
         return self.model.tokenizer.question(req.prompt, len(req.images))
 
-    def build_prefixes(self, requests: list[UnderstandRequest]):
-        """Distinct (image, text-before-image) prefixes -> embeddings; each request's group and text suffix."""
+    def group_prompts(self, requests: list[UnderstandRequest]):
+        """Distinct (image, text-before-image) prefixes in first-seen order, and each request's group and suffix.
+
+        Requests with the same ``image_key`` and the same text before the image share one prefix (one prefill);
+        a request without a key is its own group.
+        """
         keys: dict[Any, int] = {}
-        prefixes, group, suffixes = [], [], []
         pending: list[tuple[list[int], Optional[Image.Image]]] = []
+        group, suffixes = [], []
         for i, req in enumerate(requests):
             before, after = self.prompt_parts(req)
             img = req.images[0] if req.images else None
@@ -137,6 +141,12 @@ class ChameleonFamilyAdapter(ModelAdapter):
                 pending.append((before, img))
             group.append(keys[key])
             suffixes.append(after)
+        return pending, group, suffixes
+
+    def build_prefixes(self, requests: list[UnderstandRequest]):
+        """Distinct (image, text-before-image) prefixes -> embeddings; each request's group and text suffix."""
+        pending, group, suffixes = self.group_prompts(requests)
+        prefixes = []
         blocks = self.vq.image_blocks([img for _, img in pending if img is not None])
         it = iter(blocks)
         for before, img in pending:
