@@ -407,6 +407,18 @@ def _dets_json(dets: list[rules.Det]) -> list[list]:
     return [[d.label, [round(float(v), 2) for v in d.box], round(d.score, 4)] for d in dets]
 
 
+def _detection_record(prompt: str, dets: list[rules.Det], rule) -> dict:
+    """One image's record: ``rule`` applied to its kept detections, or an error record where upstream's script
+    would have stopped (the image is then left out of the mean, with a warning)."""
+    dets = rules.kept(dets)
+    try:
+        r = rule(dets)
+    except rules.RuleError as exc:
+        return {"score": None, "error": f"prompt {prompt!r}: {exc}"}
+    r["detections"] = _dets_json(dets)
+    return r
+
+
 class T2ISpatial(T2ICategory):
     id = "t2i_compbench_spatial"
     category = "spatial"
@@ -422,16 +434,12 @@ class T2ISpatial(T2ICategory):
             prompt = s.fields["prompt"]
             o1, o2 = nouns.first_last_noun(parser.tokens(prompt))
             rel = rules.locality(prompt, rules.VOCAB_2D)
-            recs = []
-            for dets in _detect_all(det, paths, self._open):
-                dets = rules.kept(dets)
+            def rule(dets, o1=o1, o2=o2, rel=rel, prompt=prompt):
                 if o1 is None:
-                    recs.append({"score": None, "error": f"prompt {prompt!r} has no NOUN (upstream would stop)"})
-                    continue
-                r = rules.spatial_2d_score(dets, nouns.person_map(o1), nouns.person_map(o2), rel)
-                r["detections"] = _dets_json(dets)
-                recs.append(r)
-            out[s.id] = recs
+                    raise rules.RuleError("has no NOUN (upstream would stop)")
+                return rules.spatial_2d_score(dets, nouns.person_map(o1), nouns.person_map(o2), rel)
+
+            out[s.id] = [_detection_record(prompt, d, rule) for d in _detect_all(det, paths, self._open)]
         return out
 
 
@@ -454,17 +462,10 @@ class T2ISpatial3D(T2ICategory):
             rel = rules.locality(prompt, rules.VOCAB_3D)
             all_dets = _detect_all(det, paths, self._open)
             maps = depth.depth_maps([self._open(p) for p in paths])
-            recs = []
-            for dets, dmap in zip(all_dets, maps):
-                dets = rules.kept(dets)
-                try:
-                    r = rules.spatial_3d_score(dets, o1, o2, rel, dmap)
-                except rules.RuleError as exc:
-                    recs.append({"score": None, "error": f"prompt {prompt!r}: {exc}"})
-                    continue
-                r["detections"] = _dets_json(dets)
-                recs.append(r)
-            out[s.id] = recs
+            out[s.id] = [
+                _detection_record(prompt, d, lambda k, m=dmap: rules.spatial_3d_score(k, o1, o2, rel, m))
+                for d, dmap in zip(all_dets, maps)
+            ]
         return out
 
 
@@ -485,18 +486,11 @@ class T2INumeracy(T2ICategory):
         for s, paths in items:
             prompt = s.fields["prompt"]
             words = [t.text for t in parser.tokens(prompt)]
-            recs = []
-            for dets in _detect_all(det, paths, self._open):
-                dets = rules.kept(dets)
-                try:
-                    objs, counts = rules.parse_numeracy(words, pairs)
-                    r = rules.numeracy_score(objs, counts, dets)
-                except rules.RuleError as exc:
-                    recs.append({"score": None, "error": f"prompt {prompt!r}: {exc}"})
-                    continue
-                r["detections"] = _dets_json(dets)
-                recs.append(r)
-            out[s.id] = recs
+            def rule(dets, words=words):
+                objs, counts = rules.parse_numeracy(words, pairs)
+                return rules.numeracy_score(objs, counts, dets)
+
+            out[s.id] = [_detection_record(prompt, d, rule) for d in _detect_all(det, paths, self._open)]
         return out
 
 
