@@ -48,3 +48,58 @@ def test_store_reader_raises_only_store_errors(tmp_path, data):
             assert isinstance(obj, dict) and lineno >= 1
     except StoreError as exc:
         assert str(path) in str(exc)
+
+
+# ----- VLMEvalKit TSVs and GenEval detections files (issue 8: only our own clear errors come out)
+tsv_cells = st.one_of(st.text(max_size=12), st.just(""), st.just("1"), st.just("iVBORw0KGgo="), st.just("[1, 2]"),
+                      st.integers().map(str))
+tsv_files = st.lists(st.lists(tsv_cells, min_size=1, max_size=5), min_size=0, max_size=5).map(
+    lambda rows: "\n".join(["index\timage\tquestion\tanswer"] + ["\t".join(r) for r in rows]).encode())
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.one_of(tsv_files, st.binary(max_size=60)))
+def test_tsv_loader_raises_only_task_errors(tmp_path, data):
+    from tasks.common.vlmeval_tsv import load_tsv
+
+    path = tmp_path / "X.tsv"
+    path.write_bytes(data)
+    try:
+        rows = load_tsv(path, ["index", "image", "question", "answer"])
+    except TaskError as exc:
+        assert str(path) in str(exc)
+        return
+    for row in rows:
+        try:
+            row.image()
+        except TaskError as exc:
+            assert str(path) in str(exc)
+
+
+detection_items = st.one_of(
+    st.fixed_dictionaries({"box": st.lists(st.one_of(st.floats(allow_nan=False), st.text(max_size=2)), max_size=5),
+                           "score": json_values, "color": json_values}),
+    json_values,
+)
+detection_lines = st.one_of(
+    lines,
+    st.fixed_dictionaries({
+        "filename": st.one_of(st.text(max_size=20), st.just("00001/samples/00000.png"), json_values),
+        "detections": st.one_of(json_values, st.dictionaries(
+            st.sampled_from(["dog", "cat", "tv remote", "unicorn", ""]), st.lists(detection_items, max_size=3),
+            max_size=3)),
+    }).map(lambda d: json.dumps(d).encode()),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.lists(detection_lines, max_size=5).map(lambda ls: b"\n".join(ls)))
+def test_geneval_detections_reader_raises_only_task_errors(tmp_path, data):
+    from tasks.geneval.task import read_detections_file
+
+    path = tmp_path / "detections.jsonl"
+    path.write_bytes(data)
+    try:
+        read_detections_file(path)
+    except TaskError as exc:
+        assert str(path) in str(exc)

@@ -58,6 +58,8 @@ def read_detections_file(path: Path) -> dict[str, Detections]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
         raise TaskError(f"detections file {path} does not exist") from None
+    except UnicodeDecodeError as exc:
+        raise TaskError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     for lineno, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -86,7 +88,10 @@ def read_detections_file(path: Path) -> dict[str, Detections]:
                 parsed.append(Detection(box=[float(v) for v in box], score=float(score), color=color))
             if parsed:
                 dets[cls] = parsed
-        key = image_key(obj["filename"])
+        try:
+            key = image_key(obj["filename"])
+        except TaskError as exc:
+            raise TaskError(f"{where}: filename {exc}") from None
         if key in out:
             raise TaskError(f"{where}: {key} appears more than once")
         out[key] = dets
