@@ -23,7 +23,6 @@ from harness.types import UnderstandRequest
 from model_adapters.base import AdapterError
 from model_adapters.unitoken import configuration as C
 from model_adapters.unitoken.adapter import ChameleonFamilyAdapter
-from model_adapters.unitoken.decoding import greedy_answers
 from model_adapters.unitoken.modeling import UniTokenModel
 
 IMAGE = "<image>"
@@ -120,13 +119,8 @@ class ChameleonAdapter(ChameleonFamilyAdapter):
             prefixes.append(self.model.embed_ids(ids))
         return prefixes, group, suffixes
 
-    @torch.no_grad()
-    def understand_with_tokens(self, requests: list[UnderstandRequest]) -> list[dict[str, Any]]:
-        if not requests:
-            return []
-        prefixes, group, suffixes = self.build_prefixes(requests)
-        limits = [max(1, int(r.max_new_tokens)) for r in requests]
-        outs = greedy_answers(self.model.llm, self.model.lm_head, prefixes, suffixes, group, limits,
-                              [self.eos, 8710], use_graphs=self.use_graphs)
-        tok = self.model.tokenizer
-        return [{"text": tok.tok.decode(o, skip_special_tokens=True), "token_ids": o} for o in outs]
+    def answer_stop_ids(self) -> list[int]:
+        return [self.eos, 8710]
+
+    def decode_answer(self, ids: list[int]) -> str:
+        return self.model.tokenizer.tok.decode(ids, skip_special_tokens=True)

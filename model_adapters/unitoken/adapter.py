@@ -163,10 +163,17 @@ class ChameleonFamilyAdapter(ModelAdapter):
             return []
         prefixes, group, suffixes = self.build_prefixes(requests)
         limits = [max(1, int(r.max_new_tokens)) for r in requests]
-        outs = greedy_answers(self.model.llm, self.model.lm_head, prefixes, suffixes, group, limits, [EOT],
-                              use_graphs=self.use_graphs)
+        outs = greedy_answers(self.model.llm, self.model.lm_head, prefixes, suffixes, group, limits,
+                              self.answer_stop_ids(), use_graphs=self.use_graphs)
+        return [{"text": self.decode_answer(o), "token_ids": o} for o in outs]
+
+    def answer_stop_ids(self) -> list[int]:
+        """Tokens that end an answer: the release's end of turn."""
+        return [EOT]
+
+    def decode_answer(self, ids: list[int]) -> str:
         # surrounding whitespace is stripped (the scorers compare stripped answers; a leading space is common)
-        return [{"text": self.model.tokenizer.decode(o).strip(), "token_ids": o} for o in outs]
+        return self.model.tokenizer.decode(ids).strip()
 
     # ------------------------------------------------------------------ generation
     def t2i_prompt(self, req: GenerateRequest) -> list[int]:
