@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -42,3 +41,13 @@ def shared_data() -> Path:
     if not path.exists():
         pytest.skip(f"upstream data copies not found at {path}")
     return path
+
+
+@pytest.fixture(scope="module")
+def module_cache(tmp_path_factory):
+    """A fresh UNITOKEN_EVAL_CACHE shared by one test module (the tiny checkpoint is written once per module)."""
+    root = tmp_path_factory.mktemp("cache")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("UNITOKEN_EVAL_CACHE", str(root))
+    yield root
+    mp.undo()

@@ -12,16 +12,7 @@ pytest.importorskip("transformers")
 from harness.cli import main  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cache")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("UNITOKEN_EVAL_CACHE", str(root))
-    yield root
-    mp.undo()
-
-
-def test_predict_answer_and_image(cache, tmp_path, capsys):
+def test_predict_answer_and_image(module_cache, tmp_path, capsys):
     img = tmp_path / "q.png"
     Image.fromarray((np.random.RandomState(0).rand(240, 320, 3) * 255).astype("uint8")).save(img)
     rc = main(["predict", "--model", "tiny", "--image", str(img), "--prompt", "What is this?",
@@ -29,7 +20,7 @@ def test_predict_answer_and_image(cache, tmp_path, capsys):
     assert rc == 0
     rec = json.loads(capsys.readouterr().out)
     assert len(rec["generated_token_ids"]) == 5 and isinstance(rec["text"], str)
-    assert list((cache / "tiny").iterdir())  # the checkpoint was written to the cache and loaded from there
+    assert list((module_cache / "tiny").iterdir())  # the checkpoint was written to the cache and loaded from there
 
     out = tmp_path / "img.png"
     rc = main(["predict", "--model", "tiny", "--generate", "--prompt", "a cat", "--seed", "7", "--cfg", "2.5",
@@ -42,7 +33,7 @@ def test_predict_answer_and_image(cache, tmp_path, capsys):
     assert rec["options"] == {"cfg": 2.5, "image_top_k": 20}
 
 
-def test_predict_errors_are_named(cache, tmp_path, capsys):
+def test_predict_errors_are_named(module_cache, tmp_path, capsys):
     assert main(["predict", "--model", "tiny", "--image", str(tmp_path / "none.png"), "--prompt", "x"]) == 2
     assert "none.png" in capsys.readouterr().err
     assert main(["predict", "--model", "unitoken", "--model-args", f"path={tmp_path / 'nockpt'}",

@@ -18,16 +18,7 @@ from model_adapters.unitoken import configuration as C  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cache")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("UNITOKEN_EVAL_CACHE", str(root))
-    yield root
-    mp.undo()
-
-
-@pytest.fixture(scope="module")
-def tiny(cache):
+def tiny(module_cache):
     return registry.adapter_class("tiny")(max_new_tokens="3")
 
 
@@ -35,9 +26,9 @@ def _img(seed, w=96, h=64):
     return Image.fromarray((np.random.RandomState(seed).rand(h, w, 3) * 255).astype("uint8"))
 
 
-def test_tiny_cache_layout_and_fingerprint(cache, tiny):
-    dirs = list((cache / "tiny").iterdir())
-    assert len(dirs) == 1 and not any(p.name.startswith(".tiny-") for p in (cache / "tiny").iterdir())
+def test_tiny_cache_layout_and_fingerprint(module_cache, tiny):
+    dirs = list((module_cache / "tiny").iterdir())
+    assert len(dirs) == 1 and not any(p.name.startswith(".tiny-") for p in (module_cache / "tiny").iterdir())
     idx = json.loads((dirs[0] / "model.safetensors.index.json").read_text())
     assert sorted(set(idx["weight_map"].values())) == ["model-00001-of-00002.safetensors",
                                                        "model-00002-of-00002.safetensors"]
@@ -50,7 +41,7 @@ def test_tiny_cache_layout_and_fingerprint(cache, tiny):
     assert fp["adapter"] == "tiny" and len(fp["config_sha256"]) == 16 and "hub_revision" not in fp
     # a second instance finds the cached checkpoint (same directory, same weights fingerprint)
     again = registry.adapter_class("tiny")(max_new_tokens="3")
-    assert again.fingerprint() == fp and list((cache / "tiny").iterdir()) == dirs
+    assert again.fingerprint() == fp and list((module_cache / "tiny").iterdir()) == dirs
 
 
 def test_hub_revision_read_from_snapshot_path(tmp_path):
@@ -74,7 +65,7 @@ def test_answers_capped_stripped_and_grouped_by_image_key(tiny):
     assert [tiny.understand([r])[0] for r in reqs] == texts
 
 
-def test_tiny_through_runner_on_plugin_tasks(plugins, cache, tmp_path):
+def test_tiny_through_runner_on_plugin_tasks(plugins, module_cache, tmp_path):
     cfg = load_config({"model": "tiny", "model_args": "max_new_tokens=2,gen_batch_size=6",
                        "tasks": ["fake_echo", "fake_draw"], "options": {"fake_echo": {"n": 4}},
                        "limit": 2})
