@@ -173,61 +173,44 @@ class T2ICategory(Task):
         self._used["noun_parser"] = p.label
         return p
 
-    def _blip(self):
-        from tasks.t2i_compbench import blip_vqa
-
+    def _scorer(self, name: str, smoke_factory: str, key: tuple, build: Callable[[], Any]):
+        """The scorer model ``name``: the labelled random-weight one in smoke runs, else the real one (loaded once
+        per process); missing weights or packages make the category not scored, never zero."""
         if self.smoke:
             from tasks.t2i_compbench import smoke_models
 
-            m = smoke_models.blip_vqa()
+            m = getattr(smoke_models, smoke_factory)()
         else:
-            mid = self.opt("blip_model")
-            tok = self.opt("blip_tokenizer")
-            if mid and str(mid).endswith((".pth", ".pt")):
-                from tasks.t2i_compbench.blip_original import load_original
-
-                build = lambda: load_original(mid, tok, self._device())  # noqa: E731
-            else:
-                build = lambda: blip_vqa.BlipVQA.load(mid, self._device())  # noqa: E731
             try:
-                m = _cached(("blip", mid, tok, self._device()), build)
+                m = _cached((name, *key), build)
             except (FileNotFoundError, ImportError) as exc:
                 raise NotScored(str(exc)) from None
-        self._used["blip_vqa"] = m.label
+        self._used[name] = m.label
         return m
+
+    def _blip(self):
+        from tasks.t2i_compbench import blip_vqa
+
+        mid, tok, dev = self.opt("blip_model"), self.opt("blip_tokenizer"), self._device()
+        if mid and str(mid).endswith((".pth", ".pt")):
+            from tasks.t2i_compbench.blip_original import load_original
+
+            build = lambda: load_original(mid, tok, dev)  # noqa: E731
+        else:
+            build = lambda: blip_vqa.BlipVQA.load(mid, dev)  # noqa: E731
+        return self._scorer("blip_vqa", "blip_vqa", (mid, tok, dev), build)
 
     def _clip(self):
         from tasks.t2i_compbench import clipscore
 
-        if self.smoke:
-            from tasks.t2i_compbench import smoke_models
-
-            m = smoke_models.clip()
-        else:
-            mid, dt = self.opt("clip_model"), self.opt("clip_dtype")
-            try:
-                m = _cached(("clip", mid, self._device(), dt),
-                            lambda: clipscore.ClipScorer.load(mid, self._device(), dt))
-            except (FileNotFoundError, ImportError) as exc:
-                raise NotScored(str(exc)) from None
-        self._used["clip"] = m.label
-        return m
+        mid, dt, dev = self.opt("clip_model"), self.opt("clip_dtype"), self._device()
+        return self._scorer("clip", "clip", (mid, dev, dt), lambda: clipscore.ClipScorer.load(mid, dev, dt))
 
     def _depth(self):
         from tasks.t2i_compbench import depth
 
-        if self.smoke:
-            from tasks.t2i_compbench import smoke_models
-
-            m = smoke_models.depth()
-        else:
-            mid = self.opt("depth_model")
-            try:
-                m = _cached(("depth", mid, self._device()), lambda: depth.MidasDepth.load(mid, self._device()))
-            except (FileNotFoundError, ImportError) as exc:
-                raise NotScored(str(exc)) from None
-        self._used["depth"] = m.label
-        return m
+        mid, dev = self.opt("depth_model"), self._device()
+        return self._scorer("depth", "depth", (mid, dev), lambda: depth.MidasDepth.load(mid, dev))
 
     def _detector(self, ckpt: str = "RS200"):
         from tasks.t2i_compbench import detectors
