@@ -118,6 +118,23 @@ def test_an_image_depends_only_on_its_seed_not_on_its_batch():
     assert not torch.equal(alone[0], other_seed[0])
 
 
+def test_a_kept_session_gives_the_next_batch_what_a_fresh_decoder_gives():
+    """The KV cache and step state are reused across calls of one shape: nothing of batch 1 may leak into 2."""
+    model, head = _tiny()
+    kept = CFGImageDecoder(model, head, grid=GRID, bucket=4, use_graphs=False)
+    kept.generate([[5, 9, 100, 8197], [300, 301, 8197]], [1, 2], cfg=3.0, image_top_k=30)
+    first = kept._session
+    second = kept.generate([[7, 8, 8197], [40, 41, 42, 43, 8197]], [3, 4], cfg=3.0, image_top_k=30)
+    assert kept._session is first  # same shape and settings: reused, not reallocated
+    fresh = CFGImageDecoder(model, head, grid=GRID, bucket=4, use_graphs=False)
+    assert torch.equal(second, fresh.generate([[7, 8, 8197], [40, 41, 42, 43, 8197]], [3, 4], cfg=3.0,
+                                              image_top_k=30))
+    kept.generate([[7, 8, 8197]], [3], cfg=3.0, image_top_k=30)
+    assert kept._session is not first  # another batch size opens a new session
+    kept.release()
+    assert kept._session is None
+
+
 def test_cfg_mix_and_gumbel_topk_numerically():
     cond, uncond = torch.tensor([[2.0, 0.0, 1.0]]), torch.tensor([[1.0, 1.0, 1.0]])
     torch.testing.assert_close(cfg_mix(cond, uncond, 3.0), torch.tensor([[4.0, -2.0, 1.0]]))

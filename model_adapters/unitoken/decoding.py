@@ -17,6 +17,7 @@ from model_adapters.chameleon_fast import CFGImageDecoder, ImageGrid, PrefixShar
 def greedy_answers(model, lm_head, prefixes: list[torch.Tensor], suffixes: list[list[int]], group: list[int],
                    max_new_tokens: Sequence[int], eos: Sequence[int], use_graphs: Optional[bool] = None) -> list[list[int]]:
     """Row r = prefixes[group[r]] + suffixes[r]; each row stops at eos or its own max_new_tokens."""
+    _release_image_session(model)  # an image batch's KV cache would otherwise hold memory answers need
     dec = PrefixSharingGreedyDecoder(model, lm_head, use_graphs=use_graphs)
     out = dec.answer(prefixes, suffixes, group, max(max_new_tokens), eos)
     return [o[: m] for o, m in zip(out, max_new_tokens)]
@@ -47,6 +48,20 @@ def reference_greedy(model, lm_head, embeds: torch.Tensor, max_new_tokens: int, 
 def image_tokens(model, lm_head, prompts: list[list[int]], seeds: Sequence[int], cfg: float, image_top_k: int,
                  temperature: float, grid: ImageGrid = ImageGrid(), use_graphs: Optional[bool] = None,
                  boi: int = 8197) -> torch.Tensor:
-    """[B, grid.n_tokens] generated ids after BOI for prompts ending in BOI (cond + uncond rows in one batch)."""
-    dec = CFGImageDecoder(model, lm_head, grid=grid, use_graphs=use_graphs)
+    """[B, grid.n_tokens] generated ids after BOI for prompts ending in BOI (cond + uncond rows in one batch).
+
+    The decoder (and its KV cache and CUDA graphs) is kept on the model for the next batch of the same shape.
+    """
+    dec = getattr(model, "_lean_image_decoder", None)
+    graphs = (next(model.parameters()).device.type == "cuda") if use_graphs is None else use_graphs
+    if dec is None or dec.lm_head is not lm_head or dec.grid != grid or dec.use_graphs != graphs:
+        _release_image_session(model)
+        dec = CFGImageDecoder(model, lm_head, grid=grid, use_graphs=use_graphs)
+        model._lean_image_decoder = dec
     return dec.generate(prompts, seeds, cfg=cfg, image_top_k=image_top_k, temperature=temperature, boi=boi)
+
+
+def _release_image_session(model) -> None:
+    dec = getattr(model, "_lean_image_decoder", None)
+    if dec is not None:
+        dec.release()
