@@ -18,6 +18,20 @@ class AdapterError(Exception):
     """A model could not be loaded or run; the message names the file, key or option at fault."""
 
 
+class SampleErrors(AdapterError):
+    """Some requests of a batch have no answer while the others do (a replayed file lacks those samples).
+
+    ``answers`` has one entry per request (None where there is none); ``errors`` maps a request's position to
+    the reason, naming the file and sample.  Under ``--skip-bad`` the runner records those samples as errors
+    and keeps the other answers; otherwise the run stops with this message.
+    """
+
+    def __init__(self, message: str, answers: list, errors: dict[int, str]):
+        super().__init__(message)
+        self.answers = list(answers)
+        self.errors = dict(errors)
+
+
 def parse_model_args(text: str | None) -> dict[str, str]:
     """Parse ``key=value,key=value`` (lmms-eval's --model_args convention) into a dict.
 
