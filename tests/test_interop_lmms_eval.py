@@ -403,6 +403,20 @@ def test_scripted_answers_through_lmms_eval_mme_score_the_same(tmp_path, mme_dir
     per_cat = lmms_per_category(log, mme_dir)
     assert {c: ours["metrics"]["subtasks"][c]["score"] for c in per_cat} == pytest.approx(per_cat, abs=1e-9)
 
+    # The other way in: the replay adapter turns the same log into a run of ours (store, metrics.json).
+    from harness import registry
+
+    if "replay" in registry.adapter_ids():
+        run_dir = tmp_path / "replayed"
+        exe = Path(sys.executable).with_name("unitoken-eval")
+        proc = subprocess.run([str(exe), "run", "--model", "replay", "--model-args",
+                               f"source={log},data={mme_dir},task=mme", "--tasks", "mme", "--data", f"mme={mme_dir}",
+                               "--out", str(run_dir), "--no-progress"], capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        metrics = json.loads((run_dir / "tasks" / "mme" / "metrics.json").read_text(encoding="utf-8"))["metrics"]
+        assert metrics["perception"] == pytest.approx(perception, abs=1e-9)
+        assert metrics["cognition"] == pytest.approx(cognition, abs=1e-9)
+
 
 @pytest.mark.slow
 @pytest.mark.extra
