@@ -1,4 +1,4 @@
-"""``unitoken-eval``: list | run | score | table | compare | report | data | predict.
+"""``unitoken-eval``: list | run | score | table | compare | report | data | predict | export | vlmeval.
 
 Every user-facing failure (bad config, unknown id, unreadable file) ends as one ``error: ...`` line on
 stderr and exit status 2; a regression found by ``compare`` exits 1.
@@ -332,6 +332,46 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return predict_command(args)
 
 
+# ---------------------------------------------------------------- export / vlmeval
+def cmd_export(args: argparse.Namespace) -> int:
+    from harness.export import export_vlmevalkit
+    from harness.interop import InteropError
+
+    (run,) = _existing_runs([args.run])
+    tasks = [t for t in args.tasks.split(",") if t] if args.tasks else None
+    try:
+        report = export_vlmevalkit(run, Path(args.out), model_name=args.model_name, file_format=args.vk_format,
+                                   tasks=tasks)
+    except InteropError as exc:
+        raise CliError(str(exc)) from None
+    if args.json:
+        print(json.dumps({"out": str(report.out_dir), "model": report.model_name,
+                          "files": [f.to_json() for f in report.files]}, indent=2))
+        return EXIT_OK
+    for f in report.files:
+        if f.skipped:
+            print(f"  {f.task:<28} skipped: {f.skipped}")
+            continue
+        extra = "".join([f", {f.errors} recorded as failed" if f.errors else "",
+                         f", {f.missing} samples without a prediction" if f.missing else ""])
+        print(f"  {f.task:<28} {f.rows} rows -> {f.path}{extra}")
+    if not any(f.path for f in report.files):
+        raise CliError(f"{run}: nothing to export (no understanding task read from a VLMEvalKit TSV)")
+    return EXIT_OK
+
+
+def cmd_vlmeval(args: argparse.Namespace) -> int:
+    """Start VLMEvalKit's run.py or its evaluate in a child process: importing vlmeval turns off TLS
+    certificate checks process-wide, so it never happens in this one."""
+    import subprocess
+
+    module = {"run": "integrations.vlmeval.run", "eval": "integrations.vlmeval.evaluate"}[args.action]
+    rest = list(args.rest)
+    if rest[:1] == ["--"]:
+        rest = rest[1:]
+    return subprocess.call([sys.executable, "-m", module, *rest])
+
+
 # ---------------------------------------------------------------- parser
 def _add_run_spec_args(s: argparse.ArgumentParser) -> None:
     """Flags that say what to run; shared by `run` and `slurm`."""
@@ -434,6 +474,26 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="PNG path for --generate")
     s.add_argument("--format", choices=["json", "text"], default="text")
     s.set_defaults(func=cmd_predict)
+
+    s = sub.add_parser("export", help="write a run's predictions in another harness's format (VLMEvalKit)")
+    s.add_argument("--format", choices=["vlmevalkit"], default="vlmevalkit")
+    s.add_argument("--run", required=True, help="run directory")
+    s.add_argument("--out", required=True, help="folder for the files ({model}_{dataset}.xlsx for VLMEvalKit)")
+    s.add_argument("--model-name", dest="model_name", help="{model} in the file names (default: the run's model)")
+    s.add_argument("--vk-format", dest="vk_format", choices=["xlsx", "tsv", "json"], default="xlsx",
+                   help="VLMEvalKit file type (its PRED_FORMAT; default xlsx)")
+    s.add_argument("--tasks", help="comma-separated task ids (default: every exportable task of the run)")
+    s.add_argument("--json", action="store_true", help="print what was written as JSON")
+    s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("vlmeval", help="VLMEvalKit with our models (needs the vlmeval extra): run | eval",
+                       description="run: VLMEvalKit's run.py with our model class UniTokenEval and the Local* "
+                                   "datasets registered (python -m integrations.vlmeval.run); eval: VLMEvalKit's "
+                                   "evaluate on a prediction file (python -m integrations.vlmeval.evaluate). "
+                                   "Arguments after the action go to those modules unchanged.")
+    s.add_argument("action", choices=["run", "eval"])
+    s.add_argument("rest", nargs=argparse.REMAINDER, help="arguments for run.py / evaluate")
+    s.set_defaults(func=cmd_vlmeval)
     return p
 
 

@@ -22,6 +22,7 @@ import csv
 import json
 import logging
 import math
+import re
 import zipfile
 from pathlib import Path
 from typing import Any, Iterable, Optional, Union
@@ -274,13 +275,27 @@ def prediction_table(samples: list, texts: dict[str, str]) -> tuple[list[str], l
     return columns, rows
 
 
+_XLSX_ESCAPED = re.compile("[\x00-\x08\x0b-\x1f\ufffe\uffff]")
+
+
+def xlsx_text(text: str) -> str:
+    """Text as VLMEvalKit's xlsx files hold it: control characters as Excel's ``_xHHHH_`` escapes.
+
+    VLMEvalKit's writer (xlsxwriter) stores a control character as ``_x001B_`` and pandas/openpyxl read that
+    back as those seven characters, so VLMEvalKit's evaluators see ``_x001B_`` where the model said ESC.
+    Writing the same characters makes VLMEvalKit read our file exactly as it reads its own.
+    """
+    return _XLSX_ESCAPED.sub(lambda m: f"_x{ord(m.group(0)):04X}_", text)
+
+
 def write_prediction_file(columns: list[str], rows: list[list[Any]], path: Union[str, Path],
                           what: str = "predictions") -> Path:
     """Write the table as VLMEvalKit's ``.xlsx`` / ``.tsv`` / ``.json`` (by ``path``'s suffix), atomically.
 
     xlsx: every string cell is stored as text (a prediction starting with '=' must not become a formula, as
-    VLMEvalKit's own writer ensures); text Excel cannot hold (control characters, more than 32,767
-    characters) is an error naming the row, suggesting TSV.  tsv: every field quoted, as VLMEvalKit writes.
+    VLMEvalKit's own writer ensures) and control characters are escaped as its writer escapes them
+    (:func:`xlsx_text`); text longer than a cell holds is an error naming the row, suggesting TSV.
+    tsv: every field quoted, as VLMEvalKit writes.
     """
     from harness.store import write_atomic
 
@@ -292,25 +307,31 @@ def write_prediction_file(columns: list[str], rows: list[list[Any]], path: Union
 
         from openpyxl import Workbook
         from openpyxl.cell import WriteOnlyCell
-        from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
         wb = Workbook(write_only=True)
         ws = wb.create_sheet("Sheet1")
         ws.append(columns)
-        for r, row in enumerate(rows, start=2):
-            cells = []
-            for c, value in zip(columns, row):
-                if isinstance(value, str):
-                    if ILLEGAL_CHARACTERS_RE.search(value) or len(value) > XLSX_CELL_MAX:
-                        why = "control characters" if ILLEGAL_CHARACTERS_RE.search(value) else f"{len(value)} characters"
-                        raise InteropError(f"{path}: row {r} (index {row[0]}): {c} has {why}, which an .xlsx cell "
-                                           "cannot hold; export as tsv instead (--vk-format tsv)")
-                    cell = WriteOnlyCell(ws, value=value)
-                    cell.data_type = "s"
-                    cells.append(cell)
-                else:
-                    cells.append(value)
-            ws.append(cells)
+        try:
+            for r, row in enumerate(rows, start=2):
+                cells = []
+                for c, value in zip(columns, row):
+                    if isinstance(value, str):
+                        value = xlsx_text(value)
+                        if len(value) > XLSX_CELL_MAX:
+                            raise InteropError(f"{path}: row {r} (index {row[0]}): {c} has {len(value)} characters, "
+                                               f"more than an .xlsx cell holds ({XLSX_CELL_MAX}); export as tsv "
+                                               "instead (--vk-format tsv)")
+                        cell = WriteOnlyCell(ws, value=value)
+                        cell.data_type = "s"
+                        cells.append(cell)
+                    else:
+                        cells.append(value)
+                ws.append(cells)
+        except ValueError as exc:  # text XML cannot carry (e.g. lone surrogates)
+            if isinstance(exc, InteropError):
+                raise
+            raise InteropError(f"{path}: row {r} (index {row[0]}): {c} cannot be stored in .xlsx ({exc}); "
+                               "export as tsv instead (--vk-format tsv)") from None
         buf = io.BytesIO()
         wb.save(buf)
         write_atomic(path, buf.getvalue())
