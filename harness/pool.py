@@ -173,8 +173,14 @@ def run_pool(runner, gpus: list[str], retries: int = 2, outcome=None, progress: 
 
     for tid in runner.samples:
         maybe_score(tid)  # tasks already complete before this run
-    bar = tqdm(total=sum(sh.stop - sh.start for sh in todo), desc=f"{len(gpus)} workers", unit="sample",
-               disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=sum(sh.stop - sh.start for sh in todo), desc=f"all tasks, {len(gpus)} workers",
+               unit="sample", disable=not progress, dynamic_ncols=True)
+    # One bar per task under the overall one: rate and ETA per benchmark, as a single-process run shows.
+    task_totals: dict[str, int] = {}
+    for sh in todo:
+        task_totals[sh.task_id] = task_totals.get(sh.task_id, 0) + sh.stop - sh.start
+    task_bars = {tid: tqdm(total=n, desc=tid, unit="sample", position=i + 1, leave=False, disable=not progress,
+                           dynamic_ncols=True) for i, (tid, n) in enumerate(task_totals.items())}
     try:
         if open_shards:
             for g in gpus:
@@ -199,7 +205,9 @@ def run_pool(runner, gpus: list[str], retries: int = 2, outcome=None, progress: 
                         w.shard = None
                         report.inferred += n
                         report.per_worker[w.gpu] = report.per_worker.get(w.gpu, 0) + n
-                        bar.update(runner.plan[index].stop - runner.plan[index].start)
+                        sh = runner.plan[index]
+                        bar.update(sh.stop - sh.start)
+                        task_bars[sh.task_id].update(sh.stop - sh.start)
                         settle(index, True)
                     elif kind == "error":
                         w.shard = None
@@ -222,6 +230,8 @@ def run_pool(runner, gpus: list[str], retries: int = 2, outcome=None, progress: 
                 report.failed_shards[runner.plan[index].key] = "no worker left to run it"
                 failed_tasks.add(runner.plan[index].task_id)
     finally:
+        for tb in task_bars.values():
+            tb.close()
         bar.close()
         for w in list(workers.values()):
             try:
