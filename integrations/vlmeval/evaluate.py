@@ -1,9 +1,9 @@
 """VLMEvalKit's own ``evaluate`` on a prediction file, e.g. one written by ``unitoken-eval export``.
 
-    python -m integrations.vlmeval.evaluate MME results/vk/tiny_MME.xlsx [--local] [--judge exact_matching]
+    python -m integrations.vlmeval.evaluate MME results/vk/tiny_MME.xlsx [more files] [--local] [--judge exact_matching]
 
-Prints one JSON object: ``{"dataset", "file", "class", "result"}``, where ``result`` is what the dataset's
-``evaluate`` returned (a table becomes a list of row objects).  The dataset is built as ``run.py`` builds it
+Prints one JSON object per file, one per line: ``{"dataset", "file", "class", "result"}``, where ``result``
+is what the dataset's ``evaluate`` returned (a table becomes a list of row objects).  The dataset is built as ``run.py`` builds it
 (``vlmeval.dataset.build_dataset``), or with ``--local`` as the ``Local*`` variant of the same class, which
 reads ``$LMUData/<dataset>.tsv`` without its MD5 pin and never downloads.  The judge defaults to exact
 matching (no LLM); VLMEvalKit writes its intermediate files beside the prediction file, as it always does.
@@ -61,7 +61,7 @@ def build(dataset: str, local: bool, class_name: Optional[str] = None):
 def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m integrations.vlmeval.evaluate", description=__doc__.split("\n")[0])
     ap.add_argument("dataset", help="VLMEvalKit dataset name, e.g. MME")
-    ap.add_argument("file", help="prediction file {model}_{dataset}.xlsx|tsv|json")
+    ap.add_argument("files", nargs="+", metavar="file", help="prediction file(s) {model}_{dataset}.xlsx|tsv|json")
     ap.add_argument("--local", action="store_true", help="read $LMUData/<dataset>.tsv as is (no MD5 pin, no download)")
     ap.add_argument("--class", dest="class_name", help="dataset class (default: the one run.py would pick)")
     ap.add_argument("--judge", default="exact_matching", help="VLMEvalKit judge name (default exact_matching)")
@@ -75,9 +75,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    result = dataset.evaluate(args.file, model=args.judge, nproc=args.nproc)
-    print(json.dumps({"dataset": args.dataset, "file": args.file, "class": class_name, "result": _plain(result)},
-                     ensure_ascii=False))
+    for file in args.files:
+        result = dataset.evaluate(file, model=args.judge, nproc=args.nproc)
+        print(json.dumps({"dataset": args.dataset, "file": file, "class": class_name, "result": _plain(result)},
+                         ensure_ascii=False), flush=True)
     return 0
 
 
