@@ -27,6 +27,7 @@ from harness.config import RunConfig
 from harness.plan import Shard, make_plan, ordered, shards_for
 from harness.store import RunStore, StoreError, new_run_id, now_iso
 from harness.types import GenerateRequest, Prediction, Sample, TaskResult, UnderstandRequest
+from model_adapters.base import SampleErrors
 from tasks.base import ScoreContext, Task, TaskError
 
 log = logging.getLogger("unitoken_eval")
@@ -103,8 +104,38 @@ class Runner:
             else:
                 cls = registry.adapter_class(self.config.model)
                 self._adapter = cls(**self.config.model_args)
+            self._check_fingerprint(self._adapter.fingerprint())
             self.store.update_manifest(model_fingerprint=self._adapter.fingerprint())
         return self._adapter
+
+    def _check_fingerprint(self, fingerprint: Any) -> None:
+        """Refuse a resumed run whose model's fingerprint is not the one the manifest recorded when it started
+        (a replayed file edited, a checkpoint re-uploaded): its records would mix two models."""
+        import json
+
+        from harness.store import redact
+
+        now = json.loads(json.dumps(redact(fingerprint), default=str))
+        before = self.store.read_manifest().get("model_fingerprint")
+        if before is not None and before != now:
+            keys = sorted(k for k in {*before, *now} if before.get(k) != now.get(k)) \
+                if isinstance(before, dict) and isinstance(now, dict) else []
+            raise StoreError(f"{self.store.root} was started with another model fingerprint (differs in "
+                             f"{', '.join(keys) or 'value'}: {before} vs now {now}); a resumed run must use the same "
+                             "model, so start a new run")
+
+    def _understand(self, task: Task, ready: list[Sample], requests: list) -> tuple[list, dict[str, str]]:
+        """The adapter's answers, and (under --skip-bad) the samples it reported unanswerable with
+        :class:`SampleErrors` as sample id -> reason, to be recorded as errors while the others are kept."""
+        try:
+            return self.adapter.understand(requests), {}
+        except SampleErrors as exc:
+            if not self.config.skip_bad:
+                raise
+            bad = {ready[i].id: why for i, why in exc.errors.items()}
+            for sid, why in bad.items():
+                log.warning("%s: sample %s recorded as an error (--skip-bad): %s", task.id, sid, why)
+            return exc.answers, bad
 
     def close(self) -> None:
         if self._adapter is not None:
@@ -132,6 +163,7 @@ class Runner:
         req = task.request(sample)
         extra = self.config.options.get(task.id, {}).get("request", {})
         req.options = {**req.options, **extra}
+        req.task_id = task.id
         if isinstance(req, GenerateRequest):
             req.seed = derive_seed(self.config.seed, task.id, sample.id)
         return req
@@ -170,11 +202,13 @@ class Runner:
             return failed
         t0 = time.perf_counter()
         if task.kind == "understand":
-            texts = self.adapter.understand(requests)
+            texts, bad = self._understand(task, ready, requests)
             if len(texts) != len(requests):
                 raise RuntimeError(f"adapter returned {len(texts)} answers for {len(requests)} requests")
             secs = (time.perf_counter() - t0) / len(requests)
             preds = [Prediction(sample_id=s.id, text=t, meta={"seconds": round(secs, 4)}) for s, t in zip(ready, texts)]
+            preds = [Prediction(sample_id=p.sample_id, error=bad[p.sample_id]) if p.sample_id in bad else p
+                     for p in preds]
         else:
             images = self.adapter.generate(requests)
             if len(images) != len(requests):

@@ -49,6 +49,9 @@ class UnderstandRequest:
     image_key: Optional[str] = None
     max_new_tokens: int = 512
     options: dict[str, Any] = field(default_factory=dict)
+    # The task the sample belongs to (set by the runner): sample ids repeat across benchmarks, so an adapter
+    # that looks answers up (replay) needs both.
+    task_id: Optional[str] = None
 
 
 @dataclass
@@ -60,6 +63,7 @@ class GenerateRequest:
     n_images: int = 1
     seed: int = 0
     options: dict[str, Any] = field(default_factory=dict)
+    task_id: Optional[str] = None
 
 
 Request = Union[UnderstandRequest, GenerateRequest]

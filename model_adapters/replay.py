@@ -60,6 +60,7 @@ class ReplayAdapter(ModelAdapter):
         try:
             fmt = interop.normalise_format(model_args.get("format"))
             self.format = interop.detect_format(self.path) if fmt == "auto" else fmt
+            interop.format_module(self.format)  # an unavailable reader fails now, not at the first batch
         except interop.InteropError as exc:
             raise AdapterError(f"model replay: {exc}") from None
         self.sha256 = _sha256(self.path)
