@@ -328,9 +328,11 @@ def test_tiny_through_vlmevalkit_mme_and_back(tmp_path):
     scripted = tmp_path / "vk_scripted" / "scripted_MME.xlsx"
     scripted.parent.mkdir()
     code = textwrap.dedent(f"""
-        import sys
+        import ssl, sys
         from integrations.vlmeval import require_vlmeval
         require_vlmeval()
+        # vlmeval's import switched TLS verification off process-wide; the bridge put it back
+        assert ssl._create_default_https_context is ssl.create_default_context
         from vlmeval.smp import dump, load
         from integrations.vlmeval.evaluate import main
         data = load({str(pred)!r})
