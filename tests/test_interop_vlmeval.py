@@ -260,7 +260,11 @@ def test_core_and_bridge_init_never_import_vlmeval(tmp_path):
 def test_bridge_without_vlmeval_says_how_to_install(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "harness.cli", "vlmeval", "eval", "MME", "x.xlsx"],
                           capture_output=True, text=True, cwd=REPO, timeout=120)
-    assert proc.returncode != 0 and "needs VLMEvalKit" in proc.stderr and "vlmeval" in proc.stderr
+    assert proc.returncode == 2 and proc.stderr.startswith("error: ") and "needs VLMEvalKit" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "integrations.vlmeval.run", "--config", "cfg.json"],
+                          capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert proc.returncode == 2 and "needs VLMEvalKit" in proc.stderr and "Traceback" not in proc.stderr
 
 
 # ----------------------------------------------------------------------------- with VLMEvalKit installed

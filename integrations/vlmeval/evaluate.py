@@ -67,12 +67,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--judge", default="exact_matching", help="VLMEvalKit judge name (default exact_matching)")
     ap.add_argument("--nproc", type=int, default=4)
     args = ap.parse_args(argv)
-    from integrations.vlmeval import require_vlmeval
+    from integrations.vlmeval import VLMEvalMissing, require_vlmeval
 
-    require_vlmeval("integrations.vlmeval.evaluate")
     try:
+        require_vlmeval("integrations.vlmeval.evaluate")
         dataset, class_name = build(args.dataset, args.local, args.class_name)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, VLMEvalMissing) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for file in args.files:

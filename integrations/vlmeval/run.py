@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from integrations.vlmeval import require_vlmeval
+from integrations.vlmeval import VLMEvalMissing, require_vlmeval
 
 
 class RunPyNotFound(FileNotFoundError):
@@ -60,12 +60,12 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 0
     try:
         run_py = find_run_py(ours.run_py)
-    except RunPyNotFound as exc:
+        from integrations.vlmeval.model import register
+
+        register()
+    except (RunPyNotFound, VLMEvalMissing) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    from integrations.vlmeval.model import register
-
-    register()
     # run.py imports its sibling modules (none today) relative to its folder, and reads sys.argv itself.
     sys.path.insert(0, str(run_py.parent))
     sys.argv = [str(run_py), *rest]
