@@ -26,6 +26,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from harness.interop import InteropError, detect_format, load_predictions
@@ -234,6 +236,25 @@ def test_export_marks_errors_and_skips_generation_tasks(tmp_path):
     df = pd.read_csv(item.path, sep="\t")
     assert df.set_index("index").loc[4, "prediction"] == f"{vio.FAIL_MARKER}: bad image at row 6"
     assert 5 not in df["index"].tolist()
+
+
+_NA_LIKE = {"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>",
+            "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"}
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(texts=st.lists(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40), min_size=1,
+                      max_size=8))
+def test_fuzz_written_tsv_reads_back_as_vk_reads_it(tmp_path_factory, texts):
+    """Any text (tabs, newlines, quotes, CR, control characters) written by our TSV writer reads back as VK
+    reads it; where pandas keeps the column as text and no cell is NA-like, that is the original text."""
+    path = tmp_path_factory.mktemp("fuzz") / "m_MME.tsv"
+    vio.write_prediction_file(["index", "prediction"], [[i, t] for i, t in enumerate(texts)], path)
+    got = load_predictions(path, "mme", fmt="vlmevalkit")
+    df = pd.read_csv(path, sep="\t")
+    assert got == {str(i): str(p) for i, p in zip(df["index"], df["prediction"])}
+    if df["prediction"].dtype == object and not any(t in _NA_LIKE for t in texts):
+        assert got == {str(i): t for i, t in enumerate(texts)}
 
 
 # ----------------------------------------------------------------------------- the core never imports vlmeval
