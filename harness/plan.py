@@ -11,9 +11,11 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Iterator, Optional, Sequence, TypeVar
 
 from harness.types import Sample
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,22 @@ def make_plan(task_sizes: list[tuple[str, int]], shard_size: int) -> list[Shard]
         for start in range(0, n, shard_size):
             plan.append(Shard(task_id, len(plan), start, min(n, start + shard_size)))
     return plan
+
+
+def unfinished_batches(items: Sequence[T], size: int, is_done: Callable[[T], bool]) -> Iterator[list[T]]:
+    """The fixed batches ``items[0:size], items[size:2*size], ...`` that still hold an unfinished item, whole.
+
+    Batched float math (padding, kernel choice, reduction order) can depend on what else is in a batch, so a
+    resumed run that batched only the leftovers could compute other numbers than an uninterrupted run.
+    Batches are therefore cut from the shard's full, fixed sample order and an interrupted batch is run
+    again whole; callers store only the items that were not done.
+    """
+    if size < 1:
+        raise ValueError("batch size must be at least 1")
+    for start in range(0, len(items), size):
+        batch = list(items[start : start + size])
+        if not all(is_done(x) for x in batch):
+            yield batch
 
 
 def shards_for(plan: list[Shard], rank: int, world: int) -> list[Shard]:

@@ -19,8 +19,8 @@ from PIL import Image
 
 from harness.aggregate import AggregateError, Layout, applicable_layouts, load_layouts, run_cells
 from harness.store import RunStore, StoreError, read_jsonl, write_atomic
-from harness.tables import (TABLE_CSS, MISSING, build_table, headline_rows, html_fragment, load_published,
-                            parse_cell, run_label)
+from harness.tables import (HEADLINE_HEADER, TABLE_CSS, MISSING, build_table, headline_rows, html_fragment,
+                            load_published, parse_cell, run_label)
 from harness.types import TaskResult
 
 log = logging.getLogger("unitoken_eval.report")
@@ -262,8 +262,10 @@ def _warnings(manifest: dict[str, Any], results: dict[str, TaskResult], layouts:
     for tid, r in sorted(results.items()):
         if r.status != "scored":
             out.append(f"{tid}: not scored ({r.reason or 'no reason given'})")
-        if r.n_errors:
-            out.append(f"{tid}: {r.n_errors} of {r.n} samples recorded as errors")
+        if r.n_errors or r.n_missing:
+            total = f" of {r.n_samples}" if r.n_samples is not None else ""
+            out.append(f"{tid}: {r.n_errors}{total} samples recorded as errors and {r.n_missing} without a "
+                       f"prediction; the metrics cover the other samples (N = {r.n})")
         out += [f"{tid}: {w}" for w in r.warnings]
     for lay in layouts:
         for cid, cell in run_cells(lay, results).items():
@@ -310,7 +312,7 @@ def build_report(run: Path) -> str:
     parts.append('<ul class="warn">' + "".join(f"<li>{e(w)}</li>" for w in warnings) + "</ul>" if warnings
                  else "<p>None.</p>")
     # Headlines
-    head = ["Task", "Headline", "Value", "Scale", "Status", "N", "Errors", "Profile", "Reason"]
+    head = HEADLINE_HEADER
     rows = "".join("<tr>" + "".join(f"<td>{e(x)}</td>" for x in row) + "</tr>" for row in headline_rows(results))
     parts.append("<h2>Headlines</h2><table class=\"results\"><thead><tr>"
                  + "".join(f"<th>{h}</th>" for h in head) + f"</tr></thead><tbody>{rows}</tbody></table>")

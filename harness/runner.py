@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import platform
 import socket
 import subprocess
@@ -18,13 +19,13 @@ import traceback
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Container, Optional
 
 from tqdm.auto import tqdm
 
-from harness import registry
+from harness import faults, registry, remote
 from harness.config import RunConfig
-from harness.plan import Shard, make_plan, ordered, shards_for
+from harness.plan import Shard, make_plan, ordered, shards_for, unfinished_batches
 from harness.store import RunStore, StoreError, new_run_id, now_iso
 from harness.types import GenerateRequest, Prediction, Sample, TaskResult, UnderstandRequest
 from model_adapters.base import SampleErrors
@@ -45,12 +46,30 @@ def derive_seed(base: int, task_id: str, sample_id: str) -> int:
 
 def package_versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
-    for name in ("unitoken-eval", "torch", "transformers", "datasets", "pandas", "numpy", "pillow", "safetensors"):
+    for name in ("unitoken-eval", "torch", "transformers", "tokenizers", "huggingface-hub", "datasets", "pandas",
+                 "numpy", "pillow", "safetensors", "scipy", "mmdet", "mmengine", "mmcv-lite", "spacy"):
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             pass
     return out
+
+
+def runtime_info() -> dict[str, Any]:
+    """What besides versions changes float results on "the same hardware": device, thread count, kernels."""
+    info: dict[str, Any] = {"cpu_count": os.cpu_count()}
+    torch = sys.modules.get("torch")  # imported by the adapter by now; never imported just for the manifest
+    if torch is not None:
+        info.update(torch_threads=torch.get_num_threads(),
+                    deterministic_algorithms=torch.are_deterministic_algorithms_enabled(),
+                    cuda=torch.version.cuda, cuda_devices=[torch.cuda.get_device_name(i)
+                                                           for i in range(torch.cuda.device_count())])
+        if torch.backends.cudnn.is_available():
+            info["cudnn"] = torch.backends.cudnn.version()
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "CUBLAS_WORKSPACE_CONFIG", "CUDA_VISIBLE_DEVICES"):
+        if os.environ.get(var) is not None:
+            info[var] = os.environ[var]
+    return info
 
 
 def git_commit() -> Optional[str]:
@@ -94,6 +113,7 @@ class Runner:
         self.progress = progress
         self._adapter_factory = adapter_factory
         self._adapter = None
+        self.data_sources: dict[str, dict[str, Any]] = {}
 
     # ----- the adapter is created only when there is inference to do: a finished run resumes without it
     @property
@@ -103,9 +123,12 @@ class Runner:
                 self._adapter = self._adapter_factory()
             else:
                 cls = registry.adapter_class(self.config.model)
+                remote.announce_model_args(self.config.model, self.config.model_args)
                 self._adapter = cls(**self.config.model_args)
             self._check_fingerprint(self._adapter.fingerprint())
-            self.store.update_manifest(model_fingerprint=self._adapter.fingerprint())
+            manifest = self.store.read_manifest()
+            self.store.update_manifest(model_fingerprint=self._adapter.fingerprint(), runtime=runtime_info(),
+                                       remote_sources=remote.merge(manifest.get("remote_sources")))
         return self._adapter
 
     def _check_fingerprint(self, fingerprint: Any) -> None:
@@ -151,7 +174,19 @@ class Runner:
             source = task.smoke_source()
             if source is None:
                 raise TaskError(f"task {task.id} has no embedded smoke data")
-        samples = task.load(source, self.config.limit)
+        task.skip_bad = self.config.skip_bad
+        try:
+            samples = task.load(source, self.config.limit)
+        except TaskError as exc:
+            if self.config.skip_bad:  # bad rows come back as error samples: what is left is the whole file
+                raise TaskError(f"{exc} (a problem with the whole file, not one sample: --skip-bad cannot skip it)"
+                                ) from None
+            raise
+        self.data_sources[task.id] = {"source": source, **task.data_identity()}
+        bad = [s for s in samples if s.error is not None]
+        if bad:
+            log.warning("%s: %d bad samples will be recorded as errors (--skip-bad); first: %s",
+                        task.id, len(bad), bad[0].error)
         seen: set[str] = set()
         for s in samples:
             if s.id in seen:
@@ -160,6 +195,8 @@ class Runner:
         return samples
 
     def _build_request(self, task: Task, sample: Sample):
+        if sample.error is not None:  # a bad row kept by --skip-bad: recorded, never sent to the model
+            raise TaskError(sample.error)
         req = task.request(sample)
         extra = self.config.options.get(task.id, {}).get("request", {})
         req.options = {**req.options, **extra}
@@ -169,26 +206,36 @@ class Runner:
         return req
 
     def infer(self, task: Task, samples: list[Sample], bar: Optional[tqdm] = None) -> int:
-        """Run inference on the samples that have no stored prediction yet; return how many were run."""
+        """Run inference on the samples that have no stored prediction yet; return how many were stored.
+
+        ``samples`` is one shard in plan order; batches are cut from it at fixed positions
+        (:func:`unfinished_batches`), so a resumed run hands the model the same batches as an uninterrupted one.
+        """
         done = self.store.read_predictions(task.id)
-        todo = [s for s in samples if s.id not in done]
-        if not todo:
+        if all(s.id in done for s in samples):
             return 0
         if task.kind not in self.adapter.capabilities:
             raise TaskError(f"model {self.config.model} cannot run {task.id} (needs '{task.kind}')")
         size = self.config.batch_size or max(1, int(self.adapter.batch_size(task.kind)))
         out_dir = self.store.images_dir(task.id)
+        stored = 0
         with self.store.prediction_writer(task.id, self.writer) as appender:
-            for start in range(0, len(todo), size):
-                batch = todo[start : start + size]
-                records = self._run_batch(task, batch, out_dir)
+            for batch in unfinished_batches(samples, size, lambda s: s.id in done):
+                records = self._run_batch(task, batch, out_dir, skip=done)
                 appender.write(r.to_json() for r in records)
+                faults.failpoint("batch_written", task.id)
+                stored += len(records)
                 if bar is not None:
-                    bar.update(len(batch))
-        return len(todo)
+                    bar.update(len(records))
+        return stored
 
-    def _run_batch(self, task: Task, batch: list[Sample], out_dir: Path) -> list[Prediction]:
-        requests, ready, failed = [], [], []
+    def _run_batch(self, task: Task, batch: list[Sample], out_dir: Path, skip: Container[str] = frozenset()
+                   ) -> list[Prediction]:
+        """Records, in batch order, of the batch's samples not in ``skip`` (stored by an interrupted attempt).
+
+        The whole batch goes to the model either way, so the outputs do not depend on how far that attempt got.
+        """
+        requests, ready, failed = [], [], {}
         for s in batch:
             try:
                 requests.append(self._build_request(task, s))
@@ -196,30 +243,33 @@ class Runner:
             except TaskError as exc:
                 if not self.config.skip_bad:
                     raise
-                log.warning("%s: sample %s skipped: %s", task.id, s.id, exc)
-                failed.append(Prediction(sample_id=s.id, error=str(exc)))
-        if not requests:
-            return failed
-        t0 = time.perf_counter()
-        if task.kind == "understand":
-            texts, bad = self._understand(task, ready, requests)
-            if len(texts) != len(requests):
-                raise RuntimeError(f"adapter returned {len(texts)} answers for {len(requests)} requests")
-            secs = (time.perf_counter() - t0) / len(requests)
-            preds = [Prediction(sample_id=s.id, text=t, meta={"seconds": round(secs, 4)}) for s, t in zip(ready, texts)]
-            preds = [Prediction(sample_id=p.sample_id, error=bad[p.sample_id]) if p.sample_id in bad else p
-                     for p in preds]
-        else:
-            images = self.adapter.generate(requests)
-            if len(images) != len(requests):
-                raise RuntimeError(f"adapter returned {len(images)} image lists for {len(requests)} requests")
-            secs = (time.perf_counter() - t0) / len(requests)
-            preds = []
-            for s, req, imgs in zip(ready, requests, images):
-                paths = [self.store.save_image(task.id, task.image_path(s, k), im) for k, im in enumerate(imgs)]
-                task.write_sample_files(out_dir, s)
-                preds.append(Prediction(sample_id=s.id, images=paths, meta={"seed": req.seed, "seconds": round(secs, 4)}))
-        return failed + preds
+                log.warning("%s: sample %s recorded as an error (--skip-bad): %s", task.id, s.id, exc)
+                failed[s.id] = Prediction(sample_id=s.id, error=str(exc))
+        made: dict[str, Prediction] = {}
+        if requests:
+            t0 = time.perf_counter()
+            if task.kind == "understand":
+                texts, bad = self._understand(task, ready, requests)
+                if len(texts) != len(requests):
+                    raise RuntimeError(f"adapter returned {len(texts)} answers for {len(requests)} requests")
+                secs = (time.perf_counter() - t0) / len(requests)
+                for s, t in zip(ready, texts):
+                    made[s.id] = Prediction(sample_id=s.id, text=t, meta={"seconds": round(secs, 4)})
+                for sid, why in bad.items():
+                    made[sid] = Prediction(sample_id=sid, error=why)
+            else:
+                images = self.adapter.generate(requests)
+                if len(images) != len(requests):
+                    raise RuntimeError(f"adapter returned {len(images)} image lists for {len(requests)} requests")
+                secs = (time.perf_counter() - t0) / len(requests)
+                for s, req, imgs in zip(ready, requests, images):
+                    if s.id in skip:
+                        continue  # its images and record are on disk already
+                    paths = [self.store.save_image(task.id, task.image_path(s, k), im) for k, im in enumerate(imgs)]
+                    task.write_sample_files(out_dir, s)
+                    made[s.id] = Prediction(sample_id=s.id, images=paths,
+                                            meta={"seed": req.seed, "seconds": round(secs, 4)})
+        return [r for s in batch if s.id not in skip for r in [failed.get(s.id) or made[s.id]]]
 
     def score(self, task: Task, samples: list[Sample], results: dict[str, TaskResult]) -> TaskResult:
         ctx = ScoreContext(
@@ -239,8 +289,15 @@ class Runner:
                 ctx.warn(f"{task.id}: {len(missing)} samples have no prediction (first: {missing[0]})")
             records = task.score([s for s in samples if s.id in usable], usable, ctx)
             self.store.write_scores(task.id, records)
+            faults.failpoint("before_metrics", task.id)
             result = task.aggregate(records, ctx)
             result.n_errors = len(errors)
+            result.n_samples = len(samples)
+            result.n_missing = len(missing)
+            if errors:
+                first = next(iter(errors.values()))
+                ctx.warn(f"{task.id}: {len(errors)} of {len(samples)} samples recorded as errors, not in the metrics "
+                         f"(first: {first.sample_id}: {first.error})")
         result.warnings = list(dict.fromkeys(result.warnings + ctx.warnings))
         self.store.write_metrics(result)
         return result
@@ -254,6 +311,10 @@ class Runner:
             if not task.subtasks:
                 self.samples[tid] = ordered(self.load_samples(task), task.kind)
         self.plan = make_plan([(tid, len(v)) for tid, v in self.samples.items()], self.config.shard_size)
+        if self.writer in ("main", "rank0"):  # one process per run directory writes these (no racing writers)
+            manifest = self.store.read_manifest()
+            self.store.update_manifest(data_files={**manifest.get("data_files", {}), **self.data_sources},
+                                       remote_sources=remote.merge(manifest.get("remote_sources")))
 
     def shard_samples(self, shard: Shard) -> list[Sample]:
         return self.samples[shard.task_id][shard.start : shard.stop]
@@ -313,6 +374,7 @@ class Runner:
             self.close()
         if not infer_only:
             self.score_all(outcome)
+            self.store.update_manifest(remote_sources=remote.merge(self.store.read_manifest().get("remote_sources")))
         return outcome
 
 

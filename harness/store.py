@@ -29,6 +29,7 @@ from typing import Any, Iterable, Iterator, Optional
 
 from PIL import Image
 
+from harness import faults
 from harness.types import Prediction, TaskResult
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -117,9 +118,10 @@ class JsonlAppender:
     On open, a torn last line left by a killed process is cut off so the next record starts on its own line.
     """
 
-    def __init__(self, path: Path, fsync: bool = True):
+    def __init__(self, path: Path, fsync: bool = True, fault_tag: Optional[str] = None):
         self.path = path
         self.fsync = fsync
+        self.fault_tag = fault_tag  # the task id the ``torn_write`` fail point matches (harness.faults)
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = open(path, "a+b")
         self._repair_tail()
@@ -154,6 +156,14 @@ class JsonlAppender:
         )
         if not payload:
             return
+        if self.fault_tag is not None and faults.should_kill("torn_write", self.fault_tag):
+            # what a kill between two write(2) calls of one batch leaves: whole lines, then half of one
+            first = payload.index(b"\n") + 1
+            cut = first + (len(payload) - first) // 2 if len(payload) > first else first // 2
+            cut -= payload[cut - 1:cut] == b"\n"  # never exactly on a line end: the last line must be torn
+            self._fh.write(payload[:cut])
+            self._fh.flush()
+            faults.kill_now()
         self._fh.write(payload)
         self._fh.flush()
         if self.fsync:
@@ -238,7 +248,7 @@ class RunStore:
         return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.exists() else []
 
     def prediction_writer(self, task_id: str, writer: str = "main") -> JsonlAppender:
-        return JsonlAppender(self.task_dir(task_id) / f"predictions-{safe_name(writer)}.jsonl")
+        return JsonlAppender(self.task_dir(task_id) / f"predictions-{safe_name(writer)}.jsonl", fault_tag=task_id)
 
     def prediction_files(self, task_id: str) -> list[Path]:
         return sorted(self.task_dir(task_id).glob("predictions-*.jsonl"))

@@ -23,11 +23,14 @@ class Sample:
     ``id`` is the benchmark's own identifier as a string (VLMEvalKit ``index``, GenEval line number, ...);
     it keys every stored record, so it must be unique within a task.  ``image`` is either a PIL image or a
     zero-argument loader, so a 15k-row TSV does not hold every decoded image in memory at once.
+    ``error`` is set on a bad row kept under ``--skip-bad`` (it names the file and row): the engine records it
+    as an error instead of sending it to the model, so it is counted rather than silently dropped.
     """
 
     id: str
     fields: dict[str, Any] = field(default_factory=dict)
     image: Union[Image.Image, Callable[[], Image.Image], None] = None
+    error: Optional[str] = None
 
     def load_image(self) -> Optional[Image.Image]:
         if self.image is None or isinstance(self.image, Image.Image):
@@ -119,7 +122,10 @@ class TaskResult:
     """Aggregated metrics of one task on one run.
 
     ``status`` is "scored", or "not_scored" with ``reason`` (e.g. MM-Vet without a judge): an unscored task
-    is never a zero.  ``n`` counts the samples the metrics cover; ``n_errors`` those recorded as errors.
+    is never a zero.  ``n`` counts what the metrics average over (samples, images or circular groups, as the
+    benchmark counts); ``n_samples`` the task's samples in this run, of which ``n_errors`` were recorded as
+    errors (bad input under --skip-bad) and ``n_missing`` have no prediction yet: a reader can tell a metric
+    over the whole benchmark from one over part of it.
     """
 
     task: str
@@ -128,6 +134,8 @@ class TaskResult:
     metrics: dict[str, Any] = field(default_factory=dict)
     n: int = 0
     n_errors: int = 0
+    n_samples: Optional[int] = None
+    n_missing: int = 0
     status: str = "scored"
     reason: Optional[str] = None
     reference: Optional[str] = None

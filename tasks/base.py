@@ -19,6 +19,17 @@ class TaskError(Exception):
     """A problem with a task's inputs, stated with the file and row or sample it concerns."""
 
 
+def tolerate(message: str, skip_bad: bool) -> str:
+    """The one rule for a bad sample: an error naming it, unless the user chose ``--skip-bad``.
+
+    With ``skip_bad`` the message comes back for the caller to record as that sample's error, so the sample
+    is counted in the results instead of vanishing (a silently shorter benchmark would look like a score).
+    """
+    if not skip_bad:
+        raise TaskError(message)
+    return message
+
+
 @dataclass
 class ScoreContext:
     """What scoring may use besides predictions: the profile, an optional judge, a cache directory.
@@ -56,9 +67,22 @@ class Task(ABC):
     default_profile: ClassVar[str] = "official"
     # A group task (t2i_compbench) runs its members and reports their combination.
     subtasks: ClassVar[tuple[str, ...]] = ()
+    # What load() read, for the run manifest: a rerun must be able to check it reads the same bytes.
+    data_path: Optional[str] = None
+    data_sha256: Optional[str] = None
 
     def __init__(self, options: Optional[dict[str, Any]] = None):
         self.options = dict(options or {})
+        # Set by the engine from --skip-bad before load(): bad rows then become samples with ``error`` set.
+        self.skip_bad = False
+
+    def tolerate(self, message: str) -> str:
+        """:func:`tolerate` with this task's ``--skip-bad`` setting."""
+        return tolerate(message, self.skip_bad)
+
+    def data_identity(self) -> dict[str, Any]:
+        """Where the loaded data came from and its digest (None where the source has no single file)."""
+        return {"path": self.data_path, "sha256": self.data_sha256}
 
     # ----- data
     @abstractmethod

@@ -14,6 +14,7 @@ from typing import Any, Callable, Optional, Union
 
 from PIL import Image
 
+from harness.remote import announce_hub, is_hub_id
 from tasks.base import TaskError
 from tasks.common.vlmeval_tsv import TsvRow, _clean
 
@@ -30,7 +31,7 @@ def looks_like_hf_source(source: Optional[str]) -> bool:
     if p.is_dir():
         return any(p.glob("*.parquet")) or any(p.glob("**/*.parquet")) or (p / "dataset_info.json").exists() \
             or (p / "state.json").exists() or (p / "dataset_dict.json").exists()
-    return source.count("/") == 1 and not source.endswith(".tsv") and not source.startswith((".", "/", "~"))
+    return is_hub_id(source)
 
 
 def open_dataset(source: str, split: str, config: Optional[str] = None):
@@ -56,6 +57,7 @@ def open_dataset(source: str, split: str, config: Optional[str] = None):
             if not files:
                 raise TaskError(f"{p}: no parquet files found")
             return datasets.load_dataset("parquet", data_files={split: [str(f) for f in files]}, split=split)
+        announce_hub(source, f"Hugging Face dataset {source} (split {split})", kind="dataset")
         return datasets.load_dataset(source, config, split=split)
     except TaskError:
         raise

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from harness.remote import announce
 from tasks.base import TaskError
 
 _BASE = "https://opencompass.openxlab.space/utils"
@@ -73,6 +74,7 @@ def fetch_tsv(name: str, dest_dir: Path, url: Optional[str] = None, timeout: flo
     dest_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=dest_dir, suffix=".part", delete=False) as tmp:
         tmp_path = Path(tmp.name)
+        announce(url or entry.url, f"VLMEvalKit TSV {name}")
         try:
             with urllib.request.urlopen(url or entry.url, timeout=timeout) as resp:
                 shutil.copyfileobj(resp, tmp)

@@ -23,6 +23,8 @@ from typing import Any, Optional, Sequence
 import numpy as np
 from PIL import Image
 
+from harness.remote import announce_if_remote
+
 from tasks.geneval.detector import Detection, DetectorError
 from tasks.geneval.rules import COLORS
 
@@ -92,6 +94,7 @@ class ColorClassifier:
             from tasks.geneval.smoke_models import smoke_color_classifier
 
             return smoke_color_classifier(device or "cpu")
+        announce_if_remote(name_or_path, "GenEval colour classifier (CLIP) weights")
         try:
             from transformers import AutoTokenizer, CLIPModel
 

@@ -15,6 +15,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Optional
 
+from harness.remote import announce
 from tasks.base import TaskError
 from tasks.geneval.detector import CLASS_NAMES
 from tasks.geneval.rules import COLORS, TAGS
@@ -57,6 +58,7 @@ def fetch_metadata(dest: Optional[Path] = None, url: Optional[str] = None) -> Pa
         verify(dest)
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
+    announce(url, "GenEval prompts (evaluation_metadata.jsonl)")
     try:
         with urllib.request.urlopen(url, timeout=60) as resp:
             body = resp.read()

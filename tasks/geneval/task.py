@@ -20,6 +20,8 @@ from typing import Any, Optional
 
 from PIL import Image, ImageOps
 
+from harness import faults
+from harness.plan import unfinished_batches
 from harness.types import GenerateRequest, Headline, Prediction, Sample, TaskResult
 from tasks.base import ScoreContext, Task, TaskError
 from tasks.geneval import prompts
@@ -126,7 +128,7 @@ class GenEval(Task):
         smoke = source is not None and Path(source).resolve() == Path(self.smoke_source()).resolve()
         check = not smoke and _truthy(self.options.get("verify_prompts", True))
         path = prompts.resolve_source(source, check_sha=check)
-        self.data_sha256 = prompts.sha256_of(path)
+        self.data_path, self.data_sha256 = str(path), prompts.sha256_of(path)
         metas = prompts.read_metadata(path)
         samples = [Sample(id=f"{i:05d}", fields={"index": i, "metadata": m, "tag": m["tag"], "prompt": m["prompt"]})
                    for i, m in enumerate(metas)]
@@ -195,10 +197,9 @@ class GenEval(Task):
             scorer.scorer = f"detections file {given}"
         else:
             cached = scorer.cached()
-            todo = [(k, p, s) for k, p, s in jobs if k not in cached]
-            if todo:
+            if any(k not in cached for k, _, _ in jobs):
                 try:
-                    scorer.detect_all(todo, cached)
+                    scorer.detect_all(jobs, cached)
                 except DetectorError as exc:
                     reason = f"needs the GenEval detector: {exc}"
                     ctx.warn(f"geneval not scored: {reason}")
@@ -322,8 +323,12 @@ class Scorer:
                 self.caveats.append(self.colors.caveat)
         self.scorer = f"{self.detector.name}; colours: {self.colors.name}"
 
-    def detect_all(self, todo: list[tuple[str, Path, Sample]], cached: dict[str, Detections]) -> None:
-        """Detect + colour the images not in the cache, appending each to the cache as it is done."""
+    def detect_all(self, jobs: list[tuple[str, Path, Sample]], cached: dict[str, Detections]) -> None:
+        """Detect + colour the images not in the cache, appending each to the cache as it is done.
+
+        Chunks are fixed over all of ``jobs`` and an interrupted one is detected again whole, so a resumed
+        pass feeds the detector the same batches as an uninterrupted one (``unfinished_batches``).
+        """
         self._load_models()
         appender = None
         if self.work_dir is not None:
@@ -332,18 +337,21 @@ class Scorer:
             (self.work_dir / (DETECTIONS_FILE + ".meta.json")).write_text(json.dumps(meta))
             appender = open(self.work_dir / DETECTIONS_FILE, "a", encoding="utf-8")
         chunk = max(1, int(self.opt("detector_chunk", 16)))
+        had = set(cached)
         try:
-            for start in range(0, len(todo), chunk):
-                part = todo[start:start + chunk]
+            for part in unfinished_batches(jobs, chunk, lambda job: job[0] in had):
                 images = [self._open(p) for _, p, _ in part]
                 found = self.detector.detect(images, min_score=self.opts.floor())
                 for (key, _, s), im, dets in zip(part, images, found):
+                    if key in had:
+                        continue
                     dets = self._prune(dets)
                     self._classify_colors(im, dets, s.fields["metadata"])
                     cached[key] = dets
                     if appender is not None:
                         appender.write(json.dumps({"filename": key, "detections": detections_to_json(dets)}) + "\n")
                         appender.flush()
+                faults.failpoint("detections", self.task.id)
         finally:
             if appender is not None:
                 appender.close()

@@ -15,6 +15,8 @@ import re
 from pathlib import Path
 from typing import Any, Optional
 
+from harness.remote import announce_if_remote
+
 # The original BLIP ViT-B/16 + BERT-base (BLIPvqa_eval/configs/med_config.json, models/blip.py create_vit).
 ORIGINAL_VISION = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
                        patch_size=16, image_size=480, layer_norm_eps=1e-6, hidden_act="gelu")
@@ -82,6 +84,7 @@ def load_original(path: str, tokenizer_id: Optional[str] = None, device: Optiona
             f"{p}: does not fit BLIP VQA ViT-B (missing {missing[:3]}, unexpected {unexpected[:3]})"
         )
     tok_id = tokenizer_id or DEFAULT_MODEL
+    announce_if_remote(tok_id, "T2I-CompBench++ BLIP tokenizer")
     try:
         tokenizer = AutoTokenizer.from_pretrained(tok_id)
     except OSError as exc:

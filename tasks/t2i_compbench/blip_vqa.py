@@ -27,6 +27,8 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 from PIL import Image
 
+from harness.remote import announce_if_remote
+
 DEFAULT_MODEL = "Salesforce/blip-vqa-capfilt-large"
 IMAGE_SIZE = 480
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -114,6 +116,7 @@ class BlipVQA:
 
         model_id = model_id or DEFAULT_MODEL
         device = device or default_device()
+        announce_if_remote(model_id, "T2I-CompBench++ BLIP VQA weights")
         try:
             model = BlipForQuestionAnswering.from_pretrained(model_id)
             tokenizer = AutoTokenizer.from_pretrained(model_id)

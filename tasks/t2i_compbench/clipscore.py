@@ -17,6 +17,8 @@ from typing import Optional
 import numpy as np
 from PIL import Image
 
+from harness.remote import announce_if_remote
+
 from tasks.t2i_compbench.blip_vqa import CLIP_MEAN, CLIP_STD, default_device
 
 DEFAULT_MODEL = "openai/clip-vit-base-patch32"
@@ -60,6 +62,7 @@ class ClipScorer:
         from transformers import CLIPModel, CLIPTokenizer
 
         model_id = model_id or DEFAULT_MODEL
+        announce_if_remote(model_id, "T2I-CompBench++ CLIP weights")
         try:
             model = CLIPModel.from_pretrained(model_id)
             tokenizer = CLIPTokenizer.from_pretrained(model_id)

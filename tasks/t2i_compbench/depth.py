@@ -15,6 +15,8 @@ from typing import Optional
 import numpy as np
 from PIL import Image
 
+from harness.remote import announce_if_remote
+
 from tasks.t2i_compbench.blip_vqa import default_device
 from tasks.t2i_compbench.detectors import scoring_size
 
@@ -69,6 +71,7 @@ class MidasDepth:
         from transformers import DPTForDepthEstimation
 
         model_id = model_id or DEFAULT_MODEL
+        announce_if_remote(model_id, "T2I-CompBench++ depth model")
         try:
             model = DPTForDepthEstimation.from_pretrained(model_id)
         except OSError as exc:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from harness.remote import announce
 from tasks.base import TaskError
 
 REPO = "Karine-Huang/T2I-CompBench"
@@ -88,6 +89,7 @@ def official_file(name: str, version: str = "current", fetch: bool = True) -> Pa
     if not fetch:
         raise TaskError(f"{path} is missing (the official {name}); it is fetched from {_url(name, version)} on first use")
     url = _url(name, version)
+    announce(url, f"T2I-CompBench++ official file {name}")
     try:
         with urllib.request.urlopen(url, timeout=60) as resp:
             data = resp.read()

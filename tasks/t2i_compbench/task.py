@@ -81,6 +81,7 @@ class T2ICategory(Task):
     def load(self, source: Optional[str] = None, limit: Optional[int] = None) -> list[Sample]:
         ps = prompts.load_prompts(self.category, source, self.color_version)
         self.prompt_set = ps
+        self.data_path, self.data_sha256 = ps.path, ps.sha256
         samples = []
         for i, prompt in enumerate(ps.prompts):
             fields = {"prompt": prompt, "line": i, "category": self.category}
