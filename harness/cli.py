@@ -251,6 +251,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         detections=args.detections,
         profile=args.profile,
         judge=args.judge,
+        skip_bad=args.skip_bad,
     )
     if args.format == "json":
         print(json.dumps(result, ensure_ascii=False))
@@ -259,6 +260,10 @@ def cmd_score(args: argparse.Namespace) -> int:
         print(f"{result['task']} [{result['profile']}] {h['name']} = {h['value']} ({h['scale']}), n = {result['n']}")
         for k, v in result["metrics"].items():
             print(f"  {k}: {v}")
+        if result["n_errors"]:
+            print(f"  errors: {result['n_errors']} of {result['n_samples']} samples (not in the metrics)")
+            for sid, why in result["errors"].items():
+                print(f"    {sid}: {why}")
     return EXIT_OK
 
 
@@ -432,6 +437,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--profile", choices=["official", "vlmevalkit"])
     s.add_argument("--judge", help="OpenAI-compatible judge endpoint URL, or 'none'")
     s.add_argument("--format", choices=["json", "text"], default="text")
+    s.add_argument("--skip-bad", dest="skip_bad", action="store_true",
+                   help="count bad rows, images or predictions as errors and score the rest")
     s.set_defaults(func=cmd_score)
 
     s = sub.add_parser("table", help="tables of runs beside published baselines")

@@ -40,7 +40,8 @@ def _load(group: str, kind: str, name: str) -> Any:
     if name not in eps:
         hint = difflib.get_close_matches(name, list(eps), n=3)
         extra = f"; did you mean {', '.join(hint)}?" if hint else ""
-        raise RegistryError(f"unknown {kind} {name!r}{extra} (see `unitoken-eval list`)")
+        known = ", ".join(sorted(eps)) or "none registered"
+        raise RegistryError(f"unknown {kind} {name!r}{extra} (known: {known}; see `unitoken-eval list`)")
     ep = eps[name]
     try:
         return ep.load()

@@ -12,14 +12,16 @@ from typing import Any, Optional
 
 from harness import registry
 from harness.types import Prediction
-from tasks.base import ScoreContext, TaskError
+from tasks.base import ScoreContext, TaskError, tolerate
 
 
-def read_predictions_file(path: str | Path) -> dict[str, Prediction]:
+def read_predictions_file(path: str | Path, skip_bad: bool = False) -> dict[str, Prediction]:
     """Read ``{"index": ..., "prediction": "..."}`` lines (``id`` accepted for ``index``).
 
     Indices are compared as strings (``12`` and ``"12"`` are the same sample); a bad line is an error
-    naming the file and line, and a repeated index is an error rather than a silent overwrite.
+    naming the file and line, and a repeated index is an error rather than a silent overwrite.  With
+    ``skip_bad`` a line whose index is readable but whose prediction is not a string becomes that sample's
+    error record; a line that names no sample (not JSON, no index) stays an error, as it cannot be counted.
     """
     path = Path(path)
     try:
@@ -42,11 +44,13 @@ def read_predictions_file(path: str | Path) -> dict[str, Prediction]:
         if key is None or isinstance(key, (dict, list, bool)):
             raise TaskError(f"{path}:{lineno}: missing or invalid 'index'")
         pred = obj.get("prediction")
-        if not isinstance(pred, str):
-            raise TaskError(f"{path}:{lineno}: 'prediction' must be a string")
         sid = str(key)
         if sid in out:
             raise TaskError(f"{path}:{lineno}: index {sid!r} appears more than once")
+        if not isinstance(pred, str):
+            out[sid] = Prediction(sample_id=sid, error=tolerate(
+                f"{path}:{lineno}: 'prediction' must be a string (index {sid!r})", skip_bad))
+            continue
         out[sid] = Prediction(sample_id=sid, text=pred)
     return out
 
@@ -59,7 +63,9 @@ def score_files(
     detections: Optional[str] = None,
     profile: Optional[str] = None,
     judge: Optional[str] = None,
+    skip_bad: bool = False,
 ) -> dict[str, Any]:
+    """Score files as a run would; with ``skip_bad`` bad rows, images or predictions are counted as errors."""
     from harness.runner import make_judge
 
     options: dict[str, Any] = {}
@@ -70,7 +76,10 @@ def score_files(
     task = registry.make_task(task_id, options)
     if task.subtasks:
         raise TaskError(f"{task_id} is a group task: score its members ({', '.join(task.subtasks)}) one by one")
+    task.skip_bad = skip_bad
     samples = task.load(data, None)
+    bad_rows = {s.id: Prediction(sample_id=s.id, error=s.error) for s in samples if s.error is not None}
+    samples = [s for s in samples if s.error is None]
     if task.kind == "generate":
         if not images:
             raise TaskError(f"{task_id} scores generated images: pass --images DIR")
@@ -78,18 +87,23 @@ def score_files(
     else:
         if not predictions:
             raise TaskError(f"{task_id} needs --predictions FILE")
-        preds = read_predictions_file(predictions)
-        known = {s.id for s in samples}
+        preds = read_predictions_file(predictions, skip_bad=skip_bad)
+        known = {s.id for s in samples} | set(bad_rows)
         unknown = [k for k in preds if k not in known]
         if unknown:
             raise TaskError(
                 f"{predictions}: {len(unknown)} indices are not in the data of {task_id} (first: {unknown[0]!r})"
             )
+    errors = {**{k: p for k, p in preds.items() if p.error is not None}, **bad_rows}
+    preds = {k: p for k, p in preds.items() if p.error is None and k not in bad_rows}
     work_dir = Path(images) if images else None
     ctx = ScoreContext(profile=task.profile(profile), work_dir=work_dir, judge=make_judge(judge), options=options)
     scored = [s for s in samples if s.id in preds]
     records = task.score(scored, preds, ctx)
     result = task.aggregate(records, ctx)
+    if errors:
+        ctx.warn(f"{task_id}: {len(errors)} samples recorded as errors, not in the metrics "
+                 f"(first: {next(iter(errors.values())).error})")
     return {
         "task": task_id,
         "profile": result.profile,
@@ -97,6 +111,9 @@ def score_files(
         "metrics": result.metrics,
         "per_sample": {k: v.get("score") for k, v in records.items()},
         "n": result.n,
+        "n_samples": len(samples) + len(bad_rows),
+        "n_errors": len(errors),
+        "errors": {k: p.error for k, p in errors.items()},
         "status": result.status,
         "reason": result.reason,
         "reference": result.reference,

@@ -65,6 +65,15 @@ def open_dataset(source: str, split: str, config: Optional[str] = None):
         raise TaskError(f"cannot load Hugging Face dataset {source!r} split {split!r}: {type(exc).__name__}: {exc}") from None
 
 
+def _hf_cell(ds: Any, row: int, column: str, where: str) -> Any:
+    """One cell, decoded by ``datasets`` (an Image feature opens its file here, so a missing or broken image
+    file surfaces here, as datasets' own exception: restated naming the row, so --skip-bad can count it)."""
+    try:
+        return ds[row][column]
+    except Exception as exc:
+        raise TaskError(f"{where}: image cannot be read ({type(exc).__name__}: {exc})") from None
+
+
 def _hf_image(value: Any, where: str) -> Image.Image:
     if isinstance(value, Image.Image):
         img = value
@@ -109,7 +118,7 @@ def load_hf_rows(source: str, split: str, mapping: Mapping, image_column: Option
         fields["index"] = idx
         loader = None
         if image_column and image_column in names:
-            loader = (lambda j=i, w=where: _hf_image(ds[j][image_column], w))
+            loader = (lambda j=i, w=where: _hf_image(_hf_cell(ds, j, image_column, w), w))
         key = str(fields.get(image_key_column) or rec.get(image_key_column)) if image_key_column else idx
         rows.append(TsvRow(idx, fields, f"{source} ({split})", i, image_key=key, loader=loader,
                            n_images=1 if loader else 0))

@@ -38,6 +38,8 @@ class VKTask(Task):
     kind = "understand"
     tsv_name: ClassVar[str]
     required_columns: ClassVar[tuple[str, ...]] = ("index", "image", "question", "answer")
+    # Columns every row must fill (a header may carry a column some rows leave empty, e.g. MMMU's options).
+    required_values: ClassVar[tuple[str, ...]] = ("question", "answer")
     hf_default: ClassVar[Optional[str]] = None      # hub id users may pass as --data
     hf_split: ClassVar[str] = "test"
     hf_config: ClassVar[Optional[str]] = None
@@ -80,11 +82,7 @@ class VKTask(Task):
             return [r for r in rows if self.filter_hf_row(r)]
         path = resolve_tsv(self.tsv_name, source)
         self.data_path, self.data_sha256 = str(path), sha256_file(path)
-        rows = load_tsv(path, self.required_columns)
-        for r in rows:
-            if self.needs_image() and not r.has_image():
-                raise TaskError(f"{r.where}: empty image cell")
-        return rows
+        return load_tsv(path, self.required_columns)
 
     def needs_image(self) -> bool:
         return True
@@ -102,6 +100,12 @@ class VKTask(Task):
         fields[IMAGE_KEY] = row.image_key
         if row.n_images > 1:
             fields["_n_images"] = row.n_images  # we pass the first image only (single-image model)
+        empty = [c for c in self.required_values if fields.get(c) is None]
+        if self.needs_image() and not row.has_image():
+            empty.insert(0, "image")
+        if empty:  # an error naming the row, or (--skip-bad) a sample recorded as an error
+            problem = f"{row.where}: empty {', '.join(repr(c) for c in empty)} (required in every row)"
+            return Sample(id=row.index, fields=fields, error=self.tolerate(problem))
         return Sample(id=row.index, fields=fields, image=row.image if row.has_image() else None)
 
     # ----- inference

@@ -151,24 +151,30 @@ class GenEval(Task):
         images_dir = Path(images_dir)
         out = {}
         for s in samples:
-            folder = images_dir / f"{s.fields['index']:05d}"
-            sample_dir = folder / "samples"
-            if not sample_dir.is_dir():
-                raise TaskError(f"{folder}: no samples/ folder for prompt {s.id} ({s.fields['prompt']!r})")
-            names = sorted(p.name for p in sample_dir.iterdir() if p.is_file() and IMAGE_NAME.fullmatch(p.name))
-            if not names:
-                raise TaskError(f"{sample_dir}: no <n>.png images for prompt {s.id} ({s.fields['prompt']!r})")
-            meta_file = folder / "metadata.jsonl"
-            if meta_file.exists():
-                try:
-                    theirs = json.loads(meta_file.read_text(encoding="utf-8"))
-                except json.JSONDecodeError as exc:
-                    raise TaskError(f"{meta_file}: not valid JSON ({exc.msg})") from None
-                if theirs != s.fields["metadata"]:
-                    raise TaskError(f"{meta_file}: metadata differs from prompt {s.id} of the prompt file "
-                                    f"({theirs.get('prompt')!r} vs {s.fields['prompt']!r})")
-            out[s.id] = Prediction(sample_id=s.id, images=[str(sample_dir / n) for n in names])
+            try:
+                out[s.id] = self._prediction_from_folder(images_dir, s)
+            except TaskError as exc:  # raised again unless --skip-bad, then counted as that prompt's error
+                out[s.id] = Prediction(sample_id=s.id, error=self.tolerate(str(exc)))
         return out
+
+    def _prediction_from_folder(self, images_dir: Path, s: Sample) -> Prediction:
+        folder = images_dir / f"{s.fields['index']:05d}"
+        sample_dir = folder / "samples"
+        if not sample_dir.is_dir():
+            raise TaskError(f"{folder}: no samples/ folder for prompt {s.id} ({s.fields['prompt']!r})")
+        names = sorted(p.name for p in sample_dir.iterdir() if p.is_file() and IMAGE_NAME.fullmatch(p.name))
+        if not names:
+            raise TaskError(f"{sample_dir}: no <n>.png images for prompt {s.id} ({s.fields['prompt']!r})")
+        meta_file = folder / "metadata.jsonl"
+        if meta_file.exists():
+            try:
+                theirs = json.loads(meta_file.read_text(encoding="utf-8"))
+            except json.JSONDecodeError as exc:
+                raise TaskError(f"{meta_file}: not valid JSON ({exc.msg})") from None
+            if theirs != s.fields["metadata"]:
+                raise TaskError(f"{meta_file}: metadata differs from prompt {s.id} of the prompt file "
+                                f"({theirs.get('prompt')!r} vs {s.fields['prompt']!r})")
+        return Prediction(sample_id=s.id, images=[str(sample_dir / n) for n in names])
 
     # ----- scoring
     def _opt(self, ctx: ScoreContext, key: str, default: Any = None) -> Any:
