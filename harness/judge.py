@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import threading
 import time
@@ -29,6 +30,7 @@ CACHE_ENV = "UNITOKEN_EVAL_CACHE"
 MODEL_ENV = "UNITOKEN_JUDGE_MODEL"
 KEY_ENVS = ("UNITOKEN_JUDGE_API_KEY", "OPENAI_API_KEY")
 _RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+log = logging.getLogger("unitoken_eval.judge")
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -145,25 +147,38 @@ class Judge:
             raise _Transient("reply is not JSON") from None
 
     def _with_retries(self, what: str, fn) -> Any:
-        deadline = time.monotonic() + self.time_limit_s
-        last = "no attempt"
+        """``fn(timeout)`` until it answers: ``retries`` more tries after the first, waiting ``backoff * 2**k``
+        between them, all within ``time_limit`` seconds; each failure is logged, so a slow scoring step shows
+        why it is slow."""
+        start = time.monotonic()
+        deadline = start + self.time_limit_s
+        last, tries, stop = "no attempt", 0, f"{self.retries} retries used"
         for attempt in range(self.retries + 1):
             if self._down:
                 raise JudgeUnavailable(self._down)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
+                stop = f"time limit {self.time_limit_s:g}s reached"
                 break
+            tries += 1
             try:
                 return fn(min(self.timeout_s, remaining))
             except _Transient as exc:
                 last = str(exc)
             sleep = self.backoff_s * (2 ** attempt)
-            if attempt == self.retries or time.monotonic() + sleep >= deadline:
+            if attempt == self.retries:
                 break
+            if time.monotonic() + sleep >= deadline:
+                stop = f"time limit {self.time_limit_s:g}s reached"
+                break
+            log.warning("judge %s: %s failed (%s), try %d of %d; retrying in %.2fs", self.base_url, what, last,
+                        tries, self.retries + 1, sleep)
             time.sleep(sleep)
-        msg = f"judge {self.base_url} unavailable for {what}: {last} (after {self.retries} retries)"
+        msg = (f"judge {self.base_url} unavailable for {what}: {last} ({tries} tries in "
+               f"{time.monotonic() - start:.1f}s, {stop})")
         with self._lock:
             self._down = msg  # later calls fail fast instead of waiting out the same outage again
+        log.error("%s; the samples that need it are left pending judge (a later --resume scores them)", msg)
         raise JudgeUnavailable(msg)
 
     def _resolve_model(self) -> str:

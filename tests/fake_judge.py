@@ -1,25 +1,30 @@
 """A small OpenAI-compatible chat server on 127.0.0.1 for judge tests (started and stopped by the test).
 
 ``reply(prompt, temperature) -> str`` decides the answer; ``fail_first`` makes the first N requests 500s;
-``garbage`` makes every reply an invalid JSON body.  Every request is logged in ``requests``.
+``garbage`` makes every reply an invalid JSON body; ``delay_s`` holds each reply back (a slow endpoint).
+``garbage`` and ``delay_s`` may be changed while the server runs.  Every request is logged in ``requests``,
+its arrival time (``time.monotonic()``) in ``arrivals``.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
 
 class FakeJudgeServer:
     def __init__(self, reply: Callable[[str, float], str], fail_first: int = 0, garbage: bool = False,
-                 model: str = "fake-judge"):
+                 model: str = "fake-judge", delay_s: float = 0.0):
         self.reply = reply
         self.fail_first = fail_first
         self.garbage = garbage
+        self.delay_s = delay_s
         self.model = model
         self.requests: list[dict] = []
+        self.arrivals: list[float] = []
         self.headers: list[dict] = []
         self._lock = threading.Lock()
         outer = self
@@ -29,11 +34,14 @@ class FakeJudgeServer:
                 pass
 
             def _send(self, code: int, body: bytes):
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                try:
+                    self.send_response(code)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up waiting (delay_s beyond its timeout)
 
             def do_GET(self):
                 if self.path.endswith("/models"):
@@ -49,8 +57,11 @@ class FakeJudgeServer:
                 body = json.loads(self.rfile.read(n))
                 with outer._lock:
                     outer.requests.append(body)
+                    outer.arrivals.append(time.monotonic())
                     outer.headers.append(dict(self.headers))
                     k = len(outer.requests)
+                if outer.delay_s:
+                    time.sleep(outer.delay_s)
                 if k <= outer.fail_first:
                     self._send(500, b'{"error": "boom"}')
                     return

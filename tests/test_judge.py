@@ -1,6 +1,8 @@
 """harness.judge against a local OpenAI-compatible server started in each test (127.0.0.1, stops itself)."""
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 
@@ -131,3 +133,81 @@ def test_redirect_is_refused_and_key_not_forwarded(tmp_path, monkeypatch):
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+# ----- a whole run against a failing judge: retries with backoff, pending (never a zero), resume scores them
+def _judged_run(tmp_path, judge_url: str, resume: bool, retries: int = 3):
+    import contextlib
+    import io
+
+    from harness.cli import main
+
+    data = Path(__file__).resolve().parents[1] / "tasks" / "smoke_data" / "understanding" / "MathVista_MINI.tsv"
+    spec = judge_url + f"#model=m&retries={retries}&backoff=0.1&timeout=0.3&time_limit=2&concurrency=1"
+    argv = ["run", "--model", "fake_echo_model", "--tasks", "mathvista_testmini", "--data",
+            f"mathvista_testmini={data}", "--judge", spec, "--out", str(tmp_path / "run"), "--no-progress"]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(argv + (["--resume"] if resume else []))
+    assert code == 0, out.getvalue()
+    task = tmp_path / "run" / "tasks" / "mathvista_testmini"
+    metrics = json.loads((task / "metrics.json").read_text())
+    scores = [json.loads(x) for x in (task / "scores.jsonl").read_text().splitlines()]
+    return out.getvalue(), metrics, scores
+
+
+def _assert_pending(metrics, scores) -> int:
+    pending = [r for r in scores if r.get("status") == "pending judge"]
+    assert pending and all(r["score"] is None for r in pending)
+    assert metrics["status"] == "not_scored" and metrics["headline"]["value"] is None  # never a silent zero
+    assert metrics["metrics"]["pending_judge"] == len(pending)
+    assert metrics["reason"] == f"{len(pending)} samples pending judge (the judge was unavailable)"
+    return len(pending)
+
+
+def test_run_with_judge_down_slow_then_garbage_leaves_samples_pending_and_resume_scores_them(
+        plugins, tmp_path, monkeypatch):
+    import fake_plugins
+
+    monkeypatch.setenv("UNITOKEN_EVAL_CACHE", str(tmp_path / "cache"))
+    run_log = tmp_path / "run" / "run.log"
+
+    # 1. nothing listens: connection refused, three retries at doubling waits, then pending
+    text, metrics, scores = _judged_run(tmp_path, free_port_url(), resume=False)
+    n_pending = _assert_pending(metrics, scores)
+    waits = [float(w) for w in re.findall(r"retrying in ([0-9.]+)s", run_log.read_text())]
+    assert waits == [0.1, 0.2, 0.4]
+    assert "Connection refused" in run_log.read_text() or "ConnectionRefused" in run_log.read_text()
+    preds_file = tmp_path / "run" / "tasks" / "mathvista_testmini" / "predictions-main.jsonl"
+    preds = preds_file.read_bytes()
+    calls = fake_plugins.EchoModel.calls
+    assert f"inferred this time: {len(preds.splitlines())} samples" in text
+
+    with FakeJudgeServer(lambda p, t: "2", delay_s=1.0) as srv:
+        # 2. slower than the 0.3 s timeout: tries spaced by timeout + growing backoff (0.4, 0.5, 0.7 s)
+        # until the 2 s time limit ends them, well before the 9 tries 8 retries would allow
+        text, metrics, scores = _judged_run(tmp_path, srv.url, resume=True, retries=8)
+        assert _assert_pending(metrics, scores) == n_pending and "inferred this time: 0 samples" in text
+        gaps = [b - a for a, b in zip(srv.arrivals, srv.arrivals[1:])]
+        assert 3 <= len(srv.arrivals) <= 4, gaps
+        assert gaps[0] >= 0.3 and all(b > a + 0.05 for a, b in zip(gaps, gaps[1:])), gaps  # backoff grows
+        assert srv.arrivals[-1] - srv.arrivals[0] < 2.0
+        assert "time limit 2s reached" in run_log.read_text()
+
+        # 3. answers garbage: every try fails to parse, the first prompt's 4 tries, then the rest fail fast
+        srv.delay_s, srv.garbage = 0.0, True
+        before = len(srv.requests)
+        text, metrics, scores = _judged_run(tmp_path, srv.url, resume=True)
+        assert _assert_pending(metrics, scores) == n_pending
+        assert len(srv.requests) - before == 4 and "reply is not JSON" in run_log.read_text()
+
+        # 4. healthy: --resume scores exactly the pending samples, from stored predictions only
+        srv.garbage = False
+        before = len(srv.requests)
+        text, metrics, scores = _judged_run(tmp_path, srv.url, resume=True)
+        assert "inferred this time: 0 samples" in text
+        assert len(srv.requests) - before == n_pending
+    assert metrics["status"] == "scored" and metrics["headline"]["value"] is not None
+    assert metrics["metrics"]["pending_judge"] == 0 and metrics["metrics"]["extracted_by"]["judge"] == n_pending
+    assert not [r for r in scores if r.get("status") == "pending judge"]
+    assert preds_file.read_bytes() == preds and fake_plugins.EchoModel.calls == calls  # no re-inference
