@@ -5,7 +5,8 @@ scorer model id) make the harness download from the Hugging Face hub or a URL.  
 or on sensitive infrastructure must see that before it happens, and a reader of a finished run must be
 able to tell which inputs did not come from the local disk.  Every place that fetches calls
 :func:`announce` first; it logs one warning naming the source and adds it to :func:`sources`, which the
-runner writes into ``manifest.json`` as ``remote_sources``.
+runner writes into ``manifest.json`` as ``remote_sources``.  Code a configuration names for execution (an
+mmengine ``.py`` config) is announced and recorded the same way (:func:`announce_code`).
 """
 
 from __future__ import annotations
@@ -45,6 +46,15 @@ def announce(source: str, what: str) -> None:
     log.warning("fetching %s from %s (a remote source; recorded in the run manifest)", what, source)
 
 
+def announce_code(path: str, what: str) -> None:
+    """Log (once) that Python code named by the user's configuration is about to run; record it."""
+    with _lock:
+        if path in _seen:
+            return
+        _seen[path] = {"source": path, "what": what, "executes": "yes"}
+    log.warning("executing %s from %s (code named by the configuration; recorded in the run manifest)", what, path)
+
+
 def announce_hub(repo_id: str, what: str, kind: str = "model") -> None:
     prefix = "datasets/" if kind == "dataset" else ""
     announce(f"https://huggingface.co/{prefix}{repo_id}", what)
@@ -61,8 +71,17 @@ def announce_if_remote(value: Any, what: str, kind: str = "model") -> None:
 def announce_model_args(adapter: str, model_args: dict[str, Any]) -> None:
     """Model arguments that name a hub id or URL: the adapter will fetch them (the harness does not know the
     adapter's code, so it says so for every such value before the adapter is built)."""
+    from harness.store import is_secret_key
+
     for key, value in sorted(model_args.items()):
-        announce_if_remote(value, f"model {adapter} argument {key}=")
+        if not is_secret_key(key):  # a credential is not a source, and its value must not reach the log
+            announce_if_remote(value, f"model {adapter} argument {key}=")
+
+
+def reset() -> None:
+    """Forget this process's announcements: a new run records only what it fetches itself."""
+    with _lock:
+        _seen.clear()
 
 
 def sources() -> list[dict[str, str]]:

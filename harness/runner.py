@@ -394,6 +394,7 @@ def start_run(config: RunConfig, out: Optional[Path], resume: bool, runs_root: P
     first attempt and every retry (what a preemptible job wants).
     """
     identity = {k: v for k, v in config.model_dump().items() if k in _IDENTITY_FIELDS}
+    remote.reset()
     if out is None:
         if resume:
             raise StoreError("--resume needs --out RUN_DIR (the run to continue)")

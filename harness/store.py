@@ -37,6 +37,9 @@ _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _SECRET_KEY = re.compile(r"(?:^|[_\-.])(key|token|secret|password|passwd|auth|authorization|credentials?)(?:$|[_\-.])", re.I)
 
 
+_PAIR = re.compile(r"([A-Za-z0-9_.\-]+)=([^,\s&#;]+)")
+
+
 class StoreError(Exception):
     """A run directory that cannot be used as asked (locked, another model's, unreadable)."""
 
@@ -55,12 +58,23 @@ def safe_name(value: str, max_len: int = 120) -> str:
     return cleaned
 
 
+def is_secret_key(name: str) -> bool:
+    """A field or argument name that holds a credential (api_key, hf-token, auth, ...)."""
+    return bool(_SECRET_KEY.search(name))
+
+
 def redact(obj: Any) -> Any:
-    """Replace values whose key looks like a credential; used on everything that reaches disk."""
+    """Replace values whose key looks like a credential; used on everything that reaches disk.
+
+    Strings are searched too: a command line (``--model-args path=x,hf_token=...``) or a URL query
+    (``?api_key=...``) carries ``key=value`` pairs the dictionary keys never show.
+    """
     if isinstance(obj, dict):
         return {k: ("***" if isinstance(k, str) and _SECRET_KEY.search(k) and v else redact(v)) for k, v in obj.items()}
     if isinstance(obj, list):
         return [redact(v) for v in obj]
+    if isinstance(obj, str) and "=" in obj:
+        return _PAIR.sub(lambda m: f"{m.group(1)}=***" if _SECRET_KEY.search(m.group(1)) else m.group(0), obj)
     return obj
 
 

@@ -18,6 +18,7 @@ from typing import Any, Optional
 import numpy as np
 from PIL import Image
 
+from harness.remote import announce_code
 from tasks.geneval.detector import CLASS_NAMES, Detections, Detector, DetectorError, sort_by_class
 
 log = logging.getLogger("unitoken_eval.geneval")
@@ -63,6 +64,8 @@ class MMDetMask2Former(Detector):
             ) from None
         self.device = pick_device(device)
         self.batch_size = int(batch_size) if batch_size else (8 if self.device.startswith("cuda") else 1)
+        if config:  # mmengine runs a .py config as Python: a config option must not do that silently
+            announce_code(str(Path(config).resolve()), "GenEval detector config (mmengine executes it as Python)")
         cfg = Config.fromfile(str(config or default_config()))
         if checkpoint is None and not random_weights:
             raise DetectorError("MMDetMask2Former needs a checkpoint (random_weights=True only for tests)")
