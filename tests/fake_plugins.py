@@ -80,6 +80,7 @@ class EchoModel(ModelAdapter):
     """Answers with the id the prompt asks for; draws images whose red level comes from the seed.
 
     ``fail_after`` (class attribute) makes it raise after that many calls, standing in for a crash mid-run.
+    Model arg ``batch_echo`` appends the ids of the whole batch to each answer.
     """
 
     id = "fake_echo_model"
@@ -118,6 +119,10 @@ class EchoModel(ModelAdapter):
         type(self).calls += 1
         if self.fail_after is not None and type(self).calls > self.fail_after:
             raise RuntimeError("simulated crash")
+        if self.model_args.get("batch_echo"):
+            # a model whose answers depend on what else is in its batch: the worst case for a resumed run
+            batch = "+".join(r.sample_id for r in requests)
+            return [f"{r.prompt.split()[-1]} in [{batch}]" for r in requests]
         return [r.prompt.split()[-1] for r in requests]
 
     def generate(self, requests):

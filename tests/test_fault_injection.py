@@ -69,3 +69,36 @@ def test_sigkill_at_several_points_then_resume_gives_identical_results(plugins, 
         assert not (run / "tasks" / "fake_echo" / "metrics.json").exists()
         subprocess.run(_cmd(run), env=env, check=True, capture_output=True, timeout=120)
         assert _state(run) == expected
+
+
+def test_batches_are_fixed_so_a_resumed_run_answers_as_an_uninterrupted_one(plugins, tmp_path):
+    """A kill in the middle of writing batch 2 leaves some of its answers on disk; the resumed run must hand
+    the model batch 2 whole again (not the leftovers plus the start of batch 3), store only the missing answers,
+    and so end identical to an uninterrupted run even for a model whose answers depend on their batch."""
+    env = _env(plugins)
+    cmd = [sys.executable, "-m", "harness.cli", "run", "--model", "fake_echo_model", "--model-args",
+           "batch=4,batch_echo=1", "--tasks", "fake_echo", "--no-progress", "--resume", "--out"]
+    subprocess.run(cmd + [str(tmp_path / "clean")], env=env, check=True, capture_output=True, timeout=120)
+    run = tmp_path / "killed"
+    killed = subprocess.run(cmd + [str(run)], env=dict(env, UNITOKEN_EVAL_KILL_AT="torn_write@fake_echo#2"),
+                            capture_output=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL
+    raw = (run / "tasks" / "fake_echo" / "predictions-main.jsonl").read_bytes()
+    assert not raw.endswith(b"\n") and 4 < raw.count(b"\n") < 8  # batch 1 whole, part of batch 2, a torn line
+    subprocess.run(cmd + [str(run)], env=env, check=True, capture_output=True, timeout=120)
+    got, want = _state(run), _state(tmp_path / "clean")
+    assert got == want
+    answers = {r["id"]: r["prediction"] for r in got[0]["fake_echo"]}
+    # plan order groups samples by image (q0 q3 q6 q9 | q1 q4 q7 q2 | q5 q8): batch 2 is the interrupted one
+    assert answers["q7"] == "q7 in [q1+q4+q7+q2]" and answers["q8"] == "q8 in [q5+q8]"
+
+
+def test_unfinished_batches_keeps_batch_boundaries():
+    from harness.plan import unfinished_batches
+
+    items = list(range(10))
+    done = {0, 1, 2, 3, 4, 5, 8}
+    assert list(unfinished_batches(items, 4, done.__contains__)) == [[4, 5, 6, 7], [8, 9]]
+    assert list(unfinished_batches(items, 4, lambda x: True)) == []
+    with pytest.raises(ValueError):
+        list(unfinished_batches(items, 0, done.__contains__))
