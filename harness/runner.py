@@ -178,9 +178,9 @@ class Runner:
         try:
             samples = task.load(source, self.config.limit)
         except TaskError as exc:
-            if self.config.skip_bad:  # bad rows come back as error samples: what is left is the whole file
-                raise TaskError(f"{exc} (a problem with the whole file, not one sample: --skip-bad cannot skip it)"
-                                ) from None
+            if self.config.skip_bad:  # bad rows come back as error samples: what still raises is not one
+                raise TaskError(f"{exc} (a problem with the whole file, or a row with no usable index, so not a "
+                                "sample that could be recorded: --skip-bad cannot skip it)") from None
             raise
         self.data_sources[task.id] = {"source": source, **task.data_identity()}
         bad = [s for s in samples if s.error is not None]
