@@ -147,17 +147,20 @@ class UnitokenEval(lmms):
         return req, list(until or [])
 
     def generate_until(self, requests: list) -> list[str]:
-        """Answers in request order; the adapter sees batches of ``requests_per_call``."""
+        """Answers in request order; the adapter sees batches of ``requests_per_call``.
+
+        Images are decoded one batch at a time: lmms-eval hands over the whole task (2374 MME questions), and
+        holding every decoded image at once would cost gigabytes.
+        """
         try:
             from tqdm import tqdm
         except ImportError:  # pragma: no cover - tqdm is a core dependency
             tqdm = None
-        built = [self._request(inst, i) for i, inst in enumerate(requests)]
         answers: list[str] = []
-        bar = tqdm(total=len(built), disable=(self.rank != 0), desc=f"{self.adapter_name} answering") if tqdm else None
+        bar = tqdm(total=len(requests), disable=(self.rank != 0), desc=f"{self.adapter_name} answering") if tqdm else None
         step = self.requests_per_call
-        for start in range(0, len(built), step):
-            chunk = built[start:start + step]
+        for start in range(0, len(requests), step):
+            chunk = [self._request(inst, start + i) for i, inst in enumerate(requests[start:start + step])]
             texts = self.adapter.understand([r for r, _ in chunk])
             if len(texts) != len(chunk):
                 raise AdapterError(f"adapter {self.adapter_name} returned {len(texts)} answers for {len(chunk)} requests")
