@@ -128,6 +128,8 @@ def build_config(args: argparse.Namespace):
             raw[key] = value
     if args.skip_bad:
         raw["skip_bad"] = True
+    if getattr(args, "retry_errors", False):
+        raw["retry_errors"] = True
     if args.data:
         raw.setdefault("data", {}).update(_parse_pairs(args.data, "--data"))
     config = load_config(raw, origin)
@@ -227,6 +229,8 @@ def cmd_slurm(args: argparse.Namespace) -> int:
         run_args += ["--data", item]
     if args.skip_bad:
         run_args.append("--skip-bad")
+    if args.retry_errors:
+        run_args.append("--retry-errors")
     out = Path(args.out).resolve()
     script_dir = Path(args.script_dir) if args.script_dir else out / "slurm"
     try:
@@ -392,6 +396,8 @@ def _add_run_spec_args(s: argparse.ArgumentParser) -> None:
     s.add_argument("--batch-size", dest="batch_size", type=int)
     s.add_argument("--data", action="append", metavar="TASK=SOURCE", help="data source for a task (repeatable)")
     s.add_argument("--skip-bad", dest="skip_bad", action="store_true", help="record bad samples as errors and go on")
+    s.add_argument("--retry-errors", dest="retry_errors", action="store_true",
+                   help="with --resume: run again the samples recorded as errors (after fixing their input)")
 
 
 def build_parser() -> argparse.ArgumentParser:

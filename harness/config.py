@@ -35,6 +35,7 @@ class RunConfig(BaseModel):
     batch_size: Optional[int] = Field(default=None, ge=1)
     shard_size: int = Field(default=256, ge=1)
     skip_bad: bool = False
+    retry_errors: bool = False
     data: dict[str, str] = Field(default_factory=dict)
     options: dict[str, dict[str, Any]] = Field(default_factory=dict)
 

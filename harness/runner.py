@@ -205,13 +205,20 @@ class Runner:
             req.seed = derive_seed(self.config.seed, task.id, sample.id)
         return req
 
+    def finished(self, task_id: str) -> dict[str, Prediction]:
+        """Stored records that count as done: error records too, unless ``retry_errors`` asks to run them again."""
+        preds = self.store.read_predictions(task_id)
+        if self.config.retry_errors:
+            preds = {k: p for k, p in preds.items() if p.error is None}
+        return preds
+
     def infer(self, task: Task, samples: list[Sample], bar: Optional[tqdm] = None) -> int:
         """Run inference on the samples that have no stored prediction yet; return how many were stored.
 
         ``samples`` is one shard in plan order; batches are cut from it at fixed positions
         (:func:`unfinished_batches`), so a resumed run hands the model the same batches as an uninterrupted one.
         """
-        done = self.store.read_predictions(task.id)
+        done = self.finished(task.id)
         if all(s.id in done for s in samples):
             return 0
         if task.kind not in self.adapter.capabilities:
@@ -322,7 +329,7 @@ class Runner:
     def infer_shards(self, shards: list[Shard]) -> int:
         """Run the given shards in this process, with per-task and overall progress bars."""
         total = sum(s.stop - s.start for s in shards)
-        done_ids = {tid: set(self.store.read_predictions(tid)) for tid in {s.task_id for s in shards}}
+        done_ids = {tid: set(self.finished(tid)) for tid in {s.task_id for s in shards}}
         already = sum(1 for sh in shards for x in self.shard_samples(sh) if x.id in done_ids[sh.task_id])
         overall = tqdm(total=total, initial=already, desc="all tasks", unit="sample", disable=not self.progress,
                        position=0, dynamic_ncols=True)

@@ -268,14 +268,17 @@ class RunStore:
         return sorted(self.task_dir(task_id).glob("predictions-*.jsonl"))
 
     def read_predictions(self, task_id: str) -> dict[str, Prediction]:
-        """All stored predictions of a task, merged over writers; the first record of an id wins."""
+        """All stored predictions of a task, merged over writers; the first record of an id wins, except that
+        an answer supersedes an error record (what ``--retry-errors`` appends after the input was fixed)."""
         out: dict[str, Prediction] = {}
         for path in self.prediction_files(task_id):
             for lineno, obj in read_jsonl(path):
                 if "id" not in obj:
                     raise StoreError(f"{path}:{lineno}: record has no 'id'")
                 pred = Prediction.from_json(obj)
-                out.setdefault(pred.sample_id, pred)
+                old = out.get(pred.sample_id)
+                if old is None or (old.error is not None and pred.error is None):
+                    out[pred.sample_id] = pred
         return out
 
     def save_image(self, task_id: str, rel_path: str, image: Image.Image) -> str:

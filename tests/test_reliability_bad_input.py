@@ -91,6 +91,25 @@ def test_skip_bad_records_bad_rows_as_errors_and_counts_them_everywhere(plugins,
     assert json.loads((run / "tasks" / "mmstar" / "metrics.json").read_text())["n_errors"] == 2
 
 
+def test_retry_errors_reruns_only_the_error_samples_once_the_input_is_fixed(plugins, tmp_path, capsys):
+    data = _mmstar(tmp_path, bad_image=True, empty_answer=True)
+    code, run = _run(tmp_path, str(data), "--skip-bad")
+    assert code == 0, capsys.readouterr().err
+    preds = run / "tasks" / "mmstar" / "predictions-main.jsonl"
+    assert len(preds.read_text().splitlines()) == 4
+    _write(data, _rows(MMSTAR))  # the data owner fixes the two rows in place
+    assert main(["run", "--model", "fake_echo_model", "--tasks", "mmstar", "--data", f"mmstar={data}", "--out",
+                 str(run), "--no-progress", "--skip-bad", "--resume", "--retry-errors"]) == 0
+    lines = [json.loads(x) for x in preds.read_text().splitlines()]
+    assert [x["id"] for x in lines[4:]] == ["1", "2"] and all("error" not in x for x in lines[4:])
+    m = json.loads((run / "tasks" / "mmstar" / "metrics.json").read_text())
+    assert (m["n"], m["n_errors"]) == (4, 0)
+    # a further resume has nothing left to do: the answers now stand for those samples
+    assert main(["run", "--model", "fake_echo_model", "--tasks", "mmstar", "--data", f"mmstar={data}", "--out",
+                 str(run), "--no-progress", "--resume", "--retry-errors"]) == 0
+    assert len(preds.read_text().splitlines()) == 6
+
+
 def test_tsv_with_wrong_columns_is_a_whole_file_error_even_with_skip_bad(plugins, tmp_path, capsys):
     data = _mmstar(tmp_path, drop="answer")
     code, _ = _run(tmp_path, str(data), "--skip-bad")
