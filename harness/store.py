@@ -87,6 +87,15 @@ def new_run_id(model: str) -> str:
     return f"{stamp}-{safe_name(model)}"
 
 
+def sha256_file(path: str | Path) -> str:
+    """The file's SHA-256, read in blocks (data files and checkpoints can be gigabytes)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     """Write via a temporary file and rename, so readers see the old or the new file, never half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -21,22 +21,14 @@ that sample's error and the run goes on.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any, Optional
 
+from harness.store import sha256_file
 from harness.types import Kind, UnderstandRequest
 from model_adapters.base import AdapterError, ModelAdapter, SampleErrors
 
 _ARGS = ("source", "format", "task", "data", "batch_size")
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 class ReplayAdapter(ModelAdapter):
@@ -63,7 +55,7 @@ class ReplayAdapter(ModelAdapter):
             interop.format_module(self.format)  # an unavailable reader fails now, not at the first batch
         except interop.InteropError as exc:
             raise AdapterError(f"model replay: {exc}") from None
-        self.sha256 = _sha256(self.path)
+        self.sha256 = sha256_file(self.path)
         self.task = (model_args.get("task") or "").strip() or None
         self.data = (model_args.get("data") or "").strip() or None
         try:

@@ -107,7 +107,7 @@ def test_two_fresh_runs_give_identical_predictions_images_and_metrics(clean):
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_manifest_records_what_a_rerun_needs(clean):
-    from tasks.common.vlmeval_tsv import sha256_file
+    from harness.store import sha256_file
 
     m = json.loads((clean[0] / "manifest.json").read_text())
     assert m["config"]["seed"] == 7 and m["seed"] == 7 and m["config"]["model_args"]["batch_size"] == 4

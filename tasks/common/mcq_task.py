@@ -17,7 +17,8 @@ from tasks.common import circular as circ
 from tasks.common import mcq
 from tasks.common.hf_data import Mapping, load_hf_rows, looks_like_hf_source
 from tasks.common.vk_catalog import CATALOG, fetch_tsv
-from tasks.common.vlmeval_tsv import TsvRow, lmu_data_root, load_tsv, resolve_tsv, sha256_file
+from harness.store import sha256_file
+from tasks.common.vlmeval_tsv import TsvRow, lmu_data_root, load_tsv, resolve_tsv
 
 SMOKE_DIR = Path(__file__).resolve().parent.parent / "smoke_data" / "understanding"
 VK_COMMIT = "e8e78f05f3080fe28154f2130321f17951c3be94"

@@ -16,7 +16,6 @@ from __future__ import annotations
 import ast
 import base64
 import binascii
-import hashlib
 import io
 import math
 import os
@@ -135,14 +134,6 @@ def resolve_tsv(name: str, source: Optional[str]) -> Path:
             f"pass --data PATH, or run `unitoken-eval data --fetch` where the machine is online"
         )
     return p
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def load_tsv(path: str | Path, required_columns: Iterable[str] = ("index",)) -> list[TsvRow]:

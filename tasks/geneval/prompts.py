@@ -7,7 +7,6 @@ corrupted download is an error rather than silently different numbers.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from harness.remote import announce
+from harness.store import sha256_file
 from tasks.base import TaskError
 from tasks.geneval.detector import CLASS_NAMES
 from tasks.geneval.rules import COLORS, TAGS
@@ -32,16 +32,8 @@ def cache_dir() -> Path:
     return Path(base) / "unitoken-eval" / "geneval"
 
 
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def verify(path: Path, expected: str = METADATA_SHA256) -> None:
-    got = sha256_of(path)
+    got = sha256_file(path)
     if got != expected:
         raise TaskError(
             f"{path}: sha256 {got} does not match GenEval's evaluation_metadata.jsonl at commit {COMMIT[:7]} "

@@ -22,6 +22,7 @@ from PIL import Image, ImageOps
 
 from harness import faults
 from harness.plan import unfinished_batches
+from harness.store import sha256_file
 from harness.types import GenerateRequest, Headline, Prediction, Sample, TaskResult
 from tasks.base import ScoreContext, Task, TaskError
 from tasks.geneval import prompts
@@ -128,7 +129,7 @@ class GenEval(Task):
         smoke = source is not None and Path(source).resolve() == Path(self.smoke_source()).resolve()
         check = not smoke and _truthy(self.options.get("verify_prompts", True))
         path = prompts.resolve_source(source, check_sha=check)
-        self.data_path, self.data_sha256 = str(path), prompts.sha256_of(path)
+        self.data_path, self.data_sha256 = str(path), sha256_file(path)
         metas = prompts.read_metadata(path)
         samples = [Sample(id=f"{i:05d}", fields={"index": i, "metadata": m, "tag": m["tag"], "prompt": m["prompt"]})
                    for i, m in enumerate(metas)]

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Optional
 
 from harness.remote import announce
+from harness.store import sha256_file
 from tasks.base import TaskError
 
 REPO = "Karine-Huang/T2I-CompBench"
@@ -58,10 +59,6 @@ def cache_dir() -> Path:
     root = os.environ.get("UNITOKEN_EVAL_CACHE")
     base = Path(root) if root else Path.home() / ".cache" / "unitoken-eval"
     return base / "t2i_compbench"
-
-
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def cache_name(name: str, version: str = "current") -> str:
