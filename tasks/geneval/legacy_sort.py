@@ -29,11 +29,11 @@ def _heapsort(v: Sequence[float], idx: list[int], lo: int, n: int) -> None:
     def put(k: int, value: int) -> None:
         idx[lo + k - 1] = value
 
-    for start in range(n >> 1, 0, -1):
-        tmp = get(start)
-        i, j = start, start << 1
-        while j <= n:
-            if j < n and _less(v[get(j)], v[get(j + 1)]):
+    def sift_down(i: int, tmp: int, size: int) -> None:
+        """Move entry ``tmp`` down from heap slot ``i`` of a heap of ``size`` slots (1-based)."""
+        j = i << 1
+        while j <= size:
+            if j < size and _less(v[get(j)], v[get(j + 1)]):
                 j += 1
             if _less(v[tmp], v[get(j)]):
                 put(i, get(j))
@@ -41,20 +41,14 @@ def _heapsort(v: Sequence[float], idx: list[int], lo: int, n: int) -> None:
             else:
                 break
         put(i, tmp)
+
+    for start in range(n >> 1, 0, -1):
+        sift_down(start, get(start), n)
     while n > 1:
         tmp = get(n)
         put(n, get(1))
         n -= 1
-        i, j = 1, 2
-        while j <= n:
-            if j < n and _less(v[get(j)], v[get(j + 1)]):
-                j += 1
-            if _less(v[tmp], v[get(j)]):
-                put(i, get(j))
-                i, j = j, j + j
-            else:
-                break
-        put(i, tmp)
+        sift_down(1, tmp, n)
 
 
 def argsort_numpy123(values: Sequence[float]) -> list[int]:
