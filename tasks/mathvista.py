@@ -27,7 +27,6 @@ from harness.types import Headline, Prediction, Sample, TaskResult
 from tasks.base import ScoreContext, TaskError
 from tasks.common import mcq
 from tasks.common.mcq_task import VK_COMMIT, VKTask, mean100
-from tasks.common.vlmeval_tsv import TsvRow
 
 MATHVISTA_COMMIT = "53d525874bdde205128e6b160b7357a88277d479"
 PENDING = "pending judge"
@@ -171,17 +170,8 @@ class MathVistaTestmini(VKTask):
         "task": lambda r: (r.get("metadata") or {}).get("task"),
         "skills": lambda r: repr(list((r.get("metadata") or {}).get("skills") or [])),
     }
+    hf_image_column = "decoded_image"
     max_new_tokens = 512
-
-    def read_rows(self, source: Optional[str]) -> list[TsvRow]:
-        from tasks.common.hf_data import load_hf_rows, looks_like_hf_source
-
-        if source and not str(source).endswith(".tsv") and looks_like_hf_source(source):
-            rows = load_hf_rows(source, self.hf_split, self.hf_mapping, image_column="decoded_image",
-                                index_column=self.hf_index_column)
-            self.data_path, self.data_sha256 = source, None
-            return rows
-        return super().read_rows(source)
 
     # ----- scoring
     def _choices(self, s: Sample) -> list[Any]:

@@ -32,7 +32,6 @@ from typing import Any, Optional
 from harness.types import Headline, Prediction, Sample, TaskResult
 from tasks.base import ScoreContext, TaskError
 from tasks.common import mcq
-from tasks.common.hf_data import load_hf_rows, looks_like_hf_source
 from tasks.common.mcq_task import VK_COMMIT, MCQTask, mean100
 from tasks.common.vlmeval_tsv import TsvRow
 
@@ -201,21 +200,19 @@ class MMMUVal(MCQTask):
     hf_default = "lmms-lab/MMMU"
     hf_split = "validation"
     hf_index_column = "id"
+    hf_image_column = "image_1"
     hf_mapping = {"question": "question", "answer": "answer", "id": "id", "question_type": "question_type",
                   **{k: _hf_option(k) for k in _OPTION_LETTERS}}
     max_new_tokens = 128
 
     # ----- data
     def read_rows(self, source: Optional[str]) -> list[TsvRow]:
-        if source and not str(source).endswith(".tsv") and looks_like_hf_source(source):
-            rows = load_hf_rows(source, self.hf_split, self.hf_mapping, image_column="image_1",
-                                index_column=self.hf_index_column)
-            self.data_path, self.data_sha256 = source, None
+        rows = super().read_rows(source)
+        if self.is_hf_source(source):
             for r in rows:
                 r.fields.setdefault("split", self.hf_split)
                 r.fields["category"] = subject_of(r.fields)
-            return rows
-        return super().read_rows(source)
+        return rows
 
     def load(self, source: Optional[str] = None, limit: Optional[int] = None) -> list[Sample]:
         """VK's MMMU_DEV_VAL holds dev and validation rows; the benchmark (and headline) is validation.

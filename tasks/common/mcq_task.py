@@ -46,6 +46,7 @@ class VKTask(Task):
     hf_config: ClassVar[Optional[str]] = None
     hf_index_column: ClassVar[Optional[str]] = "index"
     hf_image_key_column: ClassVar[Optional[str]] = None
+    hf_image_column: ClassVar[Optional[str]] = "image"
     hf_mapping: ClassVar[Mapping] = {}
     max_new_tokens: ClassVar[int] = 128
     split_name: ClassVar[str] = "test"
@@ -75,10 +76,16 @@ class VKTask(Task):
     def filter_hf_row(self, row: TsvRow) -> bool:
         return True
 
+    @staticmethod
+    def is_hf_source(source: Optional[str]) -> bool:
+        """Whether ``source`` names a Hugging Face dataset (hub id or local folder) rather than a VK TSV."""
+        return bool(source) and not str(source).endswith(".tsv") and looks_like_hf_source(source)
+
     def read_rows(self, source: Optional[str]) -> list[TsvRow]:
-        if source and not str(source).endswith(".tsv") and looks_like_hf_source(source):
-            rows = load_hf_rows(source, self.hf_split, self.hf_mapping, index_column=self.hf_index_column,
-                                image_key_column=self.hf_image_key_column, config=self.hf_config)
+        if self.is_hf_source(source):
+            rows = load_hf_rows(source, self.hf_split, self.hf_mapping, image_column=self.hf_image_column,
+                                index_column=self.hf_index_column, image_key_column=self.hf_image_key_column,
+                                config=self.hf_config)
             self.data_path, self.data_sha256 = source, None
             return [r for r in rows if self.filter_hf_row(r)]
         path = resolve_tsv(self.tsv_name, source)
