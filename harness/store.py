@@ -88,8 +88,12 @@ def new_run_id(model: str) -> str:
 
 
 def sha256_file(path: str | Path) -> str:
-    """The file's SHA-256, read in blocks (data files and checkpoints can be gigabytes)."""
-    h = hashlib.sha256()
+    return file_digest(path, "sha256")
+
+
+def file_digest(path: str | Path, algorithm: str) -> str:
+    """The file's hashlib ``algorithm`` digest, read in blocks: data files and checkpoints can be gigabytes."""
+    h = hashlib.new(algorithm)
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)

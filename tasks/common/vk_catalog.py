@@ -7,7 +7,6 @@ OCRBench / MathVista / MMVet (image_vqa.py): their DATASET_URL and DATASET_MD5 t
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import tempfile
 import urllib.request
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Optional
 
 from harness.remote import announce
+from harness.store import file_digest
 from tasks.base import TaskError
 
 _BASE = "https://opencompass.openxlab.space/utils"
@@ -46,11 +46,8 @@ CATALOG: dict[str, VKData] = {d.name: d for d in [
 
 
 def md5_file(path: str | Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    """The MD5 VLMEvalKit publishes for its TSVs."""
+    return file_digest(path, "md5")
 
 
 def verify_md5(path: str | Path, md5: str) -> None:
