@@ -32,7 +32,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from model_adapters.chameleon_fast import CFGImageDecoder, ImageGrid, PrefixSharingGreedyDecoder  # noqa: E402
+from model_adapters.chameleon_fast import CFGImageDecoder, ImageGrid, LeanChameleon, PrefixSharingGreedyDecoder  # noqa: E402
 
 # Samples per benchmark (understanding: prompts; groups share one image) under the paper's protocols.
 SUITE_UNDERSTANDING = {
@@ -257,6 +257,31 @@ def check_graphs_fp32(rec, device):
     rec["check_compiled_prefill_fp32_max_abs_diff"] = float((outs[0] - outs[1]).abs().max())
 
 
+def check_int8_logits(model, head, rec, steps: int = 256):
+    """The int8 KV cache against the exact one on one context: logits over the image ids at each of ``steps``
+    teacher-forced decode steps (the CUDA path runs the Triton kernel)."""
+    dev = next(model.parameters()).device
+    g = torch.Generator(device="cpu").manual_seed(5)
+    prompt = torch.randint(10, 8000, (2, 64), generator=g).to(dev)
+    image = torch.randint(4, 8196, (2, steps), generator=g).to(dev)
+    logits = {}
+    for kind in ("bf16", "int8"):
+        lean = LeanChameleon(model, head, 2, 64 + steps, kv_cache=kind)
+        lean.valid[:] = True
+        pos = torch.arange(64 + steps, device=dev)[None].expand(2, -1)
+        rows = [lean.forward(pos[:, :64], 0, 64, ids=prompt, vocab=(4, 8196))]
+        for s in range(steps - 1):
+            rows.append(lean.forward(pos[:, 64 + s : 65 + s], torch.tensor([64 + s], device=dev), 65 + s,
+                                     ids=image[:, s : s + 1], vocab=(4, 8196)))
+        logits[kind] = torch.stack(rows, 1)
+        del lean
+    a, b = logits["bf16"], logits["int8"]
+    rec["check_int8_kv_vs_bf16"] = {
+        "steps": steps, "max_abs_diff": float((a - b).abs().max()), "logit_std": float(a.std()),
+        "mean_abs_diff_over_std": float((a - b).abs().mean() / a.std()),
+        "argmax_agreement": float((a.argmax(-1) == b.argmax(-1)).float().mean())}
+
+
 def bench_generation(model, head, cfg, args, rec):
     dev = next(model.parameters()).device
     grid = ImageGrid() if not args.quick else ImageGrid(rows=4, cols=4)
@@ -269,8 +294,13 @@ def bench_generation(model, head, cfg, args, rec):
     rec["check_graphs_equal_eager_generation"] = {
         "identical_tokens_fraction": float((graphed == eager).float().mean()),
         "identical_first_64": bool(torch.equal(graphed[:, :64], eager[:, :64]))}
+    dec.release()
+    check_int8_logits(model, head, rec, steps=256 if not args.quick else 8)
     runs = []
-    for B in [int(x) for x in str(args.gen_batch).split(",")]:
+    for spec in str(args.gen_runs).split(","):
+        kind, B = spec.split(":")
+        B = int(B)
+        dec = CFGImageDecoder(model, head, grid=grid, kv_cache=kind)
         # The first batch of a shape opens the decoder's session (KV cache, graph captures, cuDNN plans);
         # later batches of a run reuse it.  Both are recorded; the rate is the later batches'.
         try:
@@ -278,22 +308,30 @@ def bench_generation(model, head, cfg, args, rec):
             toks, secs = timed(dec.generate, [prompt] * B, list(range(B, 2 * B)), cfg=5.5, image_top_k=2000)
         except torch.OutOfMemoryError as exc:
             dec.release()
-            runs.append({"images": B, "rows_with_cfg": 2 * B, "error": f"out of memory: {exc}"[:200]})
+            runs.append({"kv_cache": kind, "images": B, "rows_with_cfg": 2 * B,
+                         "error": f"out of memory: {exc}"[:200]})
             gc.collect()
             torch.cuda.empty_cache()
             continue
         sched = grid.schedule()
         ok = bool((toks[:, sched >= 0] == sched[sched >= 0]).all()) and bool(
             ((toks[:, sched < 0] >= 4) & (toks[:, sched < 0] <= 8195)).all())
-        runs.append({"images": B, "rows_with_cfg": 2 * B, "tokens_per_image": grid.n_tokens + 1,
+        runs.append({"kv_cache": kind, "images": B, "rows_with_cfg": 2 * B, "tokens_per_image": grid.n_tokens + 1,
                      "first_batch_seconds": cold, "seconds": secs, "images_per_s": B / secs, "structure_ok": ok,
-                     "ms_per_step": 1000 * secs / grid.n_tokens})
+                     "ms_per_step": 1000 * secs / grid.n_tokens,
+                     "peak_memory_gb": torch.cuda.max_memory_allocated() / 1e9 if dev.type == "cuda" else None})
         del toks
         dec.release()
         gc.collect()
-        torch.cuda.empty_cache() if torch.cuda.is_available() else None
+        if dev.type == "cuda":
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
     rec["generation_ours_by_batch"] = runs
-    rec["generation_ours"] = max((r for r in runs if "images_per_s" in r), key=lambda r: r["images_per_s"])
+    ok_runs = [r for r in runs if "images_per_s" in r]
+    rec["generation_ours"] = max(ok_runs, key=lambda r: r["images_per_s"])
+    exact = [r for r in ok_runs if r["kv_cache"] == "bf16"]
+    if exact:
+        rec["generation_ours_bf16_kv"] = max(exact, key=lambda r: r["images_per_s"])
     # Naive: batch 1 CFG, eager, DynamicCache, cond and uncond as two forwards; timed over a number of steps.
     from transformers import DynamicCache
 
@@ -387,7 +425,8 @@ def main(argv=None):
     ap.add_argument("--answer-tokens", type=int, default=8)
     ap.add_argument("--und-batch", type=int, default=16)
     ap.add_argument("--naive-prompts", type=int, default=4)
-    ap.add_argument("--gen-batch", default="64,96,104", help="comma-separated batch sizes (images)")
+    ap.add_argument("--gen-runs", default="bf16:104,int8:128,int8:160,int8:192",
+                    help="comma-separated KV-cache:images runs (bf16 = exact cache, int8 = model_adapters/kv_cache.py)")
     ap.add_argument("--gen-prompt-len", type=int, default=40)
     ap.add_argument("--naive-steps", type=int, default=64)
     ap.add_argument("--vision-images", type=int, default=32)
@@ -395,7 +434,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.quick:
         args.prefix_len, args.suffix_len, args.und_batch, args.naive_prompts = 64, 8, 4, 2
-        args.gen_batch, args.naive_steps, args.vision_images = "2", 4, 1
+        args.gen_runs, args.naive_steps, args.vision_images = "bf16:2,int8:2", 4, 1
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     torch.backends.cuda.matmul.allow_tf32 = True

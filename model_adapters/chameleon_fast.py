@@ -23,6 +23,8 @@ from typing import Optional, Sequence
 import torch
 import torch.nn.functional as F
 
+from model_adapters.kv_cache import make_kv, quantize_int8
+
 
 @dataclass(frozen=True)
 class ImageGrid:
@@ -164,7 +166,7 @@ def _piece(name: str, fn, compiled: bool):
     return _PIECES[name]
 
 
-def _run_layers(model, x, cos, sin, write, mask, ks, vs, length: int, dense: bool, fused: bool, backends,
+def _run_layers(model, x, cos, sin, write, mask, kv, length: int, dense: bool, fused: bool, backends,
                 compiled: bool = False):
     """The decoder layers over hidden states ``x`` [R, T, hidden], writing K/V at columns ``write``.
 
@@ -188,13 +190,11 @@ def _run_layers(model, x, cos, sin, write, mask, ks, vs, length: int, dense: boo
         q = norm_rope(qp, attn.q_norm.weight, attn.q_norm.bias, cos, sin, R, T, H, D)
         k = norm_rope(kp, attn.k_norm.weight, attn.k_norm.bias, cos, sin, R, T, H, D)
         v = vp.reshape(R, T, H, D).transpose(1, 2)
-        ks[i].index_copy_(2, write, k)
-        vs[i].index_copy_(2, write, v)
+        kv.write(i, write, k, v)
         if dense:
             o = _causal_attention(q, k, v, attn.scaling, backends)
         else:
-            o = F.scaled_dot_product_attention(q, ks[i][:, :, :length], vs[i][:, :, :length], attn_mask=mask,
-                                               scale=attn.scaling)
+            o = kv.attend(i, q, mask, length, attn.scaling)
         post = layer.post_attention_layernorm
         x, h = add_rms(x, attn.o_proj(o.transpose(1, 2).reshape(R, T, H * D)), post.weight, post.variance_epsilon)
         m = mlp.down_proj(swiglu(F.linear(h, mlp._lean_gate_up))) if fused else mlp(h)
@@ -215,7 +215,8 @@ class LeanChameleon:
     """
 
     def __init__(self, model, lm_head, max_rows: int, max_len: int, fused: Optional[bool] = None,
-                 prefill_backends: Optional[list] = None, compile_prefill: Optional[bool] = None):
+                 prefill_backends: Optional[list] = None, compile_prefill: Optional[bool] = None,
+                 kv_cache: str = "bf16"):
         if getattr(model.config, "swin_norm", False):
             raise ValueError("LeanChameleon supports Chameleon's pre-norm layers only (swin_norm=False)")
         self.model, self.lm_head = model, lm_head
@@ -227,9 +228,9 @@ class LeanChameleon:
         self.head_dim = cfg.hidden_size // self.n_heads
         p = next(model.parameters())
         self.device, self.dtype = p.device, p.dtype
-        shape = (max_rows, self.n_heads, max_len, self.head_dim)
-        self.k = [torch.zeros(shape, device=self.device, dtype=self.dtype) for _ in model.layers]
-        self.v = [torch.zeros(shape, device=self.device, dtype=self.dtype) for _ in model.layers]
+        self.compile_prefill = (self.device.type == "cuda") if compile_prefill is None else compile_prefill
+        self.kv = make_kv(kv_cache, len(model.layers), max_rows, self.n_heads, max_len, self.head_dim, self.device,
+                          self.dtype, quantize=_piece("quant", quantize_int8, self.compile_prefill))
         self.valid = torch.zeros((max_rows, max_len), dtype=torch.bool, device=self.device)
         self.max_rows, self.max_len = max_rows, max_len
         if fused is None:
@@ -237,11 +238,10 @@ class LeanChameleon:
         # The fused MLP path applies SiLU itself: only for the activation Chameleon checkpoints use.
         self.fused = fused and getattr(cfg, "hidden_act", "silu") == "silu" and fuse_projections(model)
         self.prefill_backends = prefill_backends
-        self.compile_prefill = (self.device.type == "cuda") if compile_prefill is None else compile_prefill
 
     def copy_rows(self, src: torch.Tensor, dst: torch.Tensor, upto: int) -> None:
         """Give rows ``dst`` the cache columns [0, upto) of rows ``src`` (a shared prefix, computed once)."""
-        for buf in (*self.k, *self.v):
+        for buf in self.kv.buffers():
             buf[:, :, :upto].index_copy_(0, dst, buf[:, :, :upto].index_select(0, src))
         self.valid[:, :upto].index_copy_(0, dst, self.valid[:, :upto].index_select(0, src))
 
@@ -274,11 +274,10 @@ class LeanChameleon:
             here = cols[None, None, None, :] == write[None, None, :, None]
             upto = cols[None, None, None, :] <= write[None, None, :, None]
             mask = (self.valid[:R, :length][:, None, None, :] & upto) | here
-        ks, vs = [k[:R] for k in self.k], [v[:R] for v in self.v]
         # Compiled elementwise pieces on every CUDA forward: in prefill they fuse ~40% of the time away, in
         # decode steps (graphs captured after a warm-up step) they cut the kernels per step.
         compiled = self.compile_prefill
-        x = _run_layers(model, x, cos, sin, write, mask, ks, vs, length, dense_causal, self.fused,
+        x = _run_layers(model, x, cos, sin, write, mask, self.kv, length, dense_causal, self.fused,
                         self.prefill_backends, compiled)
         h = model.norm(x[:, -1])
         if vocab is not None:
@@ -448,8 +447,11 @@ class CFGImageDecoder:
     WIDTH_BUCKET = 32
 
     def __init__(self, model, lm_head, grid: ImageGrid = ImageGrid(), bucket: int = 32,
-                 use_graphs: Optional[bool] = None, fused: Optional[bool] = None):
+                 use_graphs: Optional[bool] = None, fused: Optional[bool] = None, kv_cache: str = "bf16"):
+        """``kv_cache``: "bf16" (the model's dtype, exact) or "int8" (model_adapters/kv_cache.py: half the
+        bytes per step and per row, so larger batches fit)."""
         self.model, self.lm_head, self.grid, self.bucket = model, lm_head, grid, bucket
+        self.kv_cache = kv_cache
         device = next(model.parameters()).device
         self.use_graphs = (device.type == "cuda") if use_graphs is None else use_graphs
         self.fused = fused
@@ -464,7 +466,7 @@ class CFGImageDecoder:
         grid = self.grid
         n = grid.n_tokens
         R = 2 * B if guided else B
-        lean = LeanChameleon(self.model, self.lm_head, R, width + n, fused=self.fused)
+        lean = LeanChameleon(self.model, self.lm_head, R, width + n, fused=self.fused, kv_cache=self.kv_cache)
         dev = lean.device
         sess = {
             "key": key, "lean": lean, "runner": _GraphSteps(self.use_graphs),
