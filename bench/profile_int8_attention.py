@@ -21,7 +21,7 @@ from bench.profile_decode import cuda_ms  # noqa: E402
 from model_adapters.kv_cache import decode_attention_int8, dequantize_int8, quantize_int8  # noqa: E402
 
 
-VARIANTS = [(b, w, s) for b in (64, 128, 256) for w in (4, 8) for s in (2, 3, 4)]
+VARIANTS = [(b, w, s) for b in (16, 32, 64) for w in (2, 4, 8) for s in (1, 2)]
 
 
 def one_shape(R: int, L: int, H: int = 32, D: int = 128) -> dict:

@@ -128,41 +128,39 @@ def _kernel():
     def decode_attn(Q, K, KS, V, VS, MASK, O, length, sm_scale,
                     sq_r, sq_h, sk_r, sk_h, sk_l, ss_r, ss_h, sm_r, so_r, so_h,
                     H: tl.constexpr, D: tl.constexpr, BLOCK_N: tl.constexpr):
-        # One program per (row, head): one query against `length` int8 columns, online softmax.  The query
-        # is repeated over 16 rows so both products run on tensor cores (tl.dot needs M >= 16); the kernel
-        # is bound by reading K and V, so the 15 redundant rows cost nothing measurable.  int8 codes and the
-        # bf16 query are exact in tf32; the K scale multiplies the scores, the V scale the softmax weights.
+        # One program per (row, head): one query against `length` int8 columns, online softmax.  The
+        # weighted V rows are summed into a [BLOCK_N, D] accumulator and reduced over columns once at the
+        # end: a per-tile reduction across warps made the kernel latency-bound (bench/profile_int8_attention.py).
+        # The K scale multiplies the scores, the V scale the softmax weights.
         pid = tl.program_id(0)
         r = pid // H
         h = pid % H
         d = tl.arange(0, D)
-        rows = tl.arange(0, 16)
-        q = tl.load(Q + r * sq_r + h * sq_h + rows[:, None] * 0 + d[None, :]).to(tl.float32)
+        q = tl.load(Q + r * sq_r + h * sq_h + d).to(tl.float32)
         k_base = K + r * sk_r + h * sk_h
         v_base = V + r * sk_r + h * sk_h
         s_off = r * ss_r + h * ss_h
-        m_i = tl.full((16,), -1.0e30, tl.float32)
-        l_i = tl.zeros((16,), tl.float32)
-        acc = tl.zeros((16, D), tl.float32)
+        m_i = tl.full((), -1.0e30, tl.float32)
+        l_i = tl.zeros((), tl.float32)
+        acc = tl.zeros((BLOCK_N, D), tl.float32)
         for start in range(0, length, BLOCK_N):
             n = start + tl.arange(0, BLOCK_N)
             inb = n < length
-            ok = inb & (tl.load(MASK + r * sm_r + n, mask=inb, other=0) != 0)
-            kc = tl.load(k_base + n[None, :] * sk_l + d[:, None], mask=inb[None, :], other=0).to(tl.float32)
-            ksc = tl.load(KS + s_off + n, mask=inb, other=0.0) * sm_scale
-            s = tl.dot(q, kc, input_precision="tf32") * ksc[None, :]
-            s = tl.where(ok[None, :], s, float("-inf"))
-            m_new = tl.maximum(m_i, tl.max(s, 1))
-            alpha = tl.exp(m_i - m_new)
-            p = tl.exp(s - m_new[:, None])
-            l_i = l_i * alpha + tl.sum(p, 1)
-            vc = tl.load(v_base + n[:, None] * sk_l + d[None, :], mask=inb[:, None], other=0).to(tl.float32)
+            kc = tl.load(k_base + n[:, None] * sk_l + d[None, :], mask=inb[:, None], other=0)
+            vc = tl.load(v_base + n[:, None] * sk_l + d[None, :], mask=inb[:, None], other=0)
+            ksc = tl.load(KS + s_off + n, mask=inb, other=0.0)
             vsc = tl.load(VS + s_off + n, mask=inb, other=0.0)
-            acc = acc * alpha[:, None] + tl.dot(p * vsc[None, :], vc, input_precision="tf32")
+            ok = inb & (tl.load(MASK + r * sm_r + n, mask=inb, other=0) != 0)
+            s = tl.sum(kc.to(tl.float32) * q[None, :], 1) * (ksc * sm_scale)
+            s = tl.where(ok, s, float("-inf"))
+            m_new = tl.maximum(m_i, tl.max(s, 0))
+            alpha = tl.exp(m_i - m_new)
+            p = tl.exp(s - m_new)
+            l_i = l_i * alpha + tl.sum(p, 0)
+            acc = acc * alpha + (p * vsc)[:, None] * vc.to(tl.float32)
             m_i = m_new
-        out = acc / l_i[:, None]
-        tl.store(O + r * so_r + h * so_h + rows[:, None] * 0 + d[None, :], out.to(O.dtype.element_ty),
-                 mask=rows[:, None] == 0)
+        out = tl.sum(acc, 0) / l_i
+        tl.store(O + r * so_r + h * so_h + d, out.to(O.dtype.element_ty))
 
     _KERNEL = decode_attn
     return _KERNEL
@@ -179,7 +177,7 @@ def decode_attention_int8(q: torch.Tensor, k: torch.Tensor, ks: torch.Tensor, v:
     m = mask if mask.dtype == torch.uint8 else mask.view(torch.uint8) if mask.dtype == torch.bool else mask.to(torch.uint8)
     block = int(os.environ.get("UNITOKEN_EVAL_INT8_BLOCK", "64"))
     warps = int(os.environ.get("UNITOKEN_EVAL_INT8_WARPS", "4"))
-    stages = int(os.environ.get("UNITOKEN_EVAL_INT8_STAGES", "3"))
+    stages = int(os.environ.get("UNITOKEN_EVAL_INT8_STAGES", "1"))
     _kernel()[(R * H,)](q2, k, ks, v, vs, m, out, length, float(scale),
                         q2.stride(0), q2.stride(1), k.stride(0), k.stride(1), k.stride(2), ks.stride(0),
                         ks.stride(1), m.stride(0), out.stride(0), out.stride(1),
