@@ -49,6 +49,8 @@ def main(argv=None) -> None:
     ap.add_argument("--images", type=int, default=64, help="generated images (cfg 5.0, top-k 2000)")
     ap.add_argument("--gen-batch", type=int, default=64)
     ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--kv-cache", default="bf16", choices=("bf16", "int8"), help="the adapter's kv_cache= for images")
+    ap.add_argument("--records", default=str(Path(__file__).resolve().parent / "records"))
     a = ap.parse_args(argv)
     cuda = torch.cuda.is_available() and not a.quick
     out = Path(a.out)
@@ -67,7 +69,7 @@ def main(argv=None) -> None:
         rec["write_s"] = round(time.time() - t, 1)
     t = time.time()
     ad = UniTokenAdapter(path=str(out), dtype="bfloat16" if cuda else "float32", device="cuda" if cuda else "cpu",
-                         batch_size=str(a.batch), gen_batch_size=str(a.gen_batch))
+                         batch_size=str(a.batch), gen_batch_size=str(a.gen_batch), kv_cache=a.kv_cache)
     _sync()
     rec["load_s"] = round(time.time() - t, 1)
     rec["params_llm"] = sum(p.numel() for p in ad.model.llm.parameters()) + ad.model.lm_head.weight.numel()
@@ -91,20 +93,22 @@ def main(argv=None) -> None:
                             "all_answers_full_length": all(len(r["token_ids"]) == a.max_new_tokens for r in res)}
     greqs = [GenerateRequest(str(i), f"a photo of object number {i}", n_images=1, seed=i, options={"cfg": 5.0})
              for i in range(a.images)]
-    ad.generate_with_tokens(greqs[:1])  # warm-up
+    # warm-up: one whole batch (the decoder's session for this batch shape: KV cache, graph captures)
+    ad.generate_with_tokens([GenerateRequest(f"w{i}", "warm-up", n_images=1, seed=10_000 + i, options={"cfg": 5.0})
+                             for i in range(min(a.gen_batch, a.images))])
     _sync()
     t = time.time()
     gres = ad.generate_with_tokens(greqs)
     _sync()
     dt_g = time.time() - t
     ok = all(r["token_ids"][0][:3] == [8197, 8820, 8820] and r["token_ids"][0][-1] == 8196 for r in gres)
-    rec["generation"] = {"images": a.images, "batch": a.gen_batch, "seconds": round(dt_g, 2),
+    rec["generation"] = {"images": a.images, "batch": a.gen_batch, "kv_cache": a.kv_cache, "seconds": round(dt_g, 2),
                          "images_per_s": round(a.images / dt_g, 3), "structure_ok": ok,
                          "image_size": list(gres[0]["images"][0].size)}
     if cuda:
         rec["peak_mem_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 1)
     print(json.dumps(rec, indent=2))
-    rdir = Path(__file__).resolve().parent / "records"
+    rdir = Path(a.records)
     rdir.mkdir(exist_ok=True)
     name = "unitoken-release-layout-" + ("quick-" if a.quick else "") + dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S") + ".json"
     if not a.quick:

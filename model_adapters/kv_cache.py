@@ -175,8 +175,8 @@ def decode_attention_int8(q: torch.Tensor, k: torch.Tensor, ks: torch.Tensor, v:
     q2 = q.reshape(R, H, D)
     out = torch.empty((R, H, D), dtype=q.dtype, device=q.device)
     m = mask if mask.dtype == torch.uint8 else mask.view(torch.uint8) if mask.dtype == torch.bool else mask.to(torch.uint8)
-    block = int(os.environ.get("UNITOKEN_EVAL_INT8_BLOCK", "64"))
-    warps = int(os.environ.get("UNITOKEN_EVAL_INT8_WARPS", "4"))
+    block = int(os.environ.get("UNITOKEN_EVAL_INT8_BLOCK", "16"))
+    warps = int(os.environ.get("UNITOKEN_EVAL_INT8_WARPS", "2"))
     stages = int(os.environ.get("UNITOKEN_EVAL_INT8_STAGES", "1"))
     _kernel()[(R * H,)](q2, k, ks, v, vs, m, out, length, float(scale),
                         q2.stride(0), q2.stride(1), k.stride(0), k.stride(1), k.stride(2), ks.stride(0),

@@ -124,3 +124,26 @@ def test_cfg_mix_and_top_k_by_hand(adapter):
     first = adapter.generate_with_tokens([req5])[0]["token_ids"][0][3]
     top5 = set((4 + torch.topk(mix[4:8196], 5).indices).tolist())
     assert first in top5
+
+
+def test_kv_cache_int8_is_a_named_generation_option_with_its_own_fingerprint(adapter):
+    from model_adapters.base import AdapterError
+
+    fast = UniTokenAdapter(path=str(adapter.ckpt), gen_batch_size="4", kv_cache="int8")
+    assert fast.fingerprint()["kv_cache"] == "int8" and "kv_cache" not in adapter.fingerprint()
+    req = GenerateRequest("g", "a red cube", n_images=2, seed=5, options={"cfg": 3.0, "image_top_k": 50})
+    exact, approx = adapter.generate_with_tokens([req])[0], fast.generate_with_tokens([req])[0]
+    dec = fast.model.llm._lean_image_decoder
+    assert dec.kv_cache == "int8" and dec._session["lean"].kv.quantized
+    for toks in approx["token_ids"]:
+        body = torch.tensor(toks[3:-1]).view(32, 33)
+        assert toks[:3] == [8197, 8820, 8820] and toks[-1] == 8196 and bool((body[:, 32] == 8803).all())
+    # Not the same images: once one sampled token differs, every later context differs (tests/test_kv_cache.py
+    # bounds the logit error instead).  Each is still a function of its seed.
+    assert fast.generate_with_tokens([req])[0]["token_ids"] == approx["token_ids"]
+    assert len(exact["token_ids"]) == 2
+    # understanding is untouched by the option: the exact cache, the same answers
+    q = [UnderstandRequest("0", "Color?", [_img(64, 64, 3)], "A", max_new_tokens=4)]
+    assert fast.understand_with_tokens(q)[0]["token_ids"] == adapter.understand_with_tokens(q)[0]["token_ids"]
+    with pytest.raises(AdapterError, match="kv_cache"):
+        UniTokenAdapter(path=str(adapter.ckpt), kv_cache="fp8")

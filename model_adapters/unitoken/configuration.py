@@ -225,9 +225,13 @@ class ModelArgs:
     compile: str = "auto"
     batch_size: int = 8
     gen_batch_size: int = 8
+    # KV cache of image generation: bf16 = the model's dtype (exact); int8 = model_adapters/kv_cache.py
+    # (measured in bench/records/throughput-*.json: more images per batch and per second, logits not exact).
+    kv_cache: str = "bf16"
     extra: dict[str, str] = field(default_factory=dict)
 
-    KNOWN = ("path", "vqgan", "vision_config", "dtype", "device", "anyres", "compile", "batch_size", "gen_batch_size")
+    KNOWN = ("path", "vqgan", "vision_config", "dtype", "device", "anyres", "compile", "batch_size", "gen_batch_size",
+             "kv_cache")
 
     @classmethod
     def parse(cls, args: dict[str, Any], allowed_extra: tuple[str, ...] = ()) -> "ModelArgs":
@@ -246,7 +250,8 @@ class ModelArgs:
         if "path" not in kw:
             raise AdapterError("model argument path= is required (checkpoint directory or hub id)")
         for k, allowed in (("dtype", ("auto", "float32", "bfloat16", "float16", "fp32", "bf16", "fp16", "float64")),
-                           ("anyres", ("auto", "true", "false")), ("compile", ("auto", "true", "false"))):
+                           ("anyres", ("auto", "true", "false")), ("compile", ("auto", "true", "false")),
+                           ("kv_cache", ("bf16", "int8"))):
             if k in kw and str(kw[k]).lower() not in allowed:
                 raise AdapterError(f"model argument {k}={kw[k]!r}: expected one of {', '.join(allowed)}")
         return cls(**kw, extra={k: args[k] for k in allowed_extra if k in args})

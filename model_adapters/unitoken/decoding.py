@@ -47,16 +47,17 @@ def reference_greedy(model, lm_head, embeds: torch.Tensor, max_new_tokens: int, 
 
 def image_tokens(model, lm_head, prompts: list[list[int]], seeds: Sequence[int], cfg: float, image_top_k: int,
                  temperature: float, grid: ImageGrid = ImageGrid(), use_graphs: Optional[bool] = None,
-                 boi: int = 8197) -> torch.Tensor:
+                 boi: int = 8197, kv_cache: str = "bf16") -> torch.Tensor:
     """[B, grid.n_tokens] generated ids after BOI for prompts ending in BOI (cond + uncond rows in one batch).
 
     The decoder (and its KV cache and CUDA graphs) is kept on the model for the next batch of the same shape.
     """
     dec = getattr(model, "_lean_image_decoder", None)
     graphs = (next(model.parameters()).device.type == "cuda") if use_graphs is None else use_graphs
-    if dec is None or dec.lm_head is not lm_head or dec.grid != grid or dec.use_graphs != graphs:
+    if (dec is None or dec.lm_head is not lm_head or dec.grid != grid or dec.use_graphs != graphs
+            or dec.kv_cache != kv_cache):
         _release_image_session(model)
-        dec = CFGImageDecoder(model, lm_head, grid=grid, use_graphs=use_graphs)
+        dec = CFGImageDecoder(model, lm_head, grid=grid, use_graphs=use_graphs, kv_cache=kv_cache)
         model._lean_image_decoder = dec
     return dec.generate(prompts, seeds, cfg=cfg, image_top_k=image_top_k, temperature=temperature, boi=boi)
 
