@@ -328,7 +328,9 @@ class _GraphSteps:
         for k, v in state.items():
             v.copy_(saved[k])
         g = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(g, pool=pool):
+        # thread_local: the adapter decodes the previous batch's images in another thread meanwhile; its
+        # synchronising calls are not part of this capture and must not invalidate it.
+        with torch.cuda.graph(g, pool=pool, capture_error_mode="thread_local"):
             step(length)
         g.replay()
         return g

@@ -147,3 +147,20 @@ def test_kv_cache_int8_is_a_named_generation_option_with_its_own_fingerprint(ada
     assert fast.understand_with_tokens(q)[0]["token_ids"] == adapter.understand_with_tokens(q)[0]["token_ids"]
     with pytest.raises(AdapterError, match="kv_cache"):
         UniTokenAdapter(path=str(adapter.ckpt), kv_cache="fp8")
+
+
+def test_background_vq_decode_returns_each_chunks_images_in_request_order(adapter):
+    """Images are decoded in a worker thread while the next chunk samples: 2 requests x 3 images in chunks
+    of 4 must still pair every image with its own token stream."""
+    reqs = [GenerateRequest("a", "a red cube", n_images=3, seed=20, options={"cfg": 3.0, "image_top_k": 50}),
+            GenerateRequest("b", "two cats", n_images=3, seed=40, options={"cfg": 3.0, "image_top_k": 50})]
+    out = adapter.generate_with_tokens(reqs)
+    grid = adapter.image_grid()
+    seen = set()
+    for res in out:
+        assert len(res["images"]) == len(res["token_ids"]) == 3
+        for toks, img in zip(res["token_ids"], res["images"]):
+            codes = adapter.vq.bpe_to_codes(grid.codes(torch.tensor([toks[1:]])))
+            assert _png(adapter.vq.decode(codes)[0]) == _png(img)
+            seen.add(tuple(toks))
+    assert len(seen) == 6  # six distinct seeds, six distinct streams
