@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import traceback
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -226,21 +227,46 @@ class Runner:
         size = self.config.batch_size or max(1, int(self.adapter.batch_size(task.kind)))
         out_dir = self.store.images_dir(task.id)
         stored = 0
-        with self.store.prediction_writer(task.id, self.writer) as appender:
-            for batch in unfinished_batches(samples, size, lambda s: s.id in done):
-                records = self._run_batch(task, batch, out_dir, skip=done)
-                appender.write(r.to_json() for r in records)
-                faults.failpoint("batch_written", task.id)
-                stored += len(records)
-                if bar is not None:
-                    bar.update(len(records))
+
+        def commit(records: list[Prediction]) -> None:
+            nonlocal stored
+            appender.write(r.to_json() for r in records)
+            faults.failpoint("batch_written", task.id)
+            stored += len(records)
+            if bar is not None:
+                bar.update(len(records))
+
+        # Generated images are encoded and written (~25-40 ms per 512px PNG) in a background thread while the
+        # model draws the next batch; a batch's records are appended only once all its images are on disk, so
+        # a kill loses at most that batch, which a resumed run draws again whole (the same images).
+        with self.store.prediction_writer(task.id, self.writer) as appender, \
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="image-save") as saver:
+            pending: Optional[Future] = None
+            try:
+                for batch in unfinished_batches(samples, size, lambda s: s.id in done):
+                    work = self._run_batch(task, batch, out_dir, skip=done, saver=saver)
+                    if pending is not None:
+                        commit(pending.result())
+                        pending = None
+                    if isinstance(work, Future):
+                        pending = work
+                    else:
+                        commit(work)
+            except BaseException:
+                # A later batch failed: the previous batch's images are being written; keep its records.
+                if pending is not None and pending.exception() is None:
+                    commit(pending.result())
+                raise
+            if pending is not None:
+                commit(pending.result())
         return stored
 
-    def _run_batch(self, task: Task, batch: list[Sample], out_dir: Path, skip: Container[str] = frozenset()
-                   ) -> list[Prediction]:
+    def _run_batch(self, task: Task, batch: list[Sample], out_dir: Path, skip: Container[str] = frozenset(),
+                   saver: Optional[ThreadPoolExecutor] = None) -> "list[Prediction] | Future":
         """Records, in batch order, of the batch's samples not in ``skip`` (stored by an interrupted attempt).
 
         The whole batch goes to the model either way, so the outputs do not depend on how far that attempt got.
+        With a ``saver``, a generation batch's images are written there and a Future of the records returned.
         """
         requests, ready, failed = [], [], {}
         for s in batch:
@@ -253,30 +279,38 @@ class Runner:
                 log.warning("%s: sample %s recorded as an error (--skip-bad): %s", task.id, s.id, exc)
                 failed[s.id] = Prediction(sample_id=s.id, error=str(exc))
         made: dict[str, Prediction] = {}
-        if requests:
-            t0 = time.perf_counter()
-            if task.kind == "understand":
-                texts, bad = self._understand(task, ready, requests)
-                if len(texts) != len(requests):
-                    raise RuntimeError(f"adapter returned {len(texts)} answers for {len(requests)} requests")
-                secs = (time.perf_counter() - t0) / len(requests)
-                for s, t in zip(ready, texts):
-                    made[s.id] = Prediction(sample_id=s.id, text=t, meta={"seconds": round(secs, 4)})
-                for sid, why in bad.items():
-                    made[sid] = Prediction(sample_id=sid, error=why)
-            else:
-                images = self.adapter.generate(requests)
-                if len(images) != len(requests):
-                    raise RuntimeError(f"adapter returned {len(images)} image lists for {len(requests)} requests")
-                secs = (time.perf_counter() - t0) / len(requests)
-                for s, req, imgs in zip(ready, requests, images):
-                    if s.id in skip:
-                        continue  # its images and record are on disk already
-                    paths = [self.store.save_image(task.id, task.image_path(s, k), im) for k, im in enumerate(imgs)]
-                    task.write_sample_files(out_dir, s)
-                    made[s.id] = Prediction(sample_id=s.id, images=paths,
-                                            meta={"seed": req.seed, "seconds": round(secs, 4)})
-        return [r for s in batch if s.id not in skip for r in [failed.get(s.id) or made[s.id]]]
+
+        def in_order() -> list[Prediction]:
+            return [r for s in batch if s.id not in skip for r in [failed.get(s.id) or made[s.id]]]
+
+        if not requests:
+            return in_order()
+        t0 = time.perf_counter()
+        if task.kind == "understand":
+            texts, bad = self._understand(task, ready, requests)
+            if len(texts) != len(requests):
+                raise RuntimeError(f"adapter returned {len(texts)} answers for {len(requests)} requests")
+            secs = (time.perf_counter() - t0) / len(requests)
+            for s, t in zip(ready, texts):
+                made[s.id] = Prediction(sample_id=s.id, text=t, meta={"seconds": round(secs, 4)})
+            for sid, why in bad.items():
+                made[sid] = Prediction(sample_id=sid, error=why)
+            return in_order()
+        images = self.adapter.generate(requests)
+        if len(images) != len(requests):
+            raise RuntimeError(f"adapter returned {len(images)} image lists for {len(requests)} requests")
+        secs = (time.perf_counter() - t0) / len(requests)
+
+        def save() -> list[Prediction]:
+            for s, req, imgs in zip(ready, requests, images):
+                if s.id in skip:
+                    continue  # its images and record are on disk already
+                paths = [self.store.save_image(task.id, task.image_path(s, k), im) for k, im in enumerate(imgs)]
+                task.write_sample_files(out_dir, s)
+                made[s.id] = Prediction(sample_id=s.id, images=paths, meta={"seed": req.seed, "seconds": round(secs, 4)})
+            return in_order()
+
+        return saver.submit(save) if saver is not None else save()
 
     def score(self, task: Task, samples: list[Sample], results: dict[str, TaskResult]) -> TaskResult:
         ctx = ScoreContext(

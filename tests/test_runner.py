@@ -100,3 +100,53 @@ def test_config_errors_name_the_field(tmp_path):
     with pytest.raises(ConfigError, match="c.yaml: not valid YAML"):
         load_config(bad)
     assert load_config({"model": "m", "tasks": ["t"], "model_args": "a=1,b=x"}).model_args == {"a": "1", "b": "x"}
+
+
+def test_images_are_written_while_the_next_batch_draws_and_records_follow_their_images(plugins, tmp_path,
+                                                                                      monkeypatch):
+    """Writing batch 1's images waits for batch 2's generate() to begin: written in line (before batch 2 is
+    drawn) it never begins, the wait times out and the test fails."""
+    import threading
+
+    drawing = threading.Event()
+    overlapped = []
+    real_save, real_generate = RunStore.save_image, fake_plugins.EchoModel.generate
+
+    def waiting_save(self, task_id, rel, image):
+        if rel.startswith("00000/"):
+            overlapped.append(drawing.wait(timeout=5))
+        return real_save(self, task_id, rel, image)
+
+    def generate(self, requests):
+        if requests[0].sample_id == "1":
+            drawing.set()
+        return real_generate(self, requests)
+
+    monkeypatch.setattr(RunStore, "save_image", waiting_save)
+    monkeypatch.setattr(fake_plugins.EchoModel, "generate", generate)
+    cfg = _config(tasks=["fake_draw"], model_args="batch=1")
+    store = start_run(cfg, tmp_path / "run", resume=False, runs_root=tmp_path)
+    outcome = Runner(cfg, store, progress=False).run()
+    assert overlapped == [True, True] and outcome.inferred == 3
+    preds = store.read_predictions("fake_draw")
+    assert sorted(preds) == ["0", "1", "2"]
+    assert all((store.task_dir("fake_draw") / p).is_file() for r in preds.values() for p in r.images)
+
+
+def test_a_failing_generation_batch_keeps_the_batch_whose_images_were_being_written(plugins, tmp_path,
+                                                                                   monkeypatch):
+    real_generate = fake_plugins.EchoModel.generate
+
+    def generate(self, requests):
+        if requests[0].sample_id == "1":
+            raise RuntimeError("simulated crash while drawing batch 2")
+        return real_generate(self, requests)
+
+    monkeypatch.setattr(fake_plugins.EchoModel, "generate", generate)
+    cfg = _config(tasks=["fake_draw"], model_args="batch=1")
+    store = start_run(cfg, tmp_path / "run", resume=False, runs_root=tmp_path)
+    with pytest.raises(RuntimeError, match="batch 2"):
+        Runner(cfg, store, progress=False).run()
+    store.unlock()
+    preds = store.read_predictions("fake_draw")
+    assert list(preds) == ["0"] and all((store.task_dir("fake_draw") / p).is_file() for p in preds["0"].images)
