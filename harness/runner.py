@@ -239,12 +239,20 @@ class Runner:
         # Generated images are encoded and written (~25-40 ms per 512px PNG) in a background thread while the
         # model draws the next batch; a batch's records are appended only once all its images are on disk, so
         # a kill loses at most that batch, which a resumed run draws again whole (the same images).
+        # Requests (image files and base64 cells decoded to pixels) are built one batch ahead in another thread,
+        # so decoding overlaps the model's work on the current batch; a bad sample's error surfaces when its
+        # batch's turn comes, after every earlier batch is stored.
+        batches = list(unfinished_batches(samples, size, lambda s: s.id in done))
         with self.store.prediction_writer(task.id, self.writer) as appender, \
-                ThreadPoolExecutor(max_workers=1, thread_name_prefix="image-save") as saver:
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="image-save") as saver, \
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare") as preparer:
             pending: Optional[Future] = None
+            ahead = preparer.submit(self._prepare, task, batches[0]) if batches else None
             try:
-                for batch in unfinished_batches(samples, size, lambda s: s.id in done):
-                    work = self._run_batch(task, batch, out_dir, skip=done, saver=saver)
+                for i, batch in enumerate(batches):
+                    prepared = ahead.result()
+                    ahead = preparer.submit(self._prepare, task, batches[i + 1]) if i + 1 < len(batches) else None
+                    work = self._run_batch(task, batch, out_dir, skip=done, saver=saver, prepared=prepared)
                     if pending is not None:
                         commit(pending.result())
                         pending = None
@@ -261,13 +269,9 @@ class Runner:
                 commit(pending.result())
         return stored
 
-    def _run_batch(self, task: Task, batch: list[Sample], out_dir: Path, skip: Container[str] = frozenset(),
-                   saver: Optional[ThreadPoolExecutor] = None) -> "list[Prediction] | Future":
-        """Records, in batch order, of the batch's samples not in ``skip`` (stored by an interrupted attempt).
-
-        The whole batch goes to the model either way, so the outputs do not depend on how far that attempt got.
-        With a ``saver``, a generation batch's images are written there and a Future of the records returned.
-        """
+    def _prepare(self, task: Task, batch: list[Sample]) -> tuple[list, list[Sample], dict[str, Prediction]]:
+        """The batch's requests, the samples they are for, and error records of samples that could not be built
+        (``--skip-bad``; without it the first such error is raised)."""
         requests, ready, failed = [], [], {}
         for s in batch:
             try:
@@ -278,6 +282,17 @@ class Runner:
                     raise
                 log.warning("%s: sample %s recorded as an error (--skip-bad): %s", task.id, s.id, exc)
                 failed[s.id] = Prediction(sample_id=s.id, error=str(exc))
+        return requests, ready, failed
+
+    def _run_batch(self, task: Task, batch: list[Sample], out_dir: Path, skip: Container[str] = frozenset(),
+                   saver: Optional[ThreadPoolExecutor] = None, prepared=None) -> "list[Prediction] | Future":
+        """Records, in batch order, of the batch's samples not in ``skip`` (stored by an interrupted attempt).
+
+        The whole batch goes to the model either way, so the outputs do not depend on how far that attempt got.
+        ``prepared``: :meth:`_prepare`'s result when built ahead.  With a ``saver``, a generation batch's
+        images are written there and a Future of the records returned.
+        """
+        requests, ready, failed = prepared if prepared is not None else self._prepare(task, batch)
         made: dict[str, Prediction] = {}
 
         def in_order() -> list[Prediction]:

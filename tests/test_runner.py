@@ -150,3 +150,45 @@ def test_a_failing_generation_batch_keeps_the_batch_whose_images_were_being_writ
     store.unlock()
     preds = store.read_predictions("fake_draw")
     assert list(preds) == ["0"] and all((store.task_dir("fake_draw") / p).is_file() for p in preds["0"].images)
+
+
+def test_the_next_batch_is_built_while_the_model_answers_and_a_bad_sample_waits_its_turn(plugins, tmp_path,
+                                                                                        monkeypatch):
+    """Batch 1's answers wait for batch 2's requests to have been built (images decoded): built in line, after
+    batch 1, that never happens and the wait times out.  A sample that cannot be built stops the run only
+    when its batch comes up, with every earlier batch stored."""
+    import threading
+
+    from tasks.base import TaskError
+
+    built = threading.Event()
+    overlapped = []
+    real_request, real_understand = fake_plugins.EchoQA.request, fake_plugins.EchoModel.understand
+
+    count = []
+
+    def request(self, sample):
+        count.append(sample.id)
+        if len(count) > 3:  # a request of the second batch
+            built.set()
+        if sample.id == "q7":
+            raise TaskError("q7: image cell is not a decodable base64 image")
+        return real_request(self, sample)
+
+    def understand(self, requests):
+        if not overlapped:  # the first batch
+            overlapped.append(built.wait(timeout=5))
+        return real_understand(self, requests)
+
+    monkeypatch.setattr(fake_plugins.EchoQA, "request", request)
+    monkeypatch.setattr(fake_plugins.EchoModel, "understand", understand)
+    cfg = _config(tasks=["fake_echo"])  # batches of 3
+    store = start_run(cfg, tmp_path / "run", resume=False, runs_root=tmp_path)
+    runner = Runner(cfg, store, progress=False)
+    with pytest.raises(TaskError, match="q7"):
+        runner.run()
+    store.unlock()
+    assert overlapped == [True]
+    order = [s.id for s in runner.samples["fake_echo"]]  # plan order; batches of 3 cut from it
+    bad_batch = order.index("q7") // 3
+    assert bad_batch >= 1 and sorted(store.read_predictions("fake_echo")) == sorted(order[: 3 * bad_batch])
