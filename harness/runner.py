@@ -270,8 +270,8 @@ class Runner:
         return stored
 
     def _prepare(self, task: Task, batch: list[Sample]) -> tuple[list, list[Sample], dict[str, Prediction]]:
-        """The batch's requests, the samples they are for, and error records of samples that could not be built
-        (``--skip-bad``; without it the first such error is raised)."""
+        """The batch's requests (with the adapter's ``prepare`` done), the samples they are for, and error records
+        of samples that could not be built (``--skip-bad``; without it the first such error is raised)."""
         requests, ready, failed = [], [], {}
         for s in batch:
             try:
@@ -282,6 +282,8 @@ class Runner:
                     raise
                 log.warning("%s: sample %s recorded as an error (--skip-bad): %s", task.id, s.id, exc)
                 failed[s.id] = Prediction(sample_id=s.id, error=str(exc))
+        if requests and task.kind == "understand":
+            self.adapter.prepare(requests)  # the adapter's CPU preprocessing, also off the critical path
         return requests, ready, failed
 
     def _run_batch(self, task: Task, batch: list[Sample], out_dir: Path, skip: Container[str] = frozenset(),

@@ -77,6 +77,12 @@ class ModelAdapter(ABC):
     def fingerprint(self) -> dict[str, Any]:
         return {"adapter": self.id, "args": {k: v for k, v in self.model_args.items()}}
 
+    def prepare(self, requests: list[UnderstandRequest]) -> None:
+        """CPU work on a batch's requests done ahead: the runner calls this in a background thread while the
+        model works on the previous batch.  It may only fill ``request.prepared`` (pixels, crops) and must not
+        touch the device or the model's state; whatever it leaves out is computed in line as before.
+        """
+
     def batch_size(self, kind: Kind) -> int:
         """How many requests of ``kind`` the runner should hand over at once."""
         return 1

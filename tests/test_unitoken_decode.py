@@ -164,3 +164,27 @@ def test_background_vq_decode_returns_each_chunks_images_in_request_order(adapte
             assert _png(adapter.vq.decode(codes)[0]) == _png(img)
             seen.add(tuple(toks))
     assert len(seen) == 6  # six distinct seeds, six distinct streams
+
+
+def test_prepare_ahead_gives_the_same_prefixes_with_no_pixel_work_left_in_line(adapter, monkeypatch):
+    a, b = _img(500, 300, 1), _img(200, 260, 2)
+
+    def requests():
+        return [UnderstandRequest("0", "Color?", [a], "A", max_new_tokens=4),
+                UnderstandRequest("1", "Shape?", [a.copy()], "A", max_new_tokens=4),  # same key, own object
+                UnderstandRequest("2", "Color?", [b], "B", max_new_tokens=4),
+                UnderstandRequest("3", "Text only.", [], None, max_new_tokens=4)]
+
+    plain = adapter.build_prefixes(requests())
+    ahead = requests()
+    adapter.prepare(ahead)
+    assert ahead[0].prepared is ahead[1].prepared and not ahead[3].prepared
+    assert set(ahead[2].prepared) == {"vq_pixels", "siglip_views"}
+
+    def in_line(*_):
+        raise AssertionError("pixel work done in line although prepared")
+
+    monkeypatch.setattr(adapter.vq, "preprocess", in_line)
+    monkeypatch.setattr(adapter.model, "siglip_views", in_line)
+    got = adapter.build_prefixes(ahead)
+    assert got[1:] == plain[1:] and all(torch.equal(x, y) for x, y in zip(got[0], plain[0]))

@@ -172,9 +172,13 @@ class VQImageTokenizer:
             raise ValueError("image block rows do not end with the newline token")
         return self.bpe_to_codes(grid[:, :-1]).unsqueeze(0)
 
-    def image_blocks(self, images: Sequence[Image.Image]) -> list[list[int]]:
-        """Batched: each image -> its block (1060 tokens for 512x512); images cropped alike share a batch."""
-        pixels = [self.preprocess(im) for im in images]
+    def image_blocks(self, images: Sequence[Image.Image],
+                     pixels: Optional[Sequence[Optional[torch.Tensor]]] = None) -> list[list[int]]:
+        """Batched: each image -> its block (1060 tokens for 512x512); images cropped alike share a batch.
+
+        ``pixels``: :meth:`preprocess` of each image where computed ahead (None where not)."""
+        given = list(pixels) if pixels is not None else [None] * len(images)
+        pixels = [px if px is not None else self.preprocess(im) for im, px in zip(images, given)]
         out: list[list[int]] = [[] for _ in images]
         by_shape: dict[tuple[int, ...], list[int]] = {}
         for i, px in enumerate(pixels):

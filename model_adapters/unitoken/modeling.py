@@ -100,20 +100,27 @@ class UniTokenModel:
     def embed_ids(self, ids) -> torch.Tensor:
         return self.llm.embed_tokens(torch.as_tensor(ids, dtype=torch.long, device=self.device))
 
-    @torch.no_grad()
-    def continuous_tokens(self, img: Image.Image) -> torch.Tensor:
-        """SigLIP features of all views -> adapter -> arranged continuous tokens [T, hidden]."""
+    def siglip_views(self, img: Image.Image) -> tuple[torch.Tensor, Optional[tuple[int, int]]]:
+        """The CPU half of :meth:`continuous_tokens`: the image's SigLIP views as float32 pixels, and the grid."""
         views, grid = self.layout.views(img)
-        px = siglip_pixels(views, self.layout.image_size).to(self.device, self.dtype)
+        return siglip_pixels(views, self.layout.image_size), grid
+
+    @torch.no_grad()
+    def continuous_tokens(self, img: Image.Image, views=None) -> torch.Tensor:
+        """SigLIP features of all views -> adapter -> arranged continuous tokens [T, hidden].
+
+        ``views``: :meth:`siglip_views` of ``img`` when computed ahead."""
+        px, grid = views if views is not None else self.siglip_views(img)
+        px = px.to(self.device, self.dtype)
         feats = self.vit(px, interpolate_pos_encoding=True).last_hidden_state
         feats = self.adapter(feats)
         return self.layout.arrange(feats, grid, img.size, self.embed_ids([NEWLINE_ID]))
 
     @torch.no_grad()
-    def image_prefix(self, before: list[int], block: list[int], img: Optional[Image.Image]) -> torch.Tensor:
+    def image_prefix(self, before: list[int], block: list[int], img: Optional[Image.Image], views=None) -> torch.Tensor:
         """``before`` ids + the discrete block up to EOI + [SEP + continuous] + EOI, as embeddings [P, hidden]."""
         parts = [self.embed_ids(before + block[:-1])]
         if self.vit is not None and img is not None:
-            parts += [self.embed_ids([SEP_ID]), self.continuous_tokens(img)]
+            parts += [self.embed_ids([SEP_ID]), self.continuous_tokens(img, views)]
         parts.append(self.embed_ids(block[-1:]))
         return torch.cat(parts, 0)
