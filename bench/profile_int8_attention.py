@@ -21,7 +21,7 @@ from bench.profile_decode import cuda_ms  # noqa: E402
 from model_adapters.kv_cache import decode_attention_int8, dequantize_int8, quantize_int8  # noqa: E402
 
 
-VARIANTS = [(b, w, s) for b in (16, 32, 64) for w in (2, 4, 8) for s in (1, 2)]
+VARIANTS = [(kind, b, w) for kind in ("bytes", "words", "magic") for b in (8, 16, 32, 64) for w in (1, 2, 4)]
 
 
 def one_shape(R: int, L: int, H: int = 32, D: int = 128) -> dict:
@@ -43,10 +43,10 @@ def one_shape(R: int, L: int, H: int = 32, D: int = 128) -> dict:
            "sdpa_bf16_ms": cuda_ms(lambda: F.scaled_dot_product_attention(q, k, v, attn_mask=m4, scale=scale))}
     res["sdpa_bf16_TBps"] = bf16_bytes / res["sdpa_bf16_ms"] / 1e9
     variants = {}
-    for block, warps, stages in VARIANTS:
-        name = f"b{block}w{warps}s{stages}"
+    for kind, block, warps in VARIANTS:
+        name = f"{kind}-b{block}w{warps}"
+        os.environ["UNITOKEN_EVAL_INT8_KERNEL"] = kind
         os.environ["UNITOKEN_EVAL_INT8_BLOCK"], os.environ["UNITOKEN_EVAL_INT8_WARPS"] = str(block), str(warps)
-        os.environ["UNITOKEN_EVAL_INT8_STAGES"] = str(stages)
         try:
             out = decode_attention_int8(q, kc, ks, vc, vs, mask, L, scale)
             err = float((out.float() - ref).abs().max())
@@ -68,5 +68,6 @@ if __name__ == "__main__":
     # The variant with the least total time over the shapes, as environment lines for a following run.
     names = [k for k in results[0]["int8_kernel"] if all("ms" in r["int8_kernel"][k] for r in results)]
     best = min(names, key=lambda k: sum(r["int8_kernel"][k]["ms"] for r in results))
-    b, w, s = best[1:].replace("w", " ").replace("s", " ").split()
-    print(f"UNITOKEN_EVAL_INT8_BLOCK={b} UNITOKEN_EVAL_INT8_WARPS={w} UNITOKEN_EVAL_INT8_STAGES={s}")
+    kind, bw = best.split("-")
+    b, w = bw[1:].split("w")
+    print(f"UNITOKEN_EVAL_INT8_KERNEL={kind} UNITOKEN_EVAL_INT8_BLOCK={b} UNITOKEN_EVAL_INT8_WARPS={w}")

@@ -113,57 +113,11 @@ def _triton_available() -> bool:
     return True
 
 
-_KERNEL: Optional[object] = None
+def _kernel() -> dict:
+    """The Triton kernels by variant, imported on first use (so importing this module never needs Triton)."""
+    from model_adapters import kv_int8_kernels as kk
 
-
-def _kernel():
-    """The Triton kernel, defined on first use (so importing this module never needs Triton)."""
-    global _KERNEL
-    if _KERNEL is not None:
-        return _KERNEL
-    import triton
-    import triton.language as tl
-
-    @triton.jit
-    def decode_attn(Q, K, KS, V, VS, MASK, O, length, sm_scale,
-                    sq_r, sq_h, sk_r, sk_h, sk_l, ss_r, ss_h, sm_r, so_r, so_h,
-                    H: tl.constexpr, D: tl.constexpr, BLOCK_N: tl.constexpr):
-        # One program per (row, head): one query against `length` int8 columns, online softmax.  The
-        # weighted V rows are summed into a [BLOCK_N, D] accumulator and reduced over columns once at the
-        # end: a per-tile reduction across warps made the kernel latency-bound (bench/profile_int8_attention.py).
-        # The K scale multiplies the scores, the V scale the softmax weights.
-        pid = tl.program_id(0)
-        r = pid // H
-        h = pid % H
-        d = tl.arange(0, D)
-        q = tl.load(Q + r * sq_r + h * sq_h + d).to(tl.float32)
-        k_base = K + r * sk_r + h * sk_h
-        v_base = V + r * sk_r + h * sk_h
-        s_off = r * ss_r + h * ss_h
-        m_i = tl.full((), -1.0e30, tl.float32)
-        l_i = tl.zeros((), tl.float32)
-        acc = tl.zeros((BLOCK_N, D), tl.float32)
-        for start in range(0, length, BLOCK_N):
-            n = start + tl.arange(0, BLOCK_N)
-            inb = n < length
-            kc = tl.load(k_base + n[:, None] * sk_l + d[None, :], mask=inb[:, None], other=0)
-            vc = tl.load(v_base + n[:, None] * sk_l + d[None, :], mask=inb[:, None], other=0)
-            ksc = tl.load(KS + s_off + n, mask=inb, other=0.0)
-            vsc = tl.load(VS + s_off + n, mask=inb, other=0.0)
-            ok = inb & (tl.load(MASK + r * sm_r + n, mask=inb, other=0) != 0)
-            s = tl.sum(kc.to(tl.float32) * q[None, :], 1) * (ksc * sm_scale)
-            s = tl.where(ok, s, float("-inf"))
-            m_new = tl.maximum(m_i, tl.max(s, 0))
-            alpha = tl.exp(m_i - m_new)
-            p = tl.exp(s - m_new)
-            l_i = l_i * alpha + tl.sum(p, 0)
-            acc = acc * alpha + (p * vsc)[:, None] * vc.to(tl.float32)
-            m_i = m_new
-        out = tl.sum(acc, 0) / l_i
-        tl.store(O + r * so_r + h * so_h + d, out.to(O.dtype.element_ty))
-
-    _KERNEL = decode_attn
-    return _KERNEL
+    return {"bytes": kk.decode_attn, "words": kk.decode_attn_words}
 
 
 def decode_attention_int8(q: torch.Tensor, k: torch.Tensor, ks: torch.Tensor, v: torch.Tensor, vs: torch.Tensor,
@@ -175,11 +129,26 @@ def decode_attention_int8(q: torch.Tensor, k: torch.Tensor, ks: torch.Tensor, v:
     q2 = q.reshape(R, H, D)
     out = torch.empty((R, H, D), dtype=q.dtype, device=q.device)
     m = mask if mask.dtype == torch.uint8 else mask.view(torch.uint8) if mask.dtype == torch.bool else mask.to(torch.uint8)
+    # Tuning knobs for bench/profile_int8_attention.py; the defaults are its best on an H200.
+    # UNITOKEN_EVAL_INT8_KERNEL: "bytes" (int8 loads and conversions), "words" (int32 loads, conversions) or
+    # "magic" (int32 loads, integer-op conversion).
+    variant = os.environ.get("UNITOKEN_EVAL_INT8_KERNEL", "bytes")
     block = int(os.environ.get("UNITOKEN_EVAL_INT8_BLOCK", "16"))
     warps = int(os.environ.get("UNITOKEN_EVAL_INT8_WARPS", "2"))
     stages = int(os.environ.get("UNITOKEN_EVAL_INT8_STAGES", "1"))
-    _kernel()[(R * H,)](q2, k, ks, v, vs, m, out, length, float(scale),
-                        q2.stride(0), q2.stride(1), k.stride(0), k.stride(1), k.stride(2), ks.stride(0),
-                        ks.stride(1), m.stride(0), out.stride(0), out.stride(1),
-                        H=H, D=D, BLOCK_N=block, num_warps=warps, num_stages=stages)
+    kernels = _kernel()
+    args = [q2.stride(0), q2.stride(1)]
+    if variant == "bytes":
+        fn, extra = kernels["bytes"], {}
+        args += [k.stride(0), k.stride(1), k.stride(2)]
+    elif variant in ("words", "magic"):
+        if D % 4 or k.stride(2) % 4 or k.stride(1) % 4 or k.stride(0) % 4:
+            raise ValueError("the int32-word kernels need head_dim and cache strides divisible by 4")
+        fn, extra = kernels["words"], {"MAGIC": variant == "magic"}
+        k, v = k.view(torch.int32), v.view(torch.int32)
+        args += [k.stride(0), k.stride(1), k.stride(2)]
+    else:
+        raise ValueError(f"UNITOKEN_EVAL_INT8_KERNEL={variant!r}: expected bytes, words or magic")
+    fn[(R * H,)](q2, k, ks, v, vs, m, out, length, float(scale), *args, ks.stride(0), ks.stride(1), m.stride(0),
+                 out.stride(0), out.stride(1), H=H, D=D, BLOCK_N=block, num_warps=warps, num_stages=stages, **extra)
     return out.reshape(R, H, 1, D)

@@ -86,7 +86,7 @@ def test_cfg_generation_on_an_int8_cache_keeps_the_layout_and_mostly_the_tokens(
 
 
 _KERNEL_CHECK = textwrap.dedent("""
-    import json, sys, torch
+    import json, os, sys, torch
     sys.path.insert(0, {root!r})
     from model_adapters.kv_cache import decode_attention_int8, quantize_int8, dequantize_int8
     import torch.nn.functional as F
@@ -97,11 +97,15 @@ _KERNEL_CHECK = textwrap.dedent("""
     q = torch.randn(R, H, 1, D, generator=g)
     mask = torch.rand(R, L, generator=g) > 0.3
     mask[1, :100] = False           # a row whose first block is wholly masked
-    got = decode_attention_int8(q, kc, ks, vc, vs, mask, L, 0.17)
     ref = F.scaled_dot_product_attention(q, dequantize_int8(kc[:, :, :L], ks[:, :, :L], torch.float32),
                                          dequantize_int8(vc[:, :, :L], vs[:, :, :L], torch.float32),
                                          attn_mask=mask[:, None, None, :], scale=0.17)
-    print(json.dumps({{"max_abs_diff": float((got - ref).abs().max()), "finite": bool(torch.isfinite(got).all())}}))
+    res = {{}}
+    for variant in ("bytes", "words", "magic"):
+        os.environ["UNITOKEN_EVAL_INT8_KERNEL"] = variant
+        got = decode_attention_int8(q, kc, ks, vc, vs, mask, L, 0.17)
+        res[variant] = {{"max_abs_diff": float((got - ref).abs().max()), "finite": bool(torch.isfinite(got).all())}}
+    print(json.dumps(res))
 """)
 
 
@@ -112,4 +116,5 @@ def test_triton_decode_kernel_matches_dequantized_sdpa_under_the_interpreter():
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert res["finite"] and res["max_abs_diff"] < 1e-5, res
+    assert set(res) == {"bytes", "words", "magic"}
+    assert all(r["finite"] and r["max_abs_diff"] < 1e-5 for r in res.values()), res

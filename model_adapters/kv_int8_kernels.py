@@ -1,0 +1,109 @@
+"""Triton kernels of :mod:`model_adapters.kv_cache`: one decode query per (row, head) against int8 K/V.
+
+A module of its own so that Triton is imported only when a CUDA int8 cache first attends (and so that the
+kernels are module globals, which is how Triton resolves one jitted function called from another).
+Checked against dequantize-then-SDPA under Triton's CPU interpreter (tests/test_kv_cache.py).
+"""
+
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def decode_attn(Q, K, KS, V, VS, MASK, O, length, sm_scale,
+                sq_r, sq_h, sk_r, sk_h, sk_l, ss_r, ss_h, sm_r, so_r, so_h,
+                H: tl.constexpr, D: tl.constexpr, BLOCK_N: tl.constexpr):
+    # One program per (row, head): one query against `length` int8 columns, online softmax.  The
+    # weighted V rows are summed into a [BLOCK_N, D] accumulator and reduced over columns once at the
+    # end: a per-tile reduction across warps made the kernel latency-bound (bench/profile_int8_attention.py).
+    # The K scale multiplies the scores, the V scale the softmax weights.
+    pid = tl.program_id(0)
+    r = pid // H
+    h = pid % H
+    d = tl.arange(0, D)
+    q = tl.load(Q + r * sq_r + h * sq_h + d).to(tl.float32)
+    k_base = K + r * sk_r + h * sk_h
+    v_base = V + r * sk_r + h * sk_h
+    s_off = r * ss_r + h * ss_h
+    m_i = tl.full((), -1.0e30, tl.float32)
+    l_i = tl.zeros((), tl.float32)
+    acc = tl.zeros((BLOCK_N, D), tl.float32)
+    for start in range(0, length, BLOCK_N):
+        n = start + tl.arange(0, BLOCK_N)
+        inb = n < length
+        kc = tl.load(k_base + n[:, None] * sk_l + d[None, :], mask=inb[:, None], other=0)
+        vc = tl.load(v_base + n[:, None] * sk_l + d[None, :], mask=inb[:, None], other=0)
+        ksc = tl.load(KS + s_off + n, mask=inb, other=0.0)
+        vsc = tl.load(VS + s_off + n, mask=inb, other=0.0)
+        ok = inb & (tl.load(MASK + r * sm_r + n, mask=inb, other=0) != 0)
+        s = tl.sum(kc.to(tl.float32) * q[None, :], 1) * (ksc * sm_scale)
+        s = tl.where(ok, s, float("-inf"))
+        m_new = tl.maximum(m_i, tl.max(s, 0))
+        alpha = tl.exp(m_i - m_new)
+        p = tl.exp(s - m_new)
+        l_i = l_i * alpha + tl.sum(p, 0)
+        acc = acc * alpha + (p * vsc)[:, None] * vc.to(tl.float32)
+        m_i = m_new
+    out = tl.sum(acc, 0) / l_i
+    tl.store(O + r * so_r + h * so_h + d, out.to(O.dtype.element_ty))
+
+@triton.jit
+def byte_as_float(w, k: tl.constexpr, MAGIC: tl.constexpr):
+    # Code k (0..3) of int32 words holding 4 int8 codes, as float32.  MAGIC: integer ops and one
+    # subtraction ((code + 128) placed in the mantissa of 2^23), avoiding the int-to-float conversion
+    # instruction, which runs at a quarter of the FP32 rate; else sign-extending shifts and a conversion.
+    if MAGIC:
+        u = (((w >> (8 * k)) & 0xFF) ^ 0x80) | 0x4B000000
+        return u.to(tl.float32, bitcast=True) - 8388736.0
+    else:
+        return ((w << (24 - 8 * k)) >> 24).to(tl.float32)
+
+@triton.jit
+def decode_attn_words(Q, K, KS, V, VS, MASK, O, length, sm_scale,
+                      sq_r, sq_h, sk_r, sk_h, sk_l, ss_r, ss_h, sm_r, so_r, so_h,
+                      H: tl.constexpr, D: tl.constexpr, BLOCK_N: tl.constexpr, MAGIC: tl.constexpr):
+    # decode_attn over the same cache read as int32 words (K, V and their strides in words): code d of a
+    # column is byte d % 4 of word d // 4, so q, the accumulators and the output are split four ways.
+    pid = tl.program_id(0)
+    r = pid // H
+    h = pid % H
+    j = tl.arange(0, D // 4)
+    qb = Q + r * sq_r + h * sq_h + 4 * j
+    q0, q1 = tl.load(qb).to(tl.float32), tl.load(qb + 1).to(tl.float32)
+    q2, q3 = tl.load(qb + 2).to(tl.float32), tl.load(qb + 3).to(tl.float32)
+    k_base = K + r * sk_r + h * sk_h
+    v_base = V + r * sk_r + h * sk_h
+    s_off = r * ss_r + h * ss_h
+    m_i = tl.full((), -1.0e30, tl.float32)
+    l_i = tl.zeros((), tl.float32)
+    a0 = tl.zeros((BLOCK_N, D // 4), tl.float32)
+    a1 = tl.zeros((BLOCK_N, D // 4), tl.float32)
+    a2 = tl.zeros((BLOCK_N, D // 4), tl.float32)
+    a3 = tl.zeros((BLOCK_N, D // 4), tl.float32)
+    for start in range(0, length, BLOCK_N):
+        n = start + tl.arange(0, BLOCK_N)
+        inb = n < length
+        kw = tl.load(k_base + n[:, None] * sk_l + j[None, :], mask=inb[:, None], other=0)
+        vw = tl.load(v_base + n[:, None] * sk_l + j[None, :], mask=inb[:, None], other=0)
+        ksc = tl.load(KS + s_off + n, mask=inb, other=0.0)
+        vsc = tl.load(VS + s_off + n, mask=inb, other=0.0)
+        ok = inb & (tl.load(MASK + r * sm_r + n, mask=inb, other=0) != 0)
+        dots = (byte_as_float(kw, 0, MAGIC) * q0[None, :] + byte_as_float(kw, 1, MAGIC) * q1[None, :]
+                + byte_as_float(kw, 2, MAGIC) * q2[None, :] + byte_as_float(kw, 3, MAGIC) * q3[None, :])
+        s = tl.sum(dots, 1) * (ksc * sm_scale)
+        s = tl.where(ok, s, float("-inf"))
+        m_new = tl.maximum(m_i, tl.max(s, 0))
+        alpha = tl.exp(m_i - m_new)
+        p = tl.exp(s - m_new)
+        l_i = l_i * alpha + tl.sum(p, 0)
+        wgt = (p * vsc)[:, None]
+        a0 = a0 * alpha + wgt * byte_as_float(vw, 0, MAGIC)
+        a1 = a1 * alpha + wgt * byte_as_float(vw, 1, MAGIC)
+        a2 = a2 * alpha + wgt * byte_as_float(vw, 2, MAGIC)
+        a3 = a3 * alpha + wgt * byte_as_float(vw, 3, MAGIC)
+        m_i = m_new
+    ob = O + r * so_r + h * so_h + 4 * j
+    tl.store(ob, (tl.sum(a0, 0) / l_i).to(O.dtype.element_ty))
+    tl.store(ob + 1, (tl.sum(a1, 0) / l_i).to(O.dtype.element_ty))
+    tl.store(ob + 2, (tl.sum(a2, 0) / l_i).to(O.dtype.element_ty))
+    tl.store(ob + 3, (tl.sum(a3, 0) / l_i).to(O.dtype.element_ty))
