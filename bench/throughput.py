@@ -11,7 +11,8 @@ What is measured, side by side in one process on the same weights:
 - text-to-image: 1060-token images with CFG; ours = CFGImageDecoder (static cache, CUDA graphs, cond and
   uncond rows in one batch) vs naive = eager cond + uncond forwards with DynamicCache, batch 1 (timed over a
   number of steps and scaled to a whole image: the naive loop takes minutes per image);
-- vision encoders at UniToken's shapes (SigLIP so400m on 5 anyres views, VQ-GAN encoder at 512 px);
+- vision encoders as the adapter runs them (SigLIP so400m on 5 AnyRes views, our VQ-GAN in float32 encoding
+  at 512 px and decoding generated codes);
 - a projection of the paper suite's wall time on this GPU from these rates (assumptions in the record).
 """
 
@@ -363,42 +364,49 @@ def bench_generation(model, head, cfg, args, rec):
 
 
 def bench_vision(args, rec, device, dtype):
-    from transformers import ChameleonVQVAE, ChameleonVQVAEConfig, SiglipVisionConfig, SiglipVisionModel
+    """The vision encoders as the adapter runs them, in batches of ``--und-batch`` images: SigLIP so400m in
+    the model dtype over 5 AnyRes views per image in one forward, our VQ-GAN (Meta's shape) in float32 for
+    encoding (the release's tokens), and decoding generated codes one image per call, float32, to PIL."""
+    from transformers import SiglipVisionConfig, SiglipVisionModel
+
+    from model_adapters.chameleon_vq import VQImageTokenizer, build_vocabulary_map
 
     if args.quick:
         sc = SiglipVisionConfig(image_size=384, patch_size=14, hidden_size=32, intermediate_size=64,
                                 num_hidden_layers=1, num_attention_heads=2)
-        vc = ChameleonVQVAEConfig(base_channels=32, channel_multiplier=[1, 1, 1, 1, 1], num_res_blocks=1)
     else:
         sc = SiglipVisionConfig(image_size=384, patch_size=14, hidden_size=1152, intermediate_size=4304,
                                 num_hidden_layers=27, num_attention_heads=16)
-        vc = ChameleonVQVAEConfig()
+    sc._attn_implementation = "sdpa"
+    dd = {"double_z": False, "z_channels": 8 if args.quick else 256, "resolution": 512, "in_channels": 3,
+          "out_ch": 3, "ch": 32 if args.quick else 128, "ch_mult": [1, 1, 2, 2, 4],
+          "num_res_blocks": 1 if args.quick else 2, "attn_resolutions": [], "dropout": 0.0}
     with torch.device(device):
         vit = SiglipVisionModel(sc).to(dtype).eval()
-        vq = ChameleonVQVAE(vc).to(dtype).eval()
-    n = args.vision_images
+    vq = VQImageTokenizer.from_config(dd, 8192, 8 if args.quick else 256, build_vocabulary_map(), device=device)
+    n, per = args.vision_images, max(1, args.und_batch)
     views = torch.randn(n * 5, 3, 384, 384, device=device, dtype=dtype)
-    pix = torch.randn(n, 3, 512, 512, device=device, dtype=dtype)
+    pix = torch.rand(n, 3, 512, 512, device=device) * 2 - 1
+    codes = torch.randint(0, 8192, (n, 32, 32))
+
+    def siglip():
+        for i in range(0, n, per):
+            vit(pixel_values=views[5 * i: 5 * min(n, i + per)])
+
+    def vq_encode():
+        for i in range(0, n, per):
+            vq.encode(pix[i: i + per])
+
     with torch.no_grad():
         vit(pixel_values=views[:5])
         vq.encode(pix[:1])
-        _, s1 = timed(lambda: vit(pixel_values=views))
-        _, s2 = timed(lambda: vq.encode(pix))
-    rec["vision"] = {"images": n, "siglip_5_views_per_s": n / s1, "vqgan_encode_per_s": n / s2}
+        vq.decode(codes[:1])
+        _, s1 = timed(siglip)
+        _, s2 = timed(vq_encode)
+        _, s3 = timed(lambda: [vq.decode(codes[j: j + 1]) for j in range(n)])
+    rec["vision"] = {"images": n, "batch": per, "siglip_5_views_per_s": n / s1, "vqgan_encode_fp32_per_s": n / s2,
+                     "vqgan_decode_fp32_one_at_a_time_per_s": n / s3}
     del vit, vq, views, pix
-    # Generated images back to pixels as the adapter does it: our VQ-GAN (Meta's shape), float32, one image
-    # per call, PIL out.
-    from model_adapters.chameleon_vq import VQImageTokenizer, build_vocabulary_map
-
-    dd = {"double_z": False, "z_channels": 8 if args.quick else 256, "resolution": 512, "in_channels": 3,
-          "out_ch": 3, "ch": 32 if args.quick else 128, "ch_mult": [1, 1, 2, 2, 4], "num_res_blocks": 1 if args.quick else 2,
-          "attn_resolutions": [], "dropout": 0.0}
-    tok = VQImageTokenizer.from_config(dd, 8192, 8 if args.quick else 256, build_vocabulary_map(), device=device)
-    codes = torch.randint(0, 8192, (n, 32, 32))
-    tok.decode(codes[:1])
-    _, s3 = timed(lambda: [tok.decode(codes[j : j + 1]) for j in range(n)])
-    rec["vision"]["vqgan_decode_fp32_one_at_a_time_per_s"] = n / s3
-    del tok
 
 
 def projection(rec):
@@ -410,7 +418,9 @@ def projection(rec):
     # Decode cost per answer token per prompt, from the timed batch (end-to-end minus prefill-only).
     decode_per_tok = max(0.0, und["seconds"] - und["prefill_only_seconds"]) / max(1, und["answer_tokens"] - 1) / und["prompts"]
     vision = rec.get("vision", {})
-    v_per_img = (1 / vision["siglip_5_views_per_s"] + 1 / vision["vqgan_encode_per_s"]) if vision else 0.0
+    # records before 2026-11-29 05:30 measured transformers' VQ encoder in bf16 ("vqgan_encode_per_s")
+    enc = vision.get("vqgan_encode_fp32_per_s") or vision.get("vqgan_encode_per_s")
+    v_per_img = (1 / vision["siglip_5_views_per_s"] + 1 / enc) if vision else 0.0
     rows, total = {}, 0.0
     for name, (prompts, images, ans) in SUITE_UNDERSTANDING.items():
         prefill_tokens = images * (prompt_len - suffix) + prompts * suffix

@@ -155,6 +155,16 @@ def test_continuous_token_counts(adapter, size):
     assert VisionLayout(anyres=False).n_tokens(size) == 729
 
 
+def test_one_siglip_forward_over_several_images_gives_each_its_own_tokens(adapter):
+    """Images with 3, 4 and 5 views through one tower forward: each image's tokens as if it ran alone."""
+    imgs = [_img(*size) for size in ((500, 300), (1000, 400), (2000, 2000))]
+    together = adapter.model.continuous_tokens_many(imgs)
+    for img, got in zip(imgs, together):
+        torch.testing.assert_close(got, adapter.model.continuous_tokens(img), rtol=1e-5, atol=1e-5)
+    assert [t.shape[0] for t in together] == [CASES[(500, 300)], CASES[(1000, 400)], CASES[(2000, 2000)]]
+    assert adapter.model.continuous_tokens_many([]) == []
+
+
 def test_sequence_layout(adapter):
     img = _img(500, 300)
     before, after = adapter.model.tokenizer.question("What is shown?", 1)

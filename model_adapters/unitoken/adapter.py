@@ -179,14 +179,16 @@ class ChameleonFamilyAdapter(ModelAdapter):
         ahead = {id(r.images[0]): r.prepared for r in requests if r.images and r.prepared}
         prefixes = []
         imgs = [img for _, img in pending if img is not None]
-        blocks = self.vq.image_blocks(imgs, [ahead.get(id(im), {}).get("vq_pixels") for im in imgs])
-        it = iter(blocks)
+        blocks = iter(self.vq.image_blocks(imgs, [ahead.get(id(im), {}).get("vq_pixels") for im in imgs]))
+        conts = iter(self.model.continuous_tokens_many(imgs, [ahead.get(id(im), {}).get("siglip_views")
+                                                              for im in imgs])
+                     if self.model.vit is not None else [])
         for before, img in pending:
             if img is None:
                 prefixes.append(self.model.embed_ids(before))
             else:
-                views = ahead.get(id(img), {}).get("siglip_views")
-                prefixes.append(self.model.image_prefix(before, next(it), img, views))
+                cont = next(conts) if self.model.vit is not None else None
+                prefixes.append(self.model.image_prefix(before, next(blocks), img, continuous=cont))
         # a text-only prompt whose suffix is empty cannot happen: the turn always ends with 8710
         return prefixes, group, suffixes
 

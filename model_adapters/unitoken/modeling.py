@@ -110,17 +110,35 @@ class UniTokenModel:
         """SigLIP features of all views -> adapter -> arranged continuous tokens [T, hidden].
 
         ``views``: :meth:`siglip_views` of ``img`` when computed ahead."""
-        px, grid = views if views is not None else self.siglip_views(img)
-        px = px.to(self.device, self.dtype)
-        feats = self.vit(px, interpolate_pos_encoding=True).last_hidden_state
-        feats = self.adapter(feats)
-        return self.layout.arrange(feats, grid, img.size, self.embed_ids([NEWLINE_ID]))
+        return self.continuous_tokens_many([img], [views])[0]
 
     @torch.no_grad()
-    def image_prefix(self, before: list[int], block: list[int], img: Optional[Image.Image], views=None) -> torch.Tensor:
-        """``before`` ids + the discrete block up to EOI + [SEP + continuous] + EOI, as embeddings [P, hidden]."""
+    def continuous_tokens_many(self, imgs: list[Image.Image], views: Optional[list] = None) -> list[torch.Tensor]:
+        """:meth:`continuous_tokens` of several images through one SigLIP forward over all their views: per
+        image the tower runs 1-5 views of 729 tokens, too few to fill a GPU."""
+        views = views if views is not None else [None] * len(imgs)
+        packs = [v if v is not None else self.siglip_views(im) for im, v in zip(imgs, views)]
+        if not packs:
+            return []
+        px = torch.cat([p for p, _ in packs]).to(self.device, self.dtype)
+        feats = self.adapter(self.vit(px, interpolate_pos_encoding=True).last_hidden_state)
+        newline = self.embed_ids([NEWLINE_ID])
+        out, at = [], 0
+        for im, (p, grid) in zip(imgs, packs):
+            out.append(self.layout.arrange(feats[at: at + len(p)], grid, im.size, newline))
+            at += len(p)
+        return out
+
+    @torch.no_grad()
+    def image_prefix(self, before: list[int], block: list[int], img: Optional[Image.Image], views=None,
+                     continuous: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``before`` ids + the discrete block up to EOI + [SEP + continuous] + EOI, as embeddings [P, hidden].
+
+        ``continuous``: the image's continuous tokens when computed already (with other images')."""
         parts = [self.embed_ids(before + block[:-1])]
         if self.vit is not None and img is not None:
-            parts += [self.embed_ids([SEP_ID]), self.continuous_tokens(img, views)]
+            if continuous is None:
+                continuous = self.continuous_tokens(img, views)
+            parts += [self.embed_ids([SEP_ID]), continuous]
         parts.append(self.embed_ids(block[-1:]))
         return torch.cat(parts, 0)
