@@ -10,6 +10,28 @@ import triton.language as tl
 
 
 @triton.jit
+def column_tile(KS, VS, MASK, s_off, m_off, start, length, BLOCK_N: tl.constexpr):
+    """Columns start..start+BLOCK_N-1: in range, their K and V scales, and visible (in range and unmasked)."""
+    n = start + tl.arange(0, BLOCK_N)
+    inb = n < length
+    ksc = tl.load(KS + s_off + n, mask=inb, other=0.0)
+    vsc = tl.load(VS + s_off + n, mask=inb, other=0.0)
+    ok = inb & (tl.load(MASK + m_off + n, mask=inb, other=0) != 0)
+    return n, inb, ksc, vsc, ok
+
+
+@triton.jit
+def softmax_update(raw, ksc, ok, sm_scale, m_i, l_i):
+    """Online softmax over one tile: ``raw`` = q . codes per column.  Returns the columns' weights, the factor
+    that rescales what was accumulated so far, and the new running max and sum."""
+    s = tl.where(ok, raw * (ksc * sm_scale), float("-inf"))
+    m_new = tl.maximum(m_i, tl.max(s, 0))
+    alpha = tl.exp(m_i - m_new)
+    p = tl.exp(s - m_new)
+    return p, alpha, m_new, l_i * alpha + tl.sum(p, 0)
+
+
+@triton.jit
 def decode_attn(Q, K, KS, V, VS, MASK, O, length, sm_scale,
                 sq_r, sq_h, sk_r, sk_h, sk_l, ss_r, ss_h, sm_r, so_r, so_h,
                 H: tl.constexpr, D: tl.constexpr, BLOCK_N: tl.constexpr):
@@ -29,21 +51,11 @@ def decode_attn(Q, K, KS, V, VS, MASK, O, length, sm_scale,
     l_i = tl.zeros((), tl.float32)
     acc = tl.zeros((BLOCK_N, D), tl.float32)
     for start in range(0, length, BLOCK_N):
-        n = start + tl.arange(0, BLOCK_N)
-        inb = n < length
+        n, inb, ksc, vsc, ok = column_tile(KS, VS, MASK, s_off, r * sm_r, start, length, BLOCK_N)
         kc = tl.load(k_base + n[:, None] * sk_l + d[None, :], mask=inb[:, None], other=0)
         vc = tl.load(v_base + n[:, None] * sk_l + d[None, :], mask=inb[:, None], other=0)
-        ksc = tl.load(KS + s_off + n, mask=inb, other=0.0)
-        vsc = tl.load(VS + s_off + n, mask=inb, other=0.0)
-        ok = inb & (tl.load(MASK + r * sm_r + n, mask=inb, other=0) != 0)
-        s = tl.sum(kc.to(tl.float32) * q[None, :], 1) * (ksc * sm_scale)
-        s = tl.where(ok, s, float("-inf"))
-        m_new = tl.maximum(m_i, tl.max(s, 0))
-        alpha = tl.exp(m_i - m_new)
-        p = tl.exp(s - m_new)
-        l_i = l_i * alpha + tl.sum(p, 0)
+        p, alpha, m_i, l_i = softmax_update(tl.sum(kc.to(tl.float32) * q[None, :], 1), ksc, ok, sm_scale, m_i, l_i)
         acc = acc * alpha + (p * vsc)[:, None] * vc.to(tl.float32)
-        m_i = m_new
     out = tl.sum(acc, 0) / l_i
     tl.store(O + r * so_r + h * so_h + d, out.to(O.dtype.element_ty))
 
@@ -81,27 +93,17 @@ def decode_attn_words(Q, K, KS, V, VS, MASK, O, length, sm_scale,
     a2 = tl.zeros((BLOCK_N, D // 4), tl.float32)
     a3 = tl.zeros((BLOCK_N, D // 4), tl.float32)
     for start in range(0, length, BLOCK_N):
-        n = start + tl.arange(0, BLOCK_N)
-        inb = n < length
+        n, inb, ksc, vsc, ok = column_tile(KS, VS, MASK, s_off, r * sm_r, start, length, BLOCK_N)
         kw = tl.load(k_base + n[:, None] * sk_l + j[None, :], mask=inb[:, None], other=0)
         vw = tl.load(v_base + n[:, None] * sk_l + j[None, :], mask=inb[:, None], other=0)
-        ksc = tl.load(KS + s_off + n, mask=inb, other=0.0)
-        vsc = tl.load(VS + s_off + n, mask=inb, other=0.0)
-        ok = inb & (tl.load(MASK + r * sm_r + n, mask=inb, other=0) != 0)
         dots = (byte_as_float(kw, 0, MAGIC) * q0[None, :] + byte_as_float(kw, 1, MAGIC) * q1[None, :]
                 + byte_as_float(kw, 2, MAGIC) * q2[None, :] + byte_as_float(kw, 3, MAGIC) * q3[None, :])
-        s = tl.sum(dots, 1) * (ksc * sm_scale)
-        s = tl.where(ok, s, float("-inf"))
-        m_new = tl.maximum(m_i, tl.max(s, 0))
-        alpha = tl.exp(m_i - m_new)
-        p = tl.exp(s - m_new)
-        l_i = l_i * alpha + tl.sum(p, 0)
+        p, alpha, m_i, l_i = softmax_update(tl.sum(dots, 1), ksc, ok, sm_scale, m_i, l_i)
         wgt = (p * vsc)[:, None]
         a0 = a0 * alpha + wgt * byte_as_float(vw, 0, MAGIC)
         a1 = a1 * alpha + wgt * byte_as_float(vw, 1, MAGIC)
         a2 = a2 * alpha + wgt * byte_as_float(vw, 2, MAGIC)
         a3 = a3 * alpha + wgt * byte_as_float(vw, 3, MAGIC)
-        m_i = m_new
     ob = O + r * so_r + h * so_h + 4 * j
     tl.store(ob, (tl.sum(a0, 0) / l_i).to(O.dtype.element_ty))
     tl.store(ob + 1, (tl.sum(a1, 0) / l_i).to(O.dtype.element_ty))
