@@ -102,7 +102,7 @@ def bench_understanding(model, head, cfg, args, rec):
     suffix = [int(x) for x in torch.randint(10, 8000, (S - 1,), generator=g)] + [8710]
     from torch.nn.attention import SDPBackend
 
-    backends = {"fused+cudnn": [SDPBackend.CUDNN_ATTENTION], "fused+flash": [SDPBackend.FLASH_ATTENTION]}.get(
+    backends = {"default+cudnn": [SDPBackend.CUDNN_ATTENTION], "default+flash": [SDPBackend.FLASH_ATTENTION]}.get(
         rec.get("prefill_best") or "", None)
     rec["understanding_prefill_backend"] = rec.get("prefill_best") or "default"
 
@@ -199,15 +199,20 @@ def bench_prefill_variants(model, head, cfg, args, rec):
     emb = (torch.randn(G, P, cfg.hidden_size, device=dev) * 0.02).to(dtype)
     pos = torch.arange(P, device=dev)[None].expand(G, P)
     out = {}
-    variants = [("separate", False, None), ("fused", True, None)]
-    if dev.type == "cuda":
-        variants += [("fused+cudnn", True, [SDPBackend.CUDNN_ATTENTION]),
-                     ("fused+flash", True, [SDPBackend.FLASH_ATTENTION])]
-    for name, fused, backends in variants:
-        try:
-            from model_adapters.chameleon_fast import LeanChameleon
+    import model_adapters.chameleon_fast as cf
 
-            lean = LeanChameleon(model, head, G, P, fused=fused, prefill_backends=backends)
+    # default: what the decoders do (separate projections with compiled SwiGLU from SEPARATE_PROJECTIONS_FROM
+    # tokens); separate_eager_swiglu: transformers' MLP module; fused_wide: the fused GEMMs at any width.
+    wide_from = cf.SEPARATE_PROJECTIONS_FROM
+    variants = [("default", True, None, wide_from), ("separate_eager_swiglu", False, None, wide_from),
+                ("fused_wide", True, None, 1 << 62)]
+    if dev.type == "cuda":
+        variants += [("default+cudnn", True, [SDPBackend.CUDNN_ATTENTION], wide_from),
+                     ("default+flash", True, [SDPBackend.FLASH_ATTENTION], wide_from)]
+    for name, fused, backends, threshold in variants:
+        cf.SEPARATE_PROJECTIONS_FROM = threshold
+        try:
+            lean = cf.LeanChameleon(model, head, G, P, fused=fused, prefill_backends=backends)
             lean.valid[:] = True
             lean.forward(pos, 0, P, embeds=emb, dense_causal=True)
             _, secs = timed(lean.forward, pos, 0, P, embeds=emb, dense_causal=True)
@@ -215,6 +220,8 @@ def bench_prefill_variants(model, head, cfg, args, rec):
             del lean
         except Exception as exc:  # a backend this build lacks
             out[name] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+        finally:
+            cf.SEPARATE_PROJECTIONS_FROM = wide_from
         gc.collect()
         torch.cuda.empty_cache() if dev.type == "cuda" else None
     rec["prefill_variants"] = out

@@ -146,7 +146,18 @@ def _head_norm_rope(proj, weight, bias, cos, sin, R: int, T: int, H: int, D: int
 
 def _swiglu(gate_up):
     gate, up = gate_up.chunk(2, dim=-1)
+    return _swiglu_pair(gate, up)
+
+
+def _swiglu_pair(gate, up):
     return F.silu(gate) * up
+
+
+# From this many tokens in one forward (R x T), the fused QKV and gate/up GEMMs give way to separate ones:
+# on an H200 separate projections prefilled 16 x 4.7k-token prompts ~2% faster (prefill_variants in
+# bench/records/throughput-NVIDIA-H200-20261129-*.json), while decode steps (a few hundred rows) gain from
+# fewer, wider GEMMs.
+SEPARATE_PROJECTIONS_FROM = 4096
 
 
 _PIECES: dict[str, object] = {}
@@ -178,6 +189,9 @@ def _run_layers(model, x, cos, sin, write, mask, kv, length: int, dense: bool, f
     D = model.config.hidden_size // H
     rms, add_rms = _piece("rms", _rms_norm, compiled), _piece("add_rms", _add_rms_norm, compiled)
     norm_rope, swiglu = _piece("rope", _head_norm_rope, compiled), _piece("swiglu", _swiglu, compiled)
+    swiglu_pair = _piece("swiglu_pair", _swiglu_pair, compiled)
+    # ``fused``: the fused weights exist and the activation is SiLU; wide forwards still use separate GEMMs.
+    silu, fused = fused, fused and R * T < SEPARATE_PROJECTIONS_FROM
     layers = model.layers
     first = layers[0].input_layernorm
     h = rms(x, first.weight, first.variance_epsilon)
@@ -197,7 +211,12 @@ def _run_layers(model, x, cos, sin, write, mask, kv, length: int, dense: bool, f
             o = kv.attend(i, q, mask, length, attn.scaling)
         post = layer.post_attention_layernorm
         x, h = add_rms(x, attn.o_proj(o.transpose(1, 2).reshape(R, T, H * D)), post.weight, post.variance_epsilon)
-        m = mlp.down_proj(swiglu(F.linear(h, mlp._lean_gate_up))) if fused else mlp(h)
+        if fused:
+            m = mlp.down_proj(swiglu(F.linear(h, mlp._lean_gate_up)))
+        elif silu:
+            m = mlp.down_proj(swiglu_pair(mlp.gate_proj(h), mlp.up_proj(h)))
+        else:
+            m = mlp(h)
         if i + 1 < len(layers):
             nxt = layers[i + 1].input_layernorm
             x, h = add_rms(x, m, nxt.weight, nxt.variance_epsilon)

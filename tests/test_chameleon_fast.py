@@ -185,3 +185,22 @@ def test_prefix_sharing_gives_each_prompt_what_it_would_get_alone(second_len):
     # Three prompts shared image 0's prefill: 9 + n prefix tokens computed instead of 9 * 3 + n.
     assert dec.stats["prefill_tokens"] == 9 + second_len + 13
     assert dec.stats["prompt_tokens"] == 9 * 3 + second_len + 13
+
+
+def test_wide_forwards_use_separate_projections_with_the_same_result(monkeypatch):
+    import model_adapters.chameleon_fast as cf
+
+    model, head = _tiny()
+    ids = torch.tensor([[5, 9, 100, 8197], [7, 8, 9, 8197]])
+    lean = LeanChameleon(model, head, max_rows=2, max_len=4, fused=True)
+    lean.valid[:] = True
+    narrow = lean.forward(torch.arange(4)[None].expand(2, -1), 0, 4, ids=ids, dense_causal=True)
+    calls = []
+    real = model.layers[0].mlp.gate_proj.forward
+    monkeypatch.setattr(model.layers[0].mlp.gate_proj, "forward", lambda h: calls.append(h.shape) or real(h))
+    monkeypatch.setattr(cf, "SEPARATE_PROJECTIONS_FROM", 8)  # 2 rows x 4 tokens is "wide" now
+    wide = lean.forward(torch.arange(4)[None].expand(2, -1), 0, 4, ids=ids, dense_causal=True)
+    assert calls  # the separate gate projection ran
+    torch.testing.assert_close(wide, narrow, rtol=1e-5, atol=1e-5)
+    for b in range(2):
+        torch.testing.assert_close(wide[b], _hf_logits(model, head, ids[b].tolist()), rtol=1e-4, atol=1e-4)
