@@ -130,8 +130,8 @@ def decode_attention_int8(q: torch.Tensor, k: torch.Tensor, ks: torch.Tensor, v:
     out = torch.empty((R, H, D), dtype=q.dtype, device=q.device)
     m = mask if mask.dtype == torch.uint8 else mask.view(torch.uint8) if mask.dtype == torch.bool else mask.to(torch.uint8)
     # Tuning knobs for bench/profile_int8_attention.py; the defaults are its best on an H200.
-    # UNITOKEN_EVAL_INT8_KERNEL: "bytes" (int8 loads and conversions), "words" (int32 loads, conversions) or
-    # "magic" (int32 loads, integer-op conversion).
+    # UNITOKEN_EVAL_INT8_KERNEL: "bytes" (int8 loads and conversions), "words" (int32 loads, conversions),
+    # "magic" (int32 loads, integer-op conversion) or "mixed" (K converted, V by integer ops).
     variant = os.environ.get("UNITOKEN_EVAL_INT8_KERNEL", "bytes")
     block = int(os.environ.get("UNITOKEN_EVAL_INT8_BLOCK", "16"))
     warps = int(os.environ.get("UNITOKEN_EVAL_INT8_WARPS", "2"))
@@ -141,14 +141,14 @@ def decode_attention_int8(q: torch.Tensor, k: torch.Tensor, ks: torch.Tensor, v:
     if variant == "bytes":
         fn, extra = kernels["bytes"], {}
         args += [k.stride(0), k.stride(1), k.stride(2)]
-    elif variant in ("words", "magic"):
+    elif variant in ("words", "magic", "mixed"):
         if D % 4 or k.stride(2) % 4 or k.stride(1) % 4 or k.stride(0) % 4:
             raise ValueError("the int32-word kernels need head_dim and cache strides divisible by 4")
-        fn, extra = kernels["words"], {"MAGIC": variant == "magic"}
+        fn, extra = kernels["words"], {"MAGIC_K": variant == "magic", "MAGIC_V": variant in ("magic", "mixed")}
         k, v = k.view(torch.int32), v.view(torch.int32)
         args += [k.stride(0), k.stride(1), k.stride(2)]
     else:
-        raise ValueError(f"UNITOKEN_EVAL_INT8_KERNEL={variant!r}: expected bytes, words or magic")
+        raise ValueError(f"UNITOKEN_EVAL_INT8_KERNEL={variant!r}: expected bytes, words, magic or mixed")
     fn[(R * H,)](q2, k, ks, v, vs, m, out, length, float(scale), *args, ks.stride(0), ks.stride(1), m.stride(0),
                  out.stride(0), out.stride(1), H=H, D=D, BLOCK_N=block, num_warps=warps, num_stages=stages, **extra)
     return out.reshape(R, H, 1, D)

@@ -73,9 +73,12 @@ def byte_as_float(w, k: tl.constexpr, MAGIC: tl.constexpr):
 @triton.jit
 def decode_attn_words(Q, K, KS, V, VS, MASK, O, length, sm_scale,
                       sq_r, sq_h, sk_r, sk_h, sk_l, ss_r, ss_h, sm_r, so_r, so_h,
-                      H: tl.constexpr, D: tl.constexpr, BLOCK_N: tl.constexpr, MAGIC: tl.constexpr):
+                      H: tl.constexpr, D: tl.constexpr, BLOCK_N: tl.constexpr, MAGIC_K: tl.constexpr,
+                      MAGIC_V: tl.constexpr):
     # decode_attn over the same cache read as int32 words (K, V and their strides in words): code d of a
     # column is byte d % 4 of word d // 4, so q, the accumulators and the output are split four ways.
+    # MAGIC_K / MAGIC_V pick the conversion per tensor: converting K on the conversion pipe and V with
+    # integer ops balances the two pipes (bench/int8_kernel_sass.py).
     pid = tl.program_id(0)
     r = pid // H
     h = pid % H
@@ -96,14 +99,14 @@ def decode_attn_words(Q, K, KS, V, VS, MASK, O, length, sm_scale,
         n, inb, ksc, vsc, ok = column_tile(KS, VS, MASK, s_off, r * sm_r, start, length, BLOCK_N)
         kw = tl.load(k_base + n[:, None] * sk_l + j[None, :], mask=inb[:, None], other=0)
         vw = tl.load(v_base + n[:, None] * sk_l + j[None, :], mask=inb[:, None], other=0)
-        dots = (byte_as_float(kw, 0, MAGIC) * q0[None, :] + byte_as_float(kw, 1, MAGIC) * q1[None, :]
-                + byte_as_float(kw, 2, MAGIC) * q2[None, :] + byte_as_float(kw, 3, MAGIC) * q3[None, :])
+        dots = (byte_as_float(kw, 0, MAGIC_K) * q0[None, :] + byte_as_float(kw, 1, MAGIC_K) * q1[None, :]
+                + byte_as_float(kw, 2, MAGIC_K) * q2[None, :] + byte_as_float(kw, 3, MAGIC_K) * q3[None, :])
         p, alpha, m_i, l_i = softmax_update(tl.sum(dots, 1), ksc, ok, sm_scale, m_i, l_i)
         wgt = (p * vsc)[:, None]
-        a0 = a0 * alpha + wgt * byte_as_float(vw, 0, MAGIC)
-        a1 = a1 * alpha + wgt * byte_as_float(vw, 1, MAGIC)
-        a2 = a2 * alpha + wgt * byte_as_float(vw, 2, MAGIC)
-        a3 = a3 * alpha + wgt * byte_as_float(vw, 3, MAGIC)
+        a0 = a0 * alpha + wgt * byte_as_float(vw, 0, MAGIC_V)
+        a1 = a1 * alpha + wgt * byte_as_float(vw, 1, MAGIC_V)
+        a2 = a2 * alpha + wgt * byte_as_float(vw, 2, MAGIC_V)
+        a3 = a3 * alpha + wgt * byte_as_float(vw, 3, MAGIC_V)
     ob = O + r * so_r + h * so_h + 4 * j
     tl.store(ob, (tl.sum(a0, 0) / l_i).to(O.dtype.element_ty))
     tl.store(ob + 1, (tl.sum(a1, 0) / l_i).to(O.dtype.element_ty))

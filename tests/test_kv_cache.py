@@ -101,7 +101,7 @@ _KERNEL_CHECK = textwrap.dedent("""
                                          dequantize_int8(vc[:, :, :L], vs[:, :, :L], torch.float32),
                                          attn_mask=mask[:, None, None, :], scale=0.17)
     res = {{}}
-    for variant in ("bytes", "words", "magic"):
+    for variant in ("bytes", "words", "magic", "mixed"):
         os.environ["UNITOKEN_EVAL_INT8_KERNEL"] = variant
         got = decode_attention_int8(q, kc, ks, vc, vs, mask, L, 0.17)
         res[variant] = {{"max_abs_diff": float((got - ref).abs().max()), "finite": bool(torch.isfinite(got).all())}}
@@ -116,5 +116,5 @@ def test_triton_decode_kernel_matches_dequantized_sdpa_under_the_interpreter():
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert set(res) == {"bytes", "words", "magic"}
+    assert set(res) == {"bytes", "words", "magic", "mixed"}
     assert all(r["finite"] and r["max_abs_diff"] < 1e-5 for r in res.values()), res
