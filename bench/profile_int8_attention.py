@@ -21,7 +21,7 @@ from bench.profile_decode import cuda_ms  # noqa: E402
 from model_adapters.kv_cache import decode_attention_int8, dequantize_int8, quantize_int8  # noqa: E402
 
 
-VARIANTS = [(kind, b, w) for kind in ("bytes", "words", "magic", "mixed") for b in (8, 16, 32, 64) for w in (1, 2, 4)]
+VARIANTS = [(kind, b, w) for kind in ("bytes", "words", "magic", "mixed") for b in (16, 32) for w in (1, 2, 4)]
 
 
 def one_shape(R: int, L: int, H: int = 32, D: int = 128) -> dict:
