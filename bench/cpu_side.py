@@ -15,7 +15,6 @@ import argparse
 import base64
 import datetime as dt
 import io
-import json
 import platform
 import sys
 import tempfile
@@ -29,6 +28,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.records_io import save_record  # noqa: E402
 from harness.store import RunStore  # noqa: E402
 from model_adapters.chameleon_vq import processing as vq_processing  # noqa: E402
 from model_adapters.unitoken.processing import VisionLayout, siglip_pixels  # noqa: E402
@@ -84,12 +84,7 @@ def main(argv=None) -> None:
                     lambda im: store.save_image("t", f"{next(names)}.png", im), generated),
             },
         }
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"cpu-side-{platform.node()}-{dt.datetime.now():%Y%m%d}.json"
-    path.write_text(json.dumps(rec, indent=2) + "\n")
-    print(json.dumps(rec, indent=2))
-    print(f"record: {path}")
+    save_record(rec, a.out, f"cpu-side-{platform.node()}")
 
 
 if __name__ == "__main__":

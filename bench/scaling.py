@@ -32,6 +32,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.records_io import save_record  # noqa: E402
 from bench.unitoken_release_layout import LLM_7B, SIGLIP_SO400M, VQGAN_META  # noqa: E402
 from model_adapters.unitoken.tiny_checkpoint import write_tiny_release  # noqa: E402
 
@@ -111,12 +112,10 @@ def main(argv=None) -> None:
     one, many = (rec["runs"][s] for s in settings)
     if one["returncode"] == 0 and many["returncode"] == 0:
         rec["speedup"] = one["seconds"] / many["seconds"]
-    print(json.dumps(rec, indent=2))
-    if not a.quick:
-        path = Path(a.records) / f"scaling-{rec['gpu'].replace(' ', '-')}-{dt.datetime.now():%Y%m%d-%H%M%S}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(rec, indent=2) + "\n")
-        print(f"record: {path}")
+    if a.quick:
+        print(json.dumps(rec, indent=2))
+    else:
+        save_record(rec, a.records, f"scaling-{rec['gpu'].replace(' ', '-')}")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import gc
-import json
 import math
 import platform
 import sys
@@ -33,6 +32,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.records_io import save_record  # noqa: E402
 from model_adapters.chameleon_fast import CFGImageDecoder, ImageGrid, LeanChameleon, PrefixSharingGreedyDecoder  # noqa: E402
 
 # Samples per benchmark (understanding: prompts; groups share one image) under the paper's protocols.
@@ -514,13 +514,7 @@ def main(argv=None):
         rec["peak_memory_gb"] = torch.cuda.max_memory_allocated() / 1e9
     if {"understanding", "generation"} <= sections:
         rec["projection"] = projection(rec)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    tag = "quick" if args.quick else rec["gpu"].replace(" ", "-")
-    path = out / f"throughput-{tag}-{dt.datetime.now():%Y%m%d-%H%M%S}.json"
-    path.write_text(json.dumps(rec, indent=2) + "\n")
-    print(json.dumps(rec, indent=2))
-    print(f"record: {path}")
+    save_record(rec, args.out, "throughput-" + ("quick" if args.quick else rec["gpu"].replace(" ", "-")))
 
 
 if __name__ == "__main__":

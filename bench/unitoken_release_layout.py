@@ -5,7 +5,7 @@ it through the ``unitoken`` adapter exactly as a downloaded checkpoint, and time
 GPU (the lead's H200):  python bench/unitoken_release_layout.py --out /data/ut7b   (~15 GB on disk)
 CPU check of the script: python bench/unitoken_release_layout.py --quick           (tiny shapes, meaningless)
 
-Writes bench/records/unitoken-release-layout-<utc time>.json.  Random weights never emit the end-of-turn
+Writes bench/records/unitoken-release-layout-<local time>.json.  Random weights never emit the end-of-turn
 token, so every answer runs to max_new_tokens: understanding figures are prefill + that many decode steps.
 """
 
@@ -25,6 +25,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.records_io import save_record  # noqa: E402
 from harness.types import GenerateRequest, UnderstandRequest  # noqa: E402
 from model_adapters.unitoken import UniTokenAdapter  # noqa: E402
 from model_adapters.unitoken.tiny_checkpoint import write_tiny_release  # noqa: E402
@@ -107,12 +108,10 @@ def main(argv=None) -> None:
                          "image_size": list(gres[0]["images"][0].size)}
     if cuda:
         rec["peak_mem_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 1)
-    print(json.dumps(rec, indent=2))
-    rdir = Path(a.records)
-    rdir.mkdir(exist_ok=True)
-    name = "unitoken-release-layout-" + ("quick-" if a.quick else "") + dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S") + ".json"
-    if not a.quick:
-        (rdir / name).write_text(json.dumps(rec, indent=2))
+    if a.quick:
+        print(json.dumps(rec, indent=2))
+    else:
+        save_record(rec, a.records, "unitoken-release-layout")
 
 
 if __name__ == "__main__":
