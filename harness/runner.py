@@ -286,15 +286,15 @@ class Runner:
             self.adapter.prepare(requests)  # the adapter's CPU preprocessing, also off the critical path
         return requests, ready, failed
 
-    def _run_batch(self, task: Task, batch: list[Sample], out_dir: Path, skip: Container[str] = frozenset(),
-                   saver: Optional[ThreadPoolExecutor] = None, prepared=None) -> "list[Prediction] | Future":
+    def _run_batch(self, task: Task, batch: list[Sample], out_dir: Path, skip: Container[str],
+                   saver: ThreadPoolExecutor, prepared: tuple) -> "list[Prediction] | Future":
         """Records, in batch order, of the batch's samples not in ``skip`` (stored by an interrupted attempt).
 
         The whole batch goes to the model either way, so the outputs do not depend on how far that attempt got.
-        ``prepared``: :meth:`_prepare`'s result when built ahead.  With a ``saver``, a generation batch's
-        images are written there and a Future of the records returned.
+        ``prepared``: :meth:`_prepare`'s result for the batch.  A generation batch's images are written by
+        ``saver`` and a Future of its records is returned.
         """
-        requests, ready, failed = prepared if prepared is not None else self._prepare(task, batch)
+        requests, ready, failed = prepared
         made: dict[str, Prediction] = {}
 
         def in_order() -> list[Prediction]:
@@ -327,7 +327,7 @@ class Runner:
                 made[s.id] = Prediction(sample_id=s.id, images=paths, meta={"seed": req.seed, "seconds": round(secs, 4)})
             return in_order()
 
-        return saver.submit(save) if saver is not None else save()
+        return saver.submit(save)
 
     def score(self, task: Task, samples: list[Sample], results: dict[str, TaskResult]) -> TaskResult:
         ctx = ScoreContext(

@@ -13,7 +13,6 @@ so their scores stay those of the model in its own precision.
 from __future__ import annotations
 
 import os
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -137,18 +136,16 @@ def decode_attention_int8(q: torch.Tensor, k: torch.Tensor, ks: torch.Tensor, v:
     warps = int(os.environ.get("UNITOKEN_EVAL_INT8_WARPS", "2"))
     stages = int(os.environ.get("UNITOKEN_EVAL_INT8_STAGES", "1"))
     kernels = _kernel()
-    args = [q2.stride(0), q2.stride(1)]
     if variant == "bytes":
         fn, extra = kernels["bytes"], {}
-        args += [k.stride(0), k.stride(1), k.stride(2)]
     elif variant in ("words", "magic", "mixed"):
         if D % 4 or k.stride(2) % 4 or k.stride(1) % 4 or k.stride(0) % 4:
             raise ValueError("the int32-word kernels need head_dim and cache strides divisible by 4")
         fn, extra = kernels["words"], {"MAGIC_K": variant == "magic", "MAGIC_V": variant in ("magic", "mixed")}
-        k, v = k.view(torch.int32), v.view(torch.int32)
-        args += [k.stride(0), k.stride(1), k.stride(2)]
+        k, v = k.view(torch.int32), v.view(torch.int32)  # strides below are then in words
     else:
         raise ValueError(f"UNITOKEN_EVAL_INT8_KERNEL={variant!r}: expected bytes, words, magic or mixed")
-    fn[(R * H,)](q2, k, ks, v, vs, m, out, length, float(scale), *args, ks.stride(0), ks.stride(1), m.stride(0),
-                 out.stride(0), out.stride(1), H=H, D=D, BLOCK_N=block, num_warps=warps, num_stages=stages, **extra)
+    fn[(R * H,)](q2, k, ks, v, vs, m, out, length, float(scale), q2.stride(0), q2.stride(1), k.stride(0),
+                 k.stride(1), k.stride(2), ks.stride(0), ks.stride(1), m.stride(0), out.stride(0), out.stride(1),
+                 H=H, D=D, BLOCK_N=block, num_warps=warps, num_stages=stages, **extra)
     return out.reshape(R, H, 1, D)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Optional
 
@@ -253,11 +254,12 @@ class ChameleonFamilyAdapter(ModelAdapter):
     def _decode_images(self, codes: torch.Tensor) -> list[Image.Image]:
         """One image per decoder call: batched convolutions may pick other kernels (other rounding), and an
         image must not depend on what else was in its batch."""
-        if self.device.type != "cuda":
-            return [self.vq.decode(codes[j: j + 1])[0] for j in range(codes.shape[0])]
-        if getattr(self, "_decode_stream", None) is None:
-            self._decode_stream = torch.cuda.Stream(self.device)
-        with torch.cuda.stream(self._decode_stream):
+        stream = nullcontext()
+        if self.device.type == "cuda":
+            if getattr(self, "_decode_stream", None) is None:
+                self._decode_stream = torch.cuda.Stream(self.device)
+            stream = torch.cuda.stream(self._decode_stream)
+        with stream:
             return [self.vq.decode(codes[j: j + 1])[0] for j in range(codes.shape[0])]
 
 

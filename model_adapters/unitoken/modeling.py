@@ -106,11 +106,9 @@ class UniTokenModel:
         return siglip_pixels(views, self.layout.image_size), grid
 
     @torch.no_grad()
-    def continuous_tokens(self, img: Image.Image, views=None) -> torch.Tensor:
-        """SigLIP features of all views -> adapter -> arranged continuous tokens [T, hidden].
-
-        ``views``: :meth:`siglip_views` of ``img`` when computed ahead."""
-        return self.continuous_tokens_many([img], [views])[0]
+    def continuous_tokens(self, img: Image.Image) -> torch.Tensor:
+        """SigLIP features of all views -> adapter -> arranged continuous tokens [T, hidden]."""
+        return self.continuous_tokens_many([img])[0]
 
     @torch.no_grad()
     def continuous_tokens_many(self, imgs: list[Image.Image], views: Optional[list] = None) -> list[torch.Tensor]:
@@ -130,7 +128,7 @@ class UniTokenModel:
         return out
 
     @torch.no_grad()
-    def image_prefix(self, before: list[int], block: list[int], img: Optional[Image.Image], views=None,
+    def image_prefix(self, before: list[int], block: list[int], img: Optional[Image.Image],
                      continuous: Optional[torch.Tensor] = None) -> torch.Tensor:
         """``before`` ids + the discrete block up to EOI + [SEP + continuous] + EOI, as embeddings [P, hidden].
 
@@ -138,7 +136,7 @@ class UniTokenModel:
         parts = [self.embed_ids(before + block[:-1])]
         if self.vit is not None and img is not None:
             if continuous is None:
-                continuous = self.continuous_tokens(img, views)
+                continuous = self.continuous_tokens(img)
             parts += [self.embed_ids([SEP_ID]), continuous]
         parts.append(self.embed_ids(block[-1:]))
         return torch.cat(parts, 0)
