@@ -40,11 +40,11 @@ def compile_variant(variant: str, block: int, warps: int, head_dim: int = 128) -
 
     from model_adapters import kv_int8_kernels as kk
 
-    fn = kk.decode_attn if variant == "bytes" else kk.decode_attn_words
-    cache = "*i8" if variant == "bytes" else "*i32"
+    fn = {"bytes": kk.decode_attn, "imma": kk.decode_attn_imma}.get(variant, kk.decode_attn_words)
+    cache = "*i32" if fn is kk.decode_attn_words else "*i8"
     ptrs = {"Q": "*bf16", "K": cache, "KS": "*fp32", "V": cache, "VS": "*fp32", "MASK": "*u8", "O": "*bf16"}
     consts = {"H": 32, "D": head_dim, "BLOCK_N": block}
-    if variant != "bytes":
+    if fn is kk.decode_attn_words:
         consts["MAGIC_K"], consts["MAGIC_V"] = variant == "magic", variant in ("magic", "mixed")
     signature = {}
     for name in fn.arg_names:
@@ -102,12 +102,14 @@ def compile_variant(variant: str, block: int, warps: int, head_dim: int = 128) -
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--blocks", default="16,32")
+    ap.add_argument("--blocks", default="16,32,64")
     ap.add_argument("--warps", default="1,2,4")
     a = ap.parse_args(argv)
     os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
-    for variant in ("bytes", "words", "magic", "mixed"):
+    for variant in ("bytes", "words", "magic", "mixed", "imma"):
         for block in map(int, a.blocks.split(",")):
+            if variant == "imma" and block < 32:
+                continue
             for warps in map(int, a.warps.split(",")):
                 print(json.dumps(compile_variant(variant, block, warps)), flush=True)
 

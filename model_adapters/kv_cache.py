@@ -116,7 +116,7 @@ def _kernel() -> dict:
     """The Triton kernels by variant, imported on first use (so importing this module never needs Triton)."""
     from model_adapters import kv_int8_kernels as kk
 
-    return {"bytes": kk.decode_attn, "words": kk.decode_attn_words}
+    return {"bytes": kk.decode_attn, "words": kk.decode_attn_words, "imma": kk.decode_attn_imma}
 
 
 def decode_attention_int8(q: torch.Tensor, k: torch.Tensor, ks: torch.Tensor, v: torch.Tensor, vs: torch.Tensor,
@@ -130,21 +130,24 @@ def decode_attention_int8(q: torch.Tensor, k: torch.Tensor, ks: torch.Tensor, v:
     m = mask if mask.dtype == torch.uint8 else mask.view(torch.uint8) if mask.dtype == torch.bool else mask.to(torch.uint8)
     # Tuning knobs for bench/profile_int8_attention.py; the defaults are its best on an H200.
     # UNITOKEN_EVAL_INT8_KERNEL: "bytes" (int8 loads and conversions), "words" (int32 loads, conversions),
-    # "magic" (int32 loads, integer-op conversion) or "mixed" (K converted, V by integer ops).
+    # "magic" (int32 loads, integer-op conversion), "mixed" (K converted, V by integer ops) or "imma" (both
+    # products on int8 tensor cores, with the query and the tile's softmax weights quantized; tiles >= 32).
     variant = os.environ.get("UNITOKEN_EVAL_INT8_KERNEL", "bytes")
     block = int(os.environ.get("UNITOKEN_EVAL_INT8_BLOCK", "16"))
     warps = int(os.environ.get("UNITOKEN_EVAL_INT8_WARPS", "2"))
     stages = int(os.environ.get("UNITOKEN_EVAL_INT8_STAGES", "1"))
     kernels = _kernel()
-    if variant == "bytes":
-        fn, extra = kernels["bytes"], {}
+    if variant in ("bytes", "imma"):
+        fn, extra = kernels[variant], {}
+        if variant == "imma" and block < 32:
+            raise ValueError("UNITOKEN_EVAL_INT8_KERNEL=imma needs UNITOKEN_EVAL_INT8_BLOCK >= 32 (int8 MMA depth)")
     elif variant in ("words", "magic", "mixed"):
         if D % 4 or k.stride(2) % 4 or k.stride(1) % 4 or k.stride(0) % 4:
             raise ValueError("the int32-word kernels need head_dim and cache strides divisible by 4")
         fn, extra = kernels["words"], {"MAGIC_K": variant == "magic", "MAGIC_V": variant in ("magic", "mixed")}
         k, v = k.view(torch.int32), v.view(torch.int32)  # strides below are then in words
     else:
-        raise ValueError(f"UNITOKEN_EVAL_INT8_KERNEL={variant!r}: expected bytes, words, magic or mixed")
+        raise ValueError(f"UNITOKEN_EVAL_INT8_KERNEL={variant!r}: expected bytes, words, magic, mixed or imma")
     fn[(R * H,)](q2, k, ks, v, vs, m, out, length, float(scale), q2.stride(0), q2.stride(1), k.stride(0),
                  k.stride(1), k.stride(2), ks.stride(0), ks.stride(1), m.stride(0), out.stride(0), out.stride(1),
                  H=H, D=D, BLOCK_N=block, num_warps=warps, num_stages=stages, **extra)
