@@ -111,6 +111,18 @@ def bench_understanding(model, head, cfg, args, rec):
 
         return D(model, head, prefill_backends=backends, **kw)
 
+    def rates(pre, **kw):
+        """Seconds of one warm batch end to end, and of its prefill alone (one answer token)."""
+        G = len(pre)
+        dec = PrefixSharingGreedyDecoder(model, head, **kw)
+        _, secs = timed(dec.answer, pre, [suffix] * G, list(range(G)), new, [8710])
+        dec.answer(pre, [suffix] * G, list(range(G)), 1, [8710])
+        _, secs_p = timed(dec.answer, pre, [suffix] * G, list(range(G)), 1, [8710])
+        toks = G * (P + S)
+        return {"prompts": G, "prompt_tokens_each": P + S, "answer_tokens": new, "seconds": secs,
+                "prompts_per_s": G / secs, "prompt_tokens_per_s": toks / secs, "prefill_only_seconds": secs_p,
+                "prefill_tokens_per_s": toks / secs_p}
+
     dec = PrefixSharingGreedyDecoder(model, head)
     # Warm-up (graph capture, kernels) on a small batch, checked against the eager path; then timed batches.
     warm = prefixes(2)
@@ -125,16 +137,14 @@ def bench_understanding(model, head, cfg, args, rec):
     # recorded apart; the rates below are from the same shapes once warm, as in a run's thousands of batches.
     _, cold = timed(dec.answer, pre, [suffix] * G, list(range(G)), new, [8710])
     rec["understanding_first_batch_seconds"] = cold
-    _, secs = timed(dec.answer, pre, [suffix] * G, list(range(G)), new, [8710])
-    toks = G * (P + S)
-    rec["understanding_ours"] = {"prompts": G, "prompt_tokens_each": P + S, "answer_tokens": new,
-                                 "seconds": secs, "prompts_per_s": G / secs, "prompt_tokens_per_s": toks / secs}
-    # Prefill alone (how fast the prompt tokens themselves go through).
-    dec1 = PrefixSharingGreedyDecoder(model, head)
-    dec1.answer(pre, [suffix] * G, list(range(G)), 1, [8710])
-    _, secs_p = timed(dec1.answer, pre, [suffix] * G, list(range(G)), 1, [8710])
-    rec["understanding_ours"]["prefill_only_seconds"] = secs_p
-    rec["understanding_ours"]["prefill_tokens_per_s"] = toks / secs_p
+    rec["understanding_ours"] = rates(pre)
+    # Opt-in float8 prefill GEMMs (prefill=fp8): the same batch, and how many first answer tokens agree.
+    first = dec.answer(pre, [suffix] * G, list(range(G)), 1, [8710])
+    fp8 = PrefixSharingGreedyDecoder(model, head, prefill="fp8")
+    fp8.answer(pre, [suffix] * G, list(range(G)), new, [8710])  # warm-up: float8 weights, compiled pieces
+    rec["understanding_fp8"] = rates(pre, prefill="fp8")
+    rec["understanding_fp8"]["first_token_agreement_with_bf16"] = sum(
+        x == y for x, y in zip(first, fp8.answer(pre, [suffix] * G, list(range(G)), 1, [8710]))) / G
     del pre
     gc.collect()
     torch.cuda.empty_cache() if torch.cuda.is_available() else None
@@ -204,19 +214,27 @@ def bench_prefill_variants(model, head, cfg, args, rec):
     # default: what the decoders do (separate projections with compiled SwiGLU from SEPARATE_PROJECTIONS_FROM
     # tokens); separate_eager_swiglu: transformers' MLP module; fused_wide: the fused GEMMs at any width.
     wide_from = cf.SEPARATE_PROJECTIONS_FROM
-    variants = [("default", True, None, wide_from), ("separate_eager_swiglu", False, None, wide_from),
-                ("fused_wide", True, None, 1 << 62)]
+    variants = [("default", True, None, wide_from, "bf16"), ("separate_eager_swiglu", False, None, wide_from, "bf16"),
+                ("fused_wide", True, None, 1 << 62, "bf16"),
+                # float8 GEMMs (prefill=fp8, opt-in): not exact, so never the "best" the exact paths use
+                ("default+fp8", True, None, min(wide_from, G * P), "fp8")]
     if dev.type == "cuda":
-        variants += [("default+cudnn", True, [SDPBackend.CUDNN_ATTENTION], wide_from),
-                     ("default+flash", True, [SDPBackend.FLASH_ATTENTION], wide_from)]
-    for name, fused, backends, threshold in variants:
+        variants += [("default+cudnn", True, [SDPBackend.CUDNN_ATTENTION], wide_from, "bf16"),
+                     ("default+flash", True, [SDPBackend.FLASH_ATTENTION], wide_from, "bf16")]
+    logits = {}
+    for name, fused, backends, threshold, prefill in variants:
         cf.SEPARATE_PROJECTIONS_FROM = threshold
         try:
-            lean = cf.LeanChameleon(model, head, G, P, fused=fused, prefill_backends=backends)
+            lean = cf.LeanChameleon(model, head, G, P, fused=fused, prefill_backends=backends, prefill=prefill)
             lean.valid[:] = True
-            lean.forward(pos, 0, P, embeds=emb, dense_causal=True)
+            logits[name] = lean.forward(pos, 0, P, embeds=emb, dense_causal=True)
             _, secs = timed(lean.forward, pos, 0, P, embeds=emb, dense_causal=True)
             out[name] = {"seconds": secs, "tokens_per_s": G * P / secs}
+            if name != "default" and "default" in logits:
+                a, b = logits["default"], logits[name]
+                out[name]["last_logits_vs_default"] = {
+                    "mean_abs_diff_over_std": float((a - b).abs().mean() / a.std()),
+                    "argmax_agreement": float((a.argmax(-1) == b.argmax(-1)).float().mean())}
             del lean
         except Exception as exc:  # a backend this build lacks
             out[name] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
@@ -225,7 +243,7 @@ def bench_prefill_variants(model, head, cfg, args, rec):
         gc.collect()
         torch.cuda.empty_cache() if dev.type == "cuda" else None
     rec["prefill_variants"] = out
-    ok = {k: v["tokens_per_s"] for k, v in out.items() if "tokens_per_s" in v}
+    ok = {k: v["tokens_per_s"] for k, v in out.items() if "tokens_per_s" in v and "fp8" not in k}
     rec["prefill_best"] = max(ok, key=ok.get) if ok else None
 
 
@@ -426,9 +444,9 @@ def bench_vision(args, rec, device, dtype):
     del vit, vq, views, pix, compiled
 
 
-def projection(rec):
-    """Wall time of the paper suite on one GPU from the measured rates (assumptions stated in the record)."""
-    und = rec["understanding_ours"]
+def projection(rec, und: dict, gen: dict) -> dict:
+    """Wall time of the paper suite on one GPU from the measured rates ``und`` (an understanding_* entry) and
+    ``gen`` (a generation_* entry); assumptions stated in the record."""
     prefill_rate = und["prefill_tokens_per_s"]
     prompt_len = und["prompt_tokens_each"]
     suffix = rec["config"]["suffix_len"]
@@ -444,11 +462,10 @@ def projection(rec):
         secs = prefill_tokens / prefill_rate + prompts * ans * decode_per_tok + images * v_per_img
         rows[name] = round(secs, 1)
         total += secs
-    gen = rec["generation_ours"]["images_per_s"]
     # VQ decoding to pixels is counted in full, as if not overlapped (the adapter overlaps it with the next
     # chunk's sampling; how much is hidden has not been measured).
     dec = vision.get("vqgan_decode_fp32_one_at_a_time_per_s")
-    per_image = 1 / gen + (1 / dec if dec else 0.0)
+    per_image = 1 / gen["images_per_s"] + (1 / dec if dec else 0.0)
     for name, n in SUITE_IMAGES.items():
         rows[name] = round(n * per_image, 1)
         total += n * per_image
@@ -459,6 +476,18 @@ def projection(rec):
                            "inference (CPU) and is not counted; VQ decoding of generated images counted in full "
                            "(not overlapped); GenEval 4 x 553 images, T2I-CompBench++ "
                            "colour/shape/texture val 3 x 300 x 10 images"}
+
+
+def projections(rec) -> dict:
+    """The suite projected with the exact paths (bf16 prefill and KV cache), and with the opt-in ones
+    (prefill=fp8, kv_cache=int8 at its best batch) where measured."""
+    out = {"exact": projection(rec, rec["understanding_ours"], rec["generation_ours_bf16_kv"])}
+    und = rec.get("understanding_fp8", rec["understanding_ours"])
+    out["opt_in"] = projection(rec, und, rec["generation_ours"])
+    out["opt_in"]["settings"] = {"prefill": "fp8" if "understanding_fp8" in rec else "bf16",
+                                 "kv_cache": rec["generation_ours"]["kv_cache"],
+                                 "gen_batch_size": rec["generation_ours"]["images"]}
+    return out
 
 
 def main(argv=None):
@@ -513,7 +542,7 @@ def main(argv=None):
     if device == "cuda":
         rec["peak_memory_gb"] = torch.cuda.max_memory_allocated() / 1e9
     if {"understanding", "generation"} <= sections:
-        rec["projection"] = projection(rec)
+        rec["projection"] = projections(rec)
     save_record(rec, args.out, "throughput-" + ("quick" if args.quick else rec["gpu"].replace(" ", "-")))
 
 

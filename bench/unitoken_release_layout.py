@@ -51,6 +51,7 @@ def main(argv=None) -> None:
     ap.add_argument("--gen-batch", type=int, default=64)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--kv-cache", default="bf16", choices=("bf16", "int8"), help="the adapter's kv_cache= for images")
+    ap.add_argument("--prefill", default="bf16", choices=("bf16", "fp8"), help="the adapter's prefill= for answers")
     ap.add_argument("--records", default=str(Path(__file__).resolve().parent / "records"))
     a = ap.parse_args(argv)
     cuda = torch.cuda.is_available() and not a.quick
@@ -70,7 +71,8 @@ def main(argv=None) -> None:
         rec["write_s"] = round(time.time() - t, 1)
     t = time.time()
     ad = UniTokenAdapter(path=str(out), dtype="bfloat16" if cuda else "float32", device="cuda" if cuda else "cpu",
-                         batch_size=str(a.batch), gen_batch_size=str(a.gen_batch), kv_cache=a.kv_cache)
+                         batch_size=str(a.batch), gen_batch_size=str(a.gen_batch), kv_cache=a.kv_cache,
+                         prefill=a.prefill)
     _sync()
     rec["load_s"] = round(time.time() - t, 1)
     rec["params_llm"] = sum(p.numel() for p in ad.model.llm.parameters()) + ad.model.lm_head.weight.numel()
@@ -88,7 +90,7 @@ def main(argv=None) -> None:
     _sync()
     dt_u = time.time() - t
     prefix_len = ad.build_prefixes(reqs[:1])[0][0].shape[0]
-    rec["understanding"] = {"prompts": len(reqs), "images": n_img, "prefix_tokens": prefix_len,
+    rec["understanding"] = {"prefill": a.prefill, "prompts": len(reqs), "images": n_img, "prefix_tokens": prefix_len,
                             "new_tokens_each": a.max_new_tokens, "seconds": round(dt_u, 2),
                             "prompts_per_s": round(len(reqs) / dt_u, 3),
                             "all_answers_full_length": all(len(r["token_ids"]) == a.max_new_tokens for r in res)}

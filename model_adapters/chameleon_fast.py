@@ -153,6 +153,42 @@ def _swiglu_pair(gate, up):
     return F.silu(gate) * up
 
 
+FP8_MAX = 448.0  # largest finite float8 e4m3fn
+
+
+def fp8_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Float8 e4m3 codes of ``x`` [M, K] with one float32 scale per row (row absmax / 448): [M, K], [M, 1]."""
+    xf = x.float()
+    scale = xf.abs().amax(-1, keepdim=True).clamp(min=1e-12) / FP8_MAX
+    return (xf / scale).to(torch.float8_e4m3fn), scale
+
+
+def fp8_weights(model) -> None:
+    """Give each decoder linear a float8 copy of its weight (per output channel scale), once per model.
+
+    For ``prefill=fp8``: the wide prefill GEMMs then run on the GPU's float8 tensor cores (twice the bf16
+    rate on an H100/H200); the bf16 weights stay, and every other forward uses them."""
+    if getattr(model, "_lean_fp8", False):
+        return
+    for layer in model.layers:
+        a, m = layer.self_attn, layer.mlp
+        for lin in (a.q_proj, a.k_proj, a.v_proj, a.o_proj, m.gate_proj, m.up_proj, m.down_proj):
+            codes, scale = fp8_rows(lin.weight)
+            lin._lean_fp8 = (codes, scale.reshape(1, -1))
+    model._lean_fp8 = True
+
+
+def _fp8_linear(x: torch.Tensor, lin, quantize) -> torch.Tensor:
+    """``lin(x)`` through torch._scaled_mm: x quantized per token (``quantize`` = :func:`fp8_rows` or its
+    compiled form), the weight per output channel; products accumulate in float32, output in x's dtype."""
+    codes, w_scale = lin._lean_fp8
+    x8, x_scale = quantize(x.reshape(-1, x.shape[-1]))
+    out = torch._scaled_mm(x8, codes.t(), scale_a=x_scale, scale_b=w_scale, out_dtype=x.dtype)
+    if lin.bias is not None:
+        out = out + lin.bias
+    return out.reshape(*x.shape[:-1], out.shape[-1])
+
+
 # From this many tokens in one forward (R x T), the fused QKV and gate/up GEMMs give way to separate ones:
 # on an H200 separate projections prefilled 16 x 4.7k-token prompts ~2% faster (prefill_variants in
 # bench/records/throughput-NVIDIA-H200-20261129-*.json), while decode steps (a few hundred rows) gain from
@@ -178,11 +214,12 @@ def _piece(name: str, fn, compiled: bool):
 
 
 def _run_layers(model, x, cos, sin, write, mask, kv, length: int, dense: bool, fused: bool, backends,
-                compiled: bool = False):
+                compiled: bool = False, fp8: bool = False):
     """The decoder layers over hidden states ``x`` [R, T, hidden], writing K/V at columns ``write``.
 
     Each residual add is fused with the RMSNorm that follows it: in a decode step the elementwise work,
-    not the GEMMs, is what grows the kernel count (bench/profile_decode.py).
+    not the GEMMs, is what grows the kernel count (bench/profile_decode.py).  ``fp8``: the wide forwards'
+    GEMMs in float8 (:func:`fp8_weights`); narrow ones (decode steps) stay in the model's dtype.
     """
     R, T = x.shape[:2]
     H = model.config.num_attention_heads
@@ -191,7 +228,13 @@ def _run_layers(model, x, cos, sin, write, mask, kv, length: int, dense: bool, f
     norm_rope, swiglu = _piece("rope", _head_norm_rope, compiled), _piece("swiglu", _swiglu, compiled)
     swiglu_pair = _piece("swiglu_pair", _swiglu_pair, compiled)
     # ``fused``: the fused weights exist and the activation is SiLU; wide forwards still use separate GEMMs.
-    silu, fused = fused, fused and R * T < SEPARATE_PROJECTIONS_FROM
+    wide = R * T >= SEPARATE_PROJECTIONS_FROM
+    silu, fused = fused, fused and not wide
+    if fp8 and wide:
+        quant = _piece("fp8", fp8_rows, compiled)
+        lin = lambda h, module: _fp8_linear(h, module, quant)  # noqa: E731
+    else:
+        lin = lambda h, module: module(h)  # noqa: E731
     layers = model.layers
     first = layers[0].input_layernorm
     h = rms(x, first.weight, first.variance_epsilon)
@@ -200,7 +243,7 @@ def _run_layers(model, x, cos, sin, write, mask, kv, length: int, dense: bool, f
         if fused:
             qp, kp, vp = F.linear(h, attn._lean_qkv).split([H * D, H * D, H * D], dim=-1)
         else:
-            qp, kp, vp = attn.q_proj(h), attn.k_proj(h), attn.v_proj(h)
+            qp, kp, vp = lin(h, attn.q_proj), lin(h, attn.k_proj), lin(h, attn.v_proj)
         q = norm_rope(qp, attn.q_norm.weight, attn.q_norm.bias, cos, sin, R, T, H, D)
         k = norm_rope(kp, attn.k_norm.weight, attn.k_norm.bias, cos, sin, R, T, H, D)
         v = vp.reshape(R, T, H, D).transpose(1, 2)
@@ -210,11 +253,12 @@ def _run_layers(model, x, cos, sin, write, mask, kv, length: int, dense: bool, f
         else:
             o = kv.attend(i, q, mask, length, attn.scaling)
         post = layer.post_attention_layernorm
-        x, h = add_rms(x, attn.o_proj(o.transpose(1, 2).reshape(R, T, H * D)), post.weight, post.variance_epsilon)
+        x, h = add_rms(x, lin(o.transpose(1, 2).reshape(R, T, H * D), attn.o_proj), post.weight,
+                       post.variance_epsilon)
         if fused:
             m = mlp.down_proj(swiglu(F.linear(h, mlp._lean_gate_up)))
         elif silu:
-            m = mlp.down_proj(swiglu_pair(mlp.gate_proj(h), mlp.up_proj(h)))
+            m = lin(swiglu_pair(lin(h, mlp.gate_proj), lin(h, mlp.up_proj)), mlp.down_proj)
         else:
             m = mlp(h)
         if i + 1 < len(layers):
@@ -235,7 +279,10 @@ class LeanChameleon:
 
     def __init__(self, model, lm_head, max_rows: int, max_len: int, fused: Optional[bool] = None,
                  prefill_backends: Optional[list] = None, compile_prefill: Optional[bool] = None,
-                 kv_cache: str = "bf16"):
+                 kv_cache: str = "bf16", prefill: str = "bf16"):
+        """``prefill``: "bf16" (the model's dtype) or "fp8" (wide forwards' GEMMs in float8, not exact)."""
+        if prefill not in ("bf16", "fp8"):
+            raise ValueError(f"prefill={prefill!r}: expected bf16 or fp8")
         if getattr(model.config, "swin_norm", False):
             raise ValueError("LeanChameleon supports Chameleon's pre-norm layers only (swin_norm=False)")
         self.model, self.lm_head = model, lm_head
@@ -257,6 +304,9 @@ class LeanChameleon:
         # The fused MLP path applies SiLU itself: only for the activation Chameleon checkpoints use.
         self.fused = fused and getattr(cfg, "hidden_act", "silu") == "silu" and fuse_projections(model)
         self.prefill_backends = prefill_backends
+        self.fp8 = prefill == "fp8"
+        if self.fp8:
+            fp8_weights(model)
 
     def copy_rows(self, src: torch.Tensor, dst: torch.Tensor, upto: int) -> None:
         """Give rows ``dst`` the cache columns [0, upto) of rows ``src`` (a shared prefix, computed once)."""
@@ -297,7 +347,7 @@ class LeanChameleon:
         # decode steps (graphs captured after a warm-up step) they cut the kernels per step.
         compiled = self.compile_prefill
         x = _run_layers(model, x, cos, sin, write, mask, self.kv, length, dense_causal, self.fused,
-                        self.prefill_backends, compiled)
+                        self.prefill_backends, compiled, self.fp8)
         h = model.norm(x[:, -1])
         if vocab is not None:
             return F.linear(h, self.lm_head.weight[vocab[0] : vocab[1]]).float()
@@ -368,8 +418,9 @@ class PrefixSharingGreedyDecoder:
 
     def __init__(self, model, lm_head, bucket: int = 64, use_graphs: Optional[bool] = None,
                  fused: Optional[bool] = None, prefill_backends: Optional[list] = None,
-                 compile_prefill: Optional[bool] = None):
+                 compile_prefill: Optional[bool] = None, prefill: str = "bf16"):
         self.model, self.lm_head, self.bucket = model, lm_head, bucket
+        self.prefill = prefill
         device = next(model.parameters()).device
         self.use_graphs = (device.type == "cuda") if use_graphs is None else use_graphs
         self.fused, self.prefill_backends, self.compile_prefill = fused, prefill_backends, compile_prefill
@@ -390,7 +441,8 @@ class PrefixSharingGreedyDecoder:
         P = max(p.shape[0] for p in prefixes)
         S = max(len(s) for s in suffixes)
         lean = LeanChameleon(self.model, self.lm_head, R, P + S + max_new_tokens, fused=self.fused,
-                             prefill_backends=self.prefill_backends, compile_prefill=self.compile_prefill)
+                             prefill_backends=self.prefill_backends, compile_prefill=self.compile_prefill,
+                             prefill=self.prefill)
         dev = lean.device
         hidden = prefixes[0].shape[1]
         # 1. Prefixes on rows 0..G-1, right-padded to P: under causal attention a real token never sees the

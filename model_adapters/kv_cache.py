@@ -132,9 +132,11 @@ def decode_attention_int8(q: torch.Tensor, k: torch.Tensor, ks: torch.Tensor, v:
     # UNITOKEN_EVAL_INT8_KERNEL: "bytes" (int8 loads and conversions), "words" (int32 loads, conversions),
     # "magic" (int32 loads, integer-op conversion), "mixed" (K converted, V by integer ops) or "imma" (both
     # products on int8 tensor cores, with the query and the tile's softmax weights quantized; tiles >= 32).
-    variant = os.environ.get("UNITOKEN_EVAL_INT8_KERNEL", "bytes")
-    block = int(os.environ.get("UNITOKEN_EVAL_INT8_BLOCK", "16"))
-    warps = int(os.environ.get("UNITOKEN_EVAL_INT8_WARPS", "2"))
+    # Defaults: imma, 32-column tiles, one warp: 3.4 TB/s against 2.9-3.0 for the best conversion kernels at
+    # 256-384 rows x 1120 columns (bench/records/profile-int8-attention-NVIDIA-H200-20261129-0700.txt).
+    variant = os.environ.get("UNITOKEN_EVAL_INT8_KERNEL", "imma")
+    block = int(os.environ.get("UNITOKEN_EVAL_INT8_BLOCK", "32"))
+    warps = int(os.environ.get("UNITOKEN_EVAL_INT8_WARPS", "1"))
     stages = int(os.environ.get("UNITOKEN_EVAL_INT8_STAGES", "1"))
     kernels = _kernel()
     if variant in ("bytes", "imma"):

@@ -188,3 +188,25 @@ def test_prepare_ahead_gives_the_same_prefixes_with_no_pixel_work_left_in_line(a
     monkeypatch.setattr(adapter.model, "siglip_views", in_line)
     got = adapter.build_prefixes(ahead)
     assert got[1:] == plain[1:] and all(torch.equal(x, y) for x, y in zip(got[0], plain[0]))
+
+
+def test_prefill_fp8_is_a_named_understanding_option_with_its_own_fingerprint(adapter, monkeypatch):
+    from model_adapters.base import AdapterError
+    from model_adapters.unitoken import decoding
+
+    fast = UniTokenAdapter(path=str(adapter.ckpt), prefill="fp8")
+    assert fast.fingerprint()["prefill"] == "fp8" and "prefill" not in adapter.fingerprint()
+    seen = []
+    real = decoding.PrefixSharingGreedyDecoder
+
+    def spy(*a, **kw):
+        seen.append(kw.get("prefill"))
+        return real(*a, **kw)
+
+    monkeypatch.setattr(decoding, "PrefixSharingGreedyDecoder", spy)
+    q = [UnderstandRequest("0", "Color?", [_img(64, 64, 3)], "A", max_new_tokens=4)]
+    # this prompt is narrow (< SEPARATE_PROJECTIONS_FROM tokens), so float8 GEMMs do not engage: same answer
+    assert fast.understand_with_tokens(q)[0]["token_ids"] == adapter.understand_with_tokens(q)[0]["token_ids"]
+    assert seen == ["fp8", "bf16"]
+    with pytest.raises(AdapterError, match="prefill"):
+        UniTokenAdapter(path=str(adapter.ckpt), prefill="int8")

@@ -1,13 +1,16 @@
 """The ``unitoken`` model adapter: UniToken-{AnyRes,base}-StageII behind the ModelAdapter interface.
 
 ``--model-args path=DIR_OR_HUB_ID[,vqgan=DIR][,vision_config=DIR][,dtype=float32|bfloat16][,device=cpu|cuda]
-[,anyres=auto|true|false][,compile=auto|true|false][,batch_size=N][,gen_batch_size=N][,kv_cache=bf16|int8]``
+[,anyres=auto|true|false][,compile=auto|true|false][,batch_size=N][,gen_batch_size=N][,kv_cache=bf16|int8]
+[,prefill=bf16|fp8]``
 
 ``vqgan`` defaults to ``PATH/vqgan`` (Meta's ``vqgan.yaml`` + ``vqgan.ckpt``; the UniToken release does not
 ship them).  ``anyres=auto`` reads the variant from the checkpoint name (``...-base-...`` = one squashed
 384 view, anything else AnyRes).  ``compile``: CUDA-graph decoding (auto = on CUDA).  ``kv_cache=int8``:
 image generation on an int8 KV cache (model_adapters/kv_cache.py): larger batches and more images/s on a GPU,
-at a measured, non-zero logit error; understanding always uses the exact cache.
+at a measured, non-zero logit error; understanding always uses the exact cache.  ``prefill=fp8``: the
+understanding prompts' GEMMs in float8 (per-token and per-channel scales) on GPUs with float8 tensor cores:
+faster prefill at a measured logit error (bench/records/throughput-*.json); answers may differ from bf16.
 Generation request options: ``cfg`` (default 3.0, the release demo's), ``image_top_k`` (2000),
 ``temperature`` (1.0).
 """
@@ -106,6 +109,8 @@ class ChameleonFamilyAdapter(ModelAdapter):
               "dtype": str(self.dtype).replace("torch.", ""), "vq": self.vq.fingerprint()}
         if self.args.kv_cache != "bf16":  # images drawn on another cache are other samples
             fp["kv_cache"] = self.args.kv_cache
+        if self.args.prefill != "bf16":  # answers from float8 GEMMs are another model's answers
+            fp["prefill"] = self.args.prefill
         revision = C.hub_revision(self.ckpt)
         if revision:
             fp["hub_revision"] = revision
@@ -200,7 +205,7 @@ class ChameleonFamilyAdapter(ModelAdapter):
         prefixes, group, suffixes = self.build_prefixes(requests)
         limits = [max(1, int(r.max_new_tokens)) for r in requests]
         outs = greedy_answers(self.model.llm, self.model.lm_head, prefixes, suffixes, group, limits,
-                              self.answer_stop_ids(), use_graphs=self.use_graphs)
+                              self.answer_stop_ids(), use_graphs=self.use_graphs, prefill=self.args.prefill)
         return [{"text": self.decode_answer(o), "token_ids": o} for o in outs]
 
     def answer_stop_ids(self) -> list[int]:

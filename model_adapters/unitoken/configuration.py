@@ -228,10 +228,12 @@ class ModelArgs:
     # KV cache of image generation: bf16 = the model's dtype (exact); int8 = model_adapters/kv_cache.py
     # (measured in bench/records/throughput-*.json: more images per batch and per second, logits not exact).
     kv_cache: str = "bf16"
+    # Understanding prefill GEMMs: bf16 = the model's dtype; fp8 = float8 with per-token/per-channel scales.
+    prefill: str = "bf16"
     extra: dict[str, str] = field(default_factory=dict)
 
     KNOWN = ("path", "vqgan", "vision_config", "dtype", "device", "anyres", "compile", "batch_size", "gen_batch_size",
-             "kv_cache")
+             "kv_cache", "prefill")
 
     @classmethod
     def parse(cls, args: dict[str, Any], allowed_extra: tuple[str, ...] = ()) -> "ModelArgs":
@@ -251,7 +253,7 @@ class ModelArgs:
             raise AdapterError("model argument path= is required (checkpoint directory or hub id)")
         for k, allowed in (("dtype", ("auto", "float32", "bfloat16", "float16", "fp32", "bf16", "fp16", "float64")),
                            ("anyres", ("auto", "true", "false")), ("compile", ("auto", "true", "false")),
-                           ("kv_cache", ("bf16", "int8"))):
+                           ("kv_cache", ("bf16", "int8")), ("prefill", ("bf16", "fp8"))):
             if k in kw and str(kw[k]).lower() not in allowed:
                 raise AdapterError(f"model argument {k}={kw[k]!r}: expected one of {', '.join(allowed)}")
         return cls(**kw, extra={k: args[k] for k in allowed_extra if k in args})

@@ -15,10 +15,12 @@ from model_adapters.chameleon_fast import CFGImageDecoder, ImageGrid, PrefixShar
 
 
 def greedy_answers(model, lm_head, prefixes: list[torch.Tensor], suffixes: list[list[int]], group: list[int],
-                   max_new_tokens: Sequence[int], eos: Sequence[int], use_graphs: Optional[bool] = None) -> list[list[int]]:
-    """Row r = prefixes[group[r]] + suffixes[r]; each row stops at eos or its own max_new_tokens."""
+                   max_new_tokens: Sequence[int], eos: Sequence[int], use_graphs: Optional[bool] = None,
+                   prefill: str = "bf16") -> list[list[int]]:
+    """Row r = prefixes[group[r]] + suffixes[r]; each row stops at eos or its own max_new_tokens.
+    ``prefill="fp8"``: the prompt's wide GEMMs in float8 (chameleon_fast.fp8_weights), not exact."""
     _release_image_session(model)  # an image batch's KV cache would otherwise hold memory answers need
-    dec = PrefixSharingGreedyDecoder(model, lm_head, use_graphs=use_graphs)
+    dec = PrefixSharingGreedyDecoder(model, lm_head, use_graphs=use_graphs, prefill=prefill)
     out = dec.answer(prefixes, suffixes, group, max(max_new_tokens), eos)
     return [o[: m] for o, m in zip(out, max_new_tokens)]
 

@@ -1,0 +1,46 @@
+"""``prefill=fp8``: float8 codes within e4m3's rounding of their inputs, wide forwards near the model's own
+precision and visibly through float8, narrow forwards (decode steps) untouched, and the adapter option."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from model_adapters.chameleon_fast import SEPARATE_PROJECTIONS_FROM, LeanChameleon, fp8_rows
+from tests.test_chameleon_fast import _tiny
+
+
+def test_fp8_rows_round_each_value_to_e4m3_under_its_rows_scale():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 256, generator=g) * torch.logspace(-3, 2, 64)[:, None]
+    codes, scale = fp8_rows(x)
+    assert codes.dtype == torch.float8_e4m3fn and scale.shape == (64, 1)
+    back = codes.float() * scale
+    # 3 mantissa bits: relative error <= 2^-4 for normal values; below 2^-6 (subnormal) a step of 2^-9
+    err = (back - x).abs()
+    bound = torch.maximum(x.abs() * 2.0 ** -4, scale * 2.0 ** -10)
+    assert bool((err <= bound * 1.0001).all())
+    assert float(codes.float().abs().amax()) == 448.0  # each row's absmax lands on e4m3's largest value
+
+
+def _forward(lean, R, T):
+    torch.manual_seed(1)
+    ids = torch.randint(4, 8000, (R, T))
+    lean.valid[:] = True
+    return lean.forward(torch.arange(T)[None].expand(R, T), 0, T, ids=ids, dense_causal=True)
+
+
+def test_fp8_prefill_is_near_the_models_precision_on_wide_forwards_and_off_on_narrow_ones():
+    model, head = _tiny()
+    R, T = 2, SEPARATE_PROJECTIONS_FROM // 2  # R x T reaches the wide (prefill) path
+    exact = _forward(LeanChameleon(model, head, R, T, fused=False), R, T)
+    fp8 = LeanChameleon(model, head, R, T, fused=False, prefill="fp8")
+    approx = _forward(fp8, R, T)
+    rel = float((approx - exact).abs().mean() / exact.std())
+    assert 0 < rel < 0.1, rel  # through float8 (not identical), and close
+    assert bool((approx.argmax(-1) == exact.argmax(-1)).all())
+    # a decode-sized forward keeps the model's dtype: bit-identical to the exact path
+    small = _forward(LeanChameleon(model, head, 1, 8, fused=False), 1, 8)
+    assert torch.equal(_forward(LeanChameleon(model, head, 1, 8, fused=False, prefill="fp8"), 1, 8), small)
+    with pytest.raises(ValueError, match="prefill"):
+        LeanChameleon(model, head, 1, 8, prefill="int4")
