@@ -178,6 +178,16 @@ def fp8_weights(model) -> None:
     model._lean_fp8 = True
 
 
+def release_fp8_weights(model) -> None:
+    """Free the float8 weight copies (~1 byte per parameter) of :func:`fp8_weights`, e.g. before image
+    generation, whose batch size is bounded by memory."""
+    for layer in model.layers:
+        a, m = layer.self_attn, layer.mlp
+        for lin in (a.q_proj, a.k_proj, a.v_proj, a.o_proj, m.gate_proj, m.up_proj, m.down_proj):
+            lin.__dict__.pop("_lean_fp8", None)
+    model._lean_fp8 = False
+
+
 def _fp8_linear(x: torch.Tensor, lin, quantize) -> torch.Tensor:
     """``lin(x)`` through torch._scaled_mm: x quantized per token (``quantize`` = :func:`fp8_rows` or its
     compiled form), the weight per output channel; products accumulate in float32, output in x's dtype."""

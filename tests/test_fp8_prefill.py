@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from model_adapters.chameleon_fast import SEPARATE_PROJECTIONS_FROM, LeanChameleon, fp8_rows
+from model_adapters.chameleon_fast import SEPARATE_PROJECTIONS_FROM, LeanChameleon, fp8_rows, release_fp8_weights
 from tests.test_chameleon_fast import _tiny
 
 
@@ -44,3 +44,8 @@ def test_fp8_prefill_is_near_the_models_precision_on_wide_forwards_and_off_on_na
     assert torch.equal(_forward(LeanChameleon(model, head, 1, 8, fused=False, prefill="fp8"), 1, 8), small)
     with pytest.raises(ValueError, match="prefill"):
         LeanChameleon(model, head, 1, 8, prefill="int4")
+    # the float8 copies can be freed (before image generation) and come back on the next fp8 prefill
+    assert hasattr(model.layers[0].mlp.down_proj, "_lean_fp8")
+    release_fp8_weights(model)
+    assert not any(hasattr(m, "_lean_fp8") for m in model.modules() if isinstance(m, torch.nn.Linear))
+    assert torch.equal(_forward(LeanChameleon(model, head, R, T, fused=False, prefill="fp8"), R, T), approx)
