@@ -49,3 +49,15 @@ def test_fp8_prefill_is_near_the_models_precision_on_wide_forwards_and_off_on_na
     release_fp8_weights(model)
     assert not any(hasattr(m, "_lean_fp8") for m in model.modules() if isinstance(m, torch.nn.Linear))
     assert torch.equal(_forward(LeanChameleon(model, head, R, T, fused=False, prefill="fp8"), R, T), approx)
+
+
+def test_image_generation_frees_the_float8_weights_an_fp8_prefill_made():
+    from model_adapters.unitoken.decoding import image_tokens
+    from tests.test_chameleon_fast import GRID
+
+    model, head = _tiny()
+    _forward(LeanChameleon(model, head, 2, SEPARATE_PROJECTIONS_FROM // 2, fused=False, prefill="fp8"), 2,
+             SEPARATE_PROJECTIONS_FROM // 2)
+    assert model._lean_fp8 and hasattr(model.layers[1].self_attn.o_proj, "_lean_fp8")
+    image_tokens(model, head, [[5, 9, 8197]], [0], cfg=3.0, image_top_k=10, temperature=1.0, grid=GRID)
+    assert not model._lean_fp8 and not hasattr(model.layers[1].self_attn.o_proj, "_lean_fp8")

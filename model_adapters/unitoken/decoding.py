@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 
 import torch
 
-from model_adapters.chameleon_fast import CFGImageDecoder, ImageGrid, PrefixSharingGreedyDecoder
+from model_adapters.chameleon_fast import CFGImageDecoder, ImageGrid, PrefixSharingGreedyDecoder, release_fp8_weights
 
 
 def greedy_answers(model, lm_head, prefixes: list[torch.Tensor], suffixes: list[list[int]], group: list[int],
@@ -53,7 +53,11 @@ def image_tokens(model, lm_head, prompts: list[list[int]], seeds: Sequence[int],
     """[B, grid.n_tokens] generated ids after BOI for prompts ending in BOI (cond + uncond rows in one batch).
 
     The decoder (and its KV cache and CUDA graphs) is kept on the model for the next batch of the same shape.
+    Float8 weight copies of ``prefill=fp8`` are freed first (~1 byte per parameter, which the image batch
+    needs more); the next fp8 prefill rebuilds them.
     """
+    if getattr(model, "_lean_fp8", False):
+        release_fp8_weights(model)
     dec = getattr(model, "_lean_image_decoder", None)
     graphs = (next(model.parameters()).device.type == "cuda") if use_graphs is None else use_graphs
     if (dec is None or dec.lm_head is not lm_head or dec.grid != grid or dec.use_graphs != graphs
