@@ -40,12 +40,9 @@ def compile_variant(variant: str, block: int, warps: int, head_dim: int = 128) -
 
     from model_adapters import kv_int8_kernels as kk
 
-    fn = {"bytes": kk.decode_attn, "imma": kk.decode_attn_imma}.get(variant, kk.decode_attn_words)
-    cache = "*i32" if fn is kk.decode_attn_words else "*i8"
-    ptrs = {"Q": "*bf16", "K": cache, "KS": "*fp32", "V": cache, "VS": "*fp32", "MASK": "*u8", "O": "*bf16"}
+    fn = {"bytes": kk.decode_attn, "imma": kk.decode_attn_imma}[variant]
+    ptrs = {"Q": "*bf16", "K": "*i8", "KS": "*fp32", "V": "*i8", "VS": "*fp32", "MASK": "*u8", "O": "*bf16"}
     consts = {"H": 32, "D": head_dim, "BLOCK_N": block}
-    if fn is kk.decode_attn_words:
-        consts["MAGIC_K"], consts["MAGIC_V"] = variant == "magic", variant in ("magic", "mixed")
     signature = {}
     for name in fn.arg_names:
         signature[name] = (ptrs.get(name) or ("constexpr" if name in consts else "fp32" if name == "sm_scale"
@@ -106,7 +103,7 @@ def main(argv=None) -> None:
     ap.add_argument("--warps", default="1,2,4")
     a = ap.parse_args(argv)
     os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
-    for variant in ("bytes", "words", "magic", "mixed", "imma"):
+    for variant in ("bytes", "imma"):
         for block in map(int, a.blocks.split(",")):
             if variant == "imma" and block < 32:
                 continue

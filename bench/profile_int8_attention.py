@@ -21,10 +21,9 @@ from bench.profile_decode import cuda_ms  # noqa: E402
 from model_adapters.kv_cache import decode_attention_int8, dequantize_int8, quantize_int8  # noqa: E402
 
 
-# bytes at its best of the 2026-11-29 sweep (the default); the integer-op conversions; int8 tensor cores (tiles
-# of 32 and 64 columns, the MMA's depth being 32).
-VARIANTS = ([("bytes", 16, 2)] + [(kind, b, w) for kind in ("magic", "mixed") for b in (16, 32) for w in (1, 2, 4)]
-            + [("imma", b, w) for b in (32, 64) for w in (1, 2, 4)])
+# bytes (the conversion kernel) at its best of the 2026-11-29 sweeps; int8 tensor cores in tiles of 32 and 64
+# columns (the MMA's depth being 32).
+VARIANTS = [("bytes", 16, 2)] + [("imma", b, w) for b in (32, 64) for w in (1, 2, 4)]
 
 
 def one_shape(R: int, L: int, H: int = 32, D: int = 128) -> dict:

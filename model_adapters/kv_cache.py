@@ -116,7 +116,7 @@ def _kernel() -> dict:
     """The Triton kernels by variant, imported on first use (so importing this module never needs Triton)."""
     from model_adapters import kv_int8_kernels as kk
 
-    return {"bytes": kk.decode_attn, "words": kk.decode_attn_words, "imma": kk.decode_attn_imma}
+    return {"bytes": kk.decode_attn, "imma": kk.decode_attn_imma}
 
 
 def decode_attention_int8(q: torch.Tensor, k: torch.Tensor, ks: torch.Tensor, v: torch.Tensor, vs: torch.Tensor,
@@ -128,29 +128,23 @@ def decode_attention_int8(q: torch.Tensor, k: torch.Tensor, ks: torch.Tensor, v:
     q2 = q.reshape(R, H, D)
     out = torch.empty((R, H, D), dtype=q.dtype, device=q.device)
     m = mask if mask.dtype == torch.uint8 else mask.view(torch.uint8) if mask.dtype == torch.bool else mask.to(torch.uint8)
-    # Tuning knobs for bench/profile_int8_attention.py; the defaults are its best on an H200.
-    # UNITOKEN_EVAL_INT8_KERNEL: "bytes" (int8 loads and conversions), "words" (int32 loads, conversions),
-    # "magic" (int32 loads, integer-op conversion), "mixed" (K converted, V by integer ops) or "imma" (both
-    # products on int8 tensor cores, with the query and the tile's softmax weights quantized; tiles >= 32).
-    # Defaults: imma, 32-column tiles, one warp: 3.4 TB/s against 2.9-3.0 for the best conversion kernels at
-    # 256-384 rows x 1120 columns (bench/records/profile-int8-attention-NVIDIA-H200-20261129-0700.txt).
-    variant = os.environ.get("UNITOKEN_EVAL_INT8_KERNEL", "imma")
-    block = int(os.environ.get("UNITOKEN_EVAL_INT8_BLOCK", "32"))
-    warps = int(os.environ.get("UNITOKEN_EVAL_INT8_WARPS", "1"))
+    # Tuning knobs for bench/profile_int8_attention.py.  UNITOKEN_EVAL_INT8_KERNEL: "imma" (both products on
+    # int8 tensor cores, the query and each tile's softmax weights quantized to ~15 bits; tiles >= 32) or
+    # "bytes" (codes converted to float; for GPUs without int8 MMA in Triton, before sm_80).  Defaults: imma,
+    # 32-column tiles, one warp: 3.4 TB/s against 2.9-3.0 for the best conversion kernels (integer-op
+    # conversions included, since removed) at 256-384 rows x 1120 columns
+    # (bench/records/profile-int8-attention-NVIDIA-H200-20261129-0700.txt).
+    imma_ok = q.device.type != "cuda" or torch.cuda.get_device_capability(q.device) >= (8, 0)
+    variant = os.environ.get("UNITOKEN_EVAL_INT8_KERNEL", "imma" if imma_ok else "bytes")
+    if variant not in ("bytes", "imma"):
+        raise ValueError(f"UNITOKEN_EVAL_INT8_KERNEL={variant!r}: expected imma or bytes")
+    block = int(os.environ.get("UNITOKEN_EVAL_INT8_BLOCK", "32" if variant == "imma" else "16"))
+    warps = int(os.environ.get("UNITOKEN_EVAL_INT8_WARPS", "1" if variant == "imma" else "2"))
     stages = int(os.environ.get("UNITOKEN_EVAL_INT8_STAGES", "1"))
-    kernels = _kernel()
-    if variant in ("bytes", "imma"):
-        fn, extra = kernels[variant], {}
-        if variant == "imma" and block < 32:
-            raise ValueError("UNITOKEN_EVAL_INT8_KERNEL=imma needs UNITOKEN_EVAL_INT8_BLOCK >= 32 (int8 MMA depth)")
-    elif variant in ("words", "magic", "mixed"):
-        if D % 4 or k.stride(2) % 4 or k.stride(1) % 4 or k.stride(0) % 4:
-            raise ValueError("the int32-word kernels need head_dim and cache strides divisible by 4")
-        fn, extra = kernels["words"], {"MAGIC_K": variant == "magic", "MAGIC_V": variant in ("magic", "mixed")}
-        k, v = k.view(torch.int32), v.view(torch.int32)  # strides below are then in words
-    else:
-        raise ValueError(f"UNITOKEN_EVAL_INT8_KERNEL={variant!r}: expected bytes, words, magic, mixed or imma")
+    if variant == "imma" and block < 32:
+        raise ValueError("UNITOKEN_EVAL_INT8_KERNEL=imma needs UNITOKEN_EVAL_INT8_BLOCK >= 32 (int8 MMA depth)")
+    fn = _kernel()[variant]
     fn[(R * H,)](q2, k, ks, v, vs, m, out, length, float(scale), q2.stride(0), q2.stride(1), k.stride(0),
                  k.stride(1), k.stride(2), ks.stride(0), ks.stride(1), m.stride(0), out.stride(0), out.stride(1),
-                 H=H, D=D, BLOCK_N=block, num_warps=warps, num_stages=stages, **extra)
+                 H=H, D=D, BLOCK_N=block, num_warps=warps, num_stages=stages)
     return out.reshape(R, H, 1, D)

@@ -101,9 +101,8 @@ _KERNEL_CHECK = textwrap.dedent("""
                                          dequantize_int8(vc[:, :, :L], vs[:, :, :L], torch.float32),
                                          attn_mask=mask[:, None, None, :], scale=0.17)
     res = {{}}
-    for variant in ("bytes", "words", "magic", "mixed", "imma"):
+    for variant in ("bytes", "imma"):
         os.environ["UNITOKEN_EVAL_INT8_KERNEL"] = variant
-        os.environ["UNITOKEN_EVAL_INT8_BLOCK"] = "32" if variant == "imma" else "16"
         got = decode_attention_int8(q, kc, ks, vc, vs, mask, L, 0.17)
         res[variant] = {{"max_abs_diff": float((got - ref).abs().max()), "finite": bool(torch.isfinite(got).all())}}
     print(json.dumps(res))
@@ -117,9 +116,8 @@ def test_triton_decode_kernel_matches_dequantized_sdpa_under_the_interpreter():
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert set(res) == {"bytes", "words", "magic", "mixed", "imma"}
-    exact = {k: r for k, r in res.items() if k != "imma"}
-    assert all(r["finite"] and r["max_abs_diff"] < 1e-5 for r in exact.values()), res
+    assert set(res) == {"bytes", "imma"}
+    assert res["bytes"]["finite"] and res["bytes"]["max_abs_diff"] < 1e-5, res
     # imma also quantizes the query and each tile's softmax weights (to ~15 bits): near, far inside the
     # cache's own int8 error (~0.03 here); one int8 row each, without the remainder row, gives ~0.02.
     assert res["imma"]["finite"] and res["imma"]["max_abs_diff"] < 1e-3, res
