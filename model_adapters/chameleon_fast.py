@@ -163,6 +163,19 @@ def fp8_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return (xf / scale).to(torch.float8_e4m3fn), scale
 
 
+def fp8_unsupported(device) -> Optional[str]:
+    """Why float8 GEMMs cannot run on ``device``, or None.  ``torch._scaled_mm`` needs float8 tensor cores on a
+    GPU (compute capability 8.9+: L4/L40S, H100/H200 and later); on CPU it runs (slowly), which the tests use."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return None
+    cap = torch.cuda.get_device_capability(device)
+    if cap >= (8, 9):
+        return None
+    return (f"prefill=fp8 needs float8 tensor cores (compute capability 8.9+, e.g. L40S, H100, H200); "
+            f"{torch.cuda.get_device_name(device)} is sm_{cap[0]}{cap[1]}")
+
+
 def fp8_weights(model) -> None:
     """Give each decoder linear a float8 copy of its weight (per output channel scale), once per model.
 
@@ -316,6 +329,9 @@ class LeanChameleon:
         self.prefill_backends = prefill_backends
         self.fp8 = prefill == "fp8"
         if self.fp8:
+            why = fp8_unsupported(self.device)
+            if why:
+                raise ValueError(why)
             fp8_weights(model)
 
     def copy_rows(self, src: torch.Tensor, dst: torch.Tensor, upto: int) -> None:

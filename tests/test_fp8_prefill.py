@@ -61,3 +61,15 @@ def test_image_generation_frees_the_float8_weights_an_fp8_prefill_made():
     assert model._lean_fp8 and hasattr(model.layers[1].self_attn.o_proj, "_lean_fp8")
     image_tokens(model, head, [[5, 9, 8197]], [0], cfg=3.0, image_top_k=10, temperature=1.0, grid=GRID)
     assert not model._lean_fp8 and not hasattr(model.layers[1].self_attn.o_proj, "_lean_fp8")
+
+
+def test_fp8_is_refused_with_the_reason_on_gpus_without_float8_tensor_cores(monkeypatch):
+    from model_adapters import chameleon_fast as cf
+
+    assert cf.fp8_unsupported("cpu") is None
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 0))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA A100-SXM4-80GB")
+    why = cf.fp8_unsupported("cuda:0")
+    assert "8.9" in why and "A100" in why and "sm_80" in why
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
+    assert cf.fp8_unsupported("cuda:0") is None

@@ -69,6 +69,12 @@ class ChameleonFamilyAdapter(ModelAdapter):
         self.ckpt = C.resolve_checkpoint(self.args.path)
         self.device = self.args.torch_device()
         self.dtype = self.args.torch_dtype(self.device)
+        if self.args.prefill == "fp8":  # refused before the weights load, not at the first batch
+            from model_adapters.chameleon_fast import fp8_unsupported
+
+            why = fp8_unsupported(self.device)
+            if why:
+                raise AdapterError(why)
         anyres = self.args.anyres.lower()
         if anyres == "auto":
             anyres = "false" if "base" in Path(self.args.path).name.lower().split("-") else "true"
