@@ -508,7 +508,7 @@ def main(argv=None):
     ap.add_argument("--answer-tokens", type=int, default=8)
     ap.add_argument("--und-batch", type=int, default=16)
     ap.add_argument("--naive-prompts", type=int, default=4)
-    ap.add_argument("--gen-runs", default="bf16:104,int8:128,int8:160,int8:192",
+    ap.add_argument("--gen-runs", default="bf16:104,int8:160,int8:192",
                     help="comma-separated KV-cache:images runs (bf16 = exact cache, int8 = model_adapters/kv_cache.py)")
     ap.add_argument("--gen-prompt-len", type=int, default=40)
     ap.add_argument("--naive-steps", type=int, default=64)
