@@ -215,10 +215,9 @@ def bench_prefill_variants(model, head, cfg, args, rec):
     import model_adapters.chameleon_fast as cf
 
     # default: what the decoders do (separate projections with compiled SwiGLU from SEPARATE_PROJECTIONS_FROM
-    # tokens); separate_eager_swiglu: transformers' MLP module; fused_wide: the fused GEMMs at any width.
+    # tokens); fused_wide: the fused GEMMs at any width.
     wide_from = cf.SEPARATE_PROJECTIONS_FROM
-    variants = [("default", True, None, wide_from, "bf16"), ("separate_eager_swiglu", False, None, wide_from, "bf16"),
-                ("fused_wide", True, None, 1 << 62, "bf16"),
+    variants = [("default", True, None, wide_from, "bf16"), ("fused_wide", True, None, 1 << 62, "bf16"),
                 # float8 GEMMs (prefill=fp8, opt-in): not exact, so never the "best" the exact paths use
                 ("default+fp8", True, None, min(wide_from, G * P), "fp8")]
     if dev.type == "cuda":

@@ -251,8 +251,9 @@ def _run_layers(model, x, cos, sin, write, mask, kv, length: int, dense: bool, f
     norm_rope, swiglu = _piece("rope", _head_norm_rope, compiled), _piece("swiglu", _swiglu, compiled)
     swiglu_pair = _piece("swiglu_pair", _swiglu_pair, compiled)
     # ``fused``: the fused weights exist and the activation is SiLU; wide forwards still use separate GEMMs.
+    # Any other activation goes through transformers' MLP module (never float8).
     wide = R * T >= SEPARATE_PROJECTIONS_FROM
-    silu, fused = fused, fused and not wide
+    silu, fused = getattr(model.config, "hidden_act", "silu") == "silu", fused and not wide
     if fp8 and wide:
         quant = _piece("fp8", fp8_rows, compiled)
         lin = lambda h, module: _fp8_linear(h, module, quant)  # noqa: E731

@@ -210,3 +210,25 @@ def test_prefill_fp8_is_a_named_understanding_option_with_its_own_fingerprint(ad
     assert seen == ["fp8", "bf16"]
     with pytest.raises(AdapterError, match="prefill"):
         UniTokenAdapter(path=str(adapter.ckpt), prefill="int8")
+
+
+def test_prefill_fp8_engages_on_wide_prompt_batches_through_the_adapter(adapter, monkeypatch):
+    """Four distinct images (~1.1k-token prefixes each) make a prefill of >= 4096 tokens: the float8 GEMMs run,
+    answers keep their shape, and the next image batch frees the float8 weights again."""
+    fast = UniTokenAdapter(path=str(adapter.ckpt), prefill="fp8")
+    reqs = [UnderstandRequest(str(i), "What is this?", [_img(96 + 8 * i, 64, seed=i)], f"i{i}", max_new_tokens=3)
+            for i in range(4)]
+    prefixes, _, _ = fast.build_prefixes(reqs)
+    assert sum(p.shape[0] for p in prefixes) >= 4096
+    from model_adapters import chameleon_fast as cf
+
+    calls, real = [], cf._fp8_linear
+    monkeypatch.setattr(cf, "_fp8_linear", lambda x, lin, q: calls.append(x.shape) or real(x, lin, q))
+    out = fast.understand_with_tokens(reqs)
+    assert [len(o["token_ids"]) <= 3 for o in out] == [True] * 4
+    llm = fast.model.llm
+    # 7 GEMMs per layer in the one wide forward (the prefixes); the text suffixes and answer steps are narrow
+    assert len(calls) == 7 * len(llm.layers) and all(c[0] * c[1] >= 4096 for c in calls)
+    assert llm._lean_fp8 and hasattr(llm.layers[0].mlp.up_proj, "_lean_fp8")
+    fast.generate_with_tokens([GenerateRequest("g", "a cube", n_images=1, seed=1, options={"image_top_k": 5})])
+    assert not llm._lean_fp8
