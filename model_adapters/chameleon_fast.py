@@ -176,6 +176,18 @@ def fp8_unsupported(device) -> Optional[str]:
             f"{torch.cuda.get_device_name(device)} is sm_{cap[0]}{cap[1]}")
 
 
+def _decoder_linears(model):
+    """The seven projections of every decoder layer (attention q/k/v/o, MLP gate/up/down)."""
+    for layer in model.layers:
+        a, m = layer.self_attn, layer.mlp
+        yield from (a.q_proj, a.k_proj, a.v_proj, a.o_proj, m.gate_proj, m.up_proj, m.down_proj)
+
+
+def _silu_mlp(config) -> bool:
+    """Whether the MLP is SwiGLU with SiLU, which our own MLP paths (fused, float8) compute."""
+    return getattr(config, "hidden_act", "silu") == "silu"
+
+
 def fp8_weights(model) -> None:
     """Give each decoder linear a float8 copy of its weight (per output channel scale), once per model.
 
@@ -183,21 +195,17 @@ def fp8_weights(model) -> None:
     rate on an H100/H200); the bf16 weights stay, and every other forward uses them."""
     if getattr(model, "_lean_fp8", False):
         return
-    for layer in model.layers:
-        a, m = layer.self_attn, layer.mlp
-        for lin in (a.q_proj, a.k_proj, a.v_proj, a.o_proj, m.gate_proj, m.up_proj, m.down_proj):
-            codes, scale = fp8_rows(lin.weight)
-            lin._lean_fp8 = (codes, scale.reshape(1, -1))
+    for lin in _decoder_linears(model):
+        codes, scale = fp8_rows(lin.weight)
+        lin._lean_fp8 = (codes, scale.reshape(1, -1))
     model._lean_fp8 = True
 
 
 def release_fp8_weights(model) -> None:
     """Free the float8 weight copies (~1 byte per parameter) of :func:`fp8_weights`, e.g. before image
     generation, whose batch size is bounded by memory."""
-    for layer in model.layers:
-        a, m = layer.self_attn, layer.mlp
-        for lin in (a.q_proj, a.k_proj, a.v_proj, a.o_proj, m.gate_proj, m.up_proj, m.down_proj):
-            lin.__dict__.pop("_lean_fp8", None)
+    for lin in _decoder_linears(model):
+        lin.__dict__.pop("_lean_fp8", None)
     model._lean_fp8 = False
 
 
@@ -253,7 +261,7 @@ def _run_layers(model, x, cos, sin, write, mask, kv, length: int, dense: bool, f
     # ``fused``: the fused weights exist and the activation is SiLU; wide forwards still use separate GEMMs.
     # Any other activation goes through transformers' MLP module (never float8).
     wide = R * T >= SEPARATE_PROJECTIONS_FROM
-    silu, fused = getattr(model.config, "hidden_act", "silu") == "silu", fused and not wide
+    silu, fused = _silu_mlp(model.config), fused and not wide
     if fp8 and wide:
         quant = _piece("fp8", fp8_rows, compiled)
         lin = lambda h, module: _fp8_linear(h, module, quant)  # noqa: E731
@@ -326,7 +334,7 @@ class LeanChameleon:
         if fused is None:
             fused = self.device.type == "cuda"
         # The fused MLP path applies SiLU itself: only for the activation Chameleon checkpoints use.
-        self.fused = fused and getattr(cfg, "hidden_act", "silu") == "silu" and fuse_projections(model)
+        self.fused = fused and _silu_mlp(cfg) and fuse_projections(model)
         self.prefill_backends = prefill_backends
         self.fp8 = prefill == "fp8"
         if self.fp8:
