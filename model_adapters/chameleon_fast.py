@@ -398,14 +398,15 @@ class _GraphSteps:
 
     Capturing costs about two eager steps (a warm-up run, then recording ~1000 kernels), and on an H200 an
     eager 7B step at 16 rows x 4.8k columns takes ~50 ms against ~17 ms replayed (bench/profile_decode.py):
-    a length is captured when at least ``MIN_REPLAYS`` more steps will use it, so even a short answer's
-    handful of steps replays a graph, while one or two steps stay eager.
+    a length is captured when at least ``min_replays`` steps will use it, counting the one about to run and,
+    for a session kept across batches, the batches to come (``min_replays=1``: capture on first use).
     """
 
     MIN_REPLAYS = 4
 
-    def __init__(self, use_graphs: bool):
+    def __init__(self, use_graphs: bool, min_replays: int = MIN_REPLAYS):
         self.use_graphs = use_graphs
+        self.min_replays = min_replays
         self.graphs: dict[int, "torch.cuda.CUDAGraph"] = {}
         # One memory pool for all of a loop's graphs: they replay one after another, never at once.
         self.pool = torch.cuda.graph_pool_handle() if use_graphs else None
@@ -414,7 +415,7 @@ class _GraphSteps:
         """``remaining``: how many steps, this one included, will run at this length."""
         if length in self.graphs:
             self.graphs[length].replay()
-        elif not self.use_graphs or remaining < self.MIN_REPLAYS:
+        elif not self.use_graphs or remaining < self.min_replays:
             step(length)
         else:
             self.graphs[length] = self._capture(step, length, state, self.pool)
@@ -449,7 +450,15 @@ class PrefixSharingGreedyDecoder:
     prefilled after it and decoding is batched.  Text suffixes of different lengths are right-aligned, the
     gap in front of a shorter one is masked and skipped by the rotary positions, so each row computes
     exactly what it would alone.
+
+    The KV cache, the decode state and the captured step graphs form a session kept for the next call: a
+    benchmark is thousands of batches of the same size with prompts of similar length, and re-capturing
+    per batch cost about two eager steps (~100 ms) per batch, as much as a short answer's whole decode.  A
+    batch with fewer rows than the session runs with copies of its first prompt in the spare rows (their
+    answers are dropped; rows never see each other); a longer batch grows the session.  ``release()`` frees it.
     """
+
+    LEN_BUCKET = 256  # session cache length rounding, so that prompts of similar length share one session
 
     def __init__(self, model, lm_head, bucket: int = 64, use_graphs: Optional[bool] = None,
                  fused: Optional[bool] = None, prefill_backends: Optional[list] = None,
@@ -459,7 +468,45 @@ class PrefixSharingGreedyDecoder:
         device = next(model.parameters()).device
         self.use_graphs = (device.type == "cuda") if use_graphs is None else use_graphs
         self.fused, self.prefill_backends, self.compile_prefill = fused, prefill_backends, compile_prefill
-        self.stats = {"prefill_tokens": 0, "prompt_tokens": 0}
+        self.stats = {"prefill_tokens": 0, "prompt_tokens": 0, "sessions": 0}
+        self._session: Optional[dict] = None
+
+    def release(self) -> None:
+        """Drop the kept session (KV cache, graphs) so its memory can be used for something else."""
+        self._session = None
+
+    def _session_for(self, rows: int, length: int, new: int) -> dict:
+        sess = self._session
+        if sess is not None and rows <= sess["rows"] and length <= sess["len"] and new <= sess["new"]:
+            return sess
+        if sess is not None:  # grow to cover both the old and the new shape
+            rows, length, new = max(rows, sess["rows"]), max(length, sess["len"]), max(new, sess["new"])
+        self._session = None  # free the old cache before allocating the new one
+        length = _bucket(length, self.LEN_BUCKET, 1 << 30)
+        lean = LeanChameleon(self.model, self.lm_head, rows, length, fused=self.fused,
+                             prefill_backends=self.prefill_backends, compile_prefill=self.compile_prefill,
+                             prefill=self.prefill)
+        dev = lean.device
+        out = torch.zeros((rows, new), dtype=torch.long, device=dev)
+        # Static state the step reads and advances in place (so a captured graph can replay it).
+        state = {"tok": torch.zeros(rows, dtype=torch.long, device=dev),
+                 "pos": torch.zeros(rows, dtype=torch.long, device=dev),
+                 "col": torch.zeros(1, dtype=torch.long, device=dev),
+                 "step": torch.ones(1, dtype=torch.long, device=dev)}
+
+        def step(length: int) -> None:
+            tok, pos, col, stp = state["tok"], state["pos"], state["col"], state["step"]
+            nxt = lean.forward(pos[:, None], col, length, ids=tok[:, None]).argmax(-1)
+            out.index_copy_(1, stp, nxt[:, None])
+            tok.copy_(nxt)
+            pos.add_(1)
+            col.add_(1)
+            stp.add_(1)
+
+        self._session = {"rows": rows, "len": length, "new": new, "lean": lean, "out": out, "state": state,
+                         "step": step, "runner": _GraphSteps(self.use_graphs, min_replays=1)}
+        self.stats["sessions"] += 1
+        return self._session
 
     @torch.no_grad()
     def answer(self, prefixes: list[torch.Tensor], suffixes: list[list[int]], group: list[int],
@@ -475,11 +522,13 @@ class PrefixSharingGreedyDecoder:
         order = [first[g] for g in range(G)] + [r for r in range(R) if first[group[r]] != r]
         P = max(p.shape[0] for p in prefixes)
         S = max(len(s) for s in suffixes)
-        lean = LeanChameleon(self.model, self.lm_head, R, P + S + max_new_tokens, fused=self.fused,
-                             prefill_backends=self.prefill_backends, compile_prefill=self.compile_prefill,
-                             prefill=self.prefill)
+        sess = self._session_for(R, P + S + max_new_tokens, max_new_tokens)
+        lean, out, state = sess["lean"], sess["out"], sess["state"]
+        rows = sess["rows"]
+        order += [order[0]] * (rows - R)  # spare rows: copies of the first prompt
         dev = lean.device
         hidden = prefixes[0].shape[1]
+        lean.valid.zero_()  # the columns of the session's previous batch
         # 1. Prefixes on rows 0..G-1, right-padded to P: under causal attention a real token never sees the
         # padding after it, so the plain causal kernel is exact for every row; the padding's cache columns
         # are marked invalid for what follows.
@@ -489,50 +538,41 @@ class PrefixSharingGreedyDecoder:
             lean.valid[g, : p.shape[0]] = True
         positions = torch.arange(P, device=dev)[None].expand(G, P)
         lean.forward(positions, 0, P, embeds=emb, dense_causal=True)
+        del emb
         # 2. Rows of the same group get the prefix columns of their group's first row.
-        rep = torch.tensor([group[order[i]] for i in range(R)], device=dev)
-        if R > G:
-            lean.copy_rows(rep[G:], torch.arange(G, R, device=dev), P)
+        rep = torch.tensor([group[order[i]] for i in range(rows)], device=dev)
+        if rows > G:
+            lean.copy_rows(rep[G:], torch.arange(G, rows, device=dev), P)
         # 3. Every row's text, right-aligned in columns [P, P + S).
-        ids = torch.zeros((R, S), dtype=torch.long)
+        ids = torch.zeros((rows, S), dtype=torch.long)
         for i, r in enumerate(order):
             ids[i, S - len(suffixes[r]):] = torch.tensor(suffixes[r])
             lean.valid[i, P + S - len(suffixes[r]): P + S] = True
         ids = ids.to(dev)
-        lean.valid[:R, P + S:] = True
-        positions = (lean.valid[:R, : P + S].long().cumsum(1) - 1).clamp(min=0)[:, P:]
+        lean.valid[:, P + S:] = True
+        positions = (lean.valid[:, : P + S].long().cumsum(1) - 1).clamp(min=0)[:, P:]
         logits = lean.forward(positions, P, P + S, ids=ids)
         self.stats["prefill_tokens"] += sum(p.shape[0] for p in prefixes) + sum(len(s) for s in suffixes)
         self.stats["prompt_tokens"] += sum(prefixes[group[r]].shape[0] + len(suffixes[r]) for r in range(R))
-        # 4. Greedy decoding, one graph per attention length.
-        out = torch.zeros((R, max_new_tokens), dtype=torch.long, device=dev)
+        # 4. Greedy decoding, one graph per attention length (kept with the session).
+        out.zero_()
         out[:, 0] = logits.argmax(-1)
-        base = lean.valid[:R, : P + S].sum(1)  # the position of the first generated token
-        state = {"tok": out[:, 0].clone(), "col": torch.tensor([P + S], device=dev),
-                 "step": torch.tensor([1], device=dev)}
-
-        def step(length: int) -> None:
-            tok, col, stp = state["tok"], state["col"], state["step"]
-            pos = (base + (col - (P + S)))[:, None]
-            nxt = lean.forward(pos, col, length, ids=tok[:, None]).argmax(-1)
-            out.index_copy_(1, stp, nxt[:, None])
-            tok.copy_(nxt)
-            col.add_(1)
-            stp.add_(1)
-
-        runner = _GraphSteps(self.use_graphs)
+        state["tok"].copy_(out[:, 0])
+        state["pos"].copy_(lean.valid[:, : P + S].sum(1))  # the position of the first generated token
+        state["col"].fill_(P + S)
+        state["step"].fill_(1)
         eos_t = torch.tensor(list(eos), device=dev)
         produced = 1
         lengths = [_bucket(P + S + s, self.bucket, lean.max_len) for s in range(max_new_tokens)]
         for s in range(1, max_new_tokens):
-            if s % 4 == 0 and bool(torch.isin(out[:, :s], eos_t).any(1).all()):
+            if s % 4 == 0 and bool(torch.isin(out[:R, :s], eos_t).any(1).all()):
                 break  # every row has ended (checked every few steps: each check waits for the GPU)
-            runner(step, lengths[s], state, remaining=lengths[s:].count(lengths[s]))
+            sess["runner"](sess["step"], lengths[s], state, remaining=lengths[s:].count(lengths[s]))
             produced = s + 1
         result: list[list[int]] = [[] for _ in range(R)]
-        done = out.cpu().tolist()
+        done = out[:R].cpu().tolist()
         eos_set = set(int(e) for e in eos)
-        for i, r in enumerate(order):
+        for i, r in enumerate(order[:R]):
             toks = done[i][:produced]
             cut = next((j for j, t in enumerate(toks) if t in eos_set), None)
             result[r] = toks[:cut] if cut is not None else toks

@@ -134,10 +134,14 @@ def decode_attention_int8(q: torch.Tensor, k: torch.Tensor, ks: torch.Tensor, v:
     # 32-column tiles, one warp: 3.4 TB/s against 2.9-3.0 for the best conversion kernels (integer-op
     # conversions included, since removed) at 256-384 rows x 1120 columns
     # (bench/records/profile-int8-attention-NVIDIA-H200-20261129-0700.txt).
-    imma_ok = q.device.type != "cuda" or torch.cuda.get_device_capability(q.device) >= (8, 0)
+    # The query . key product is an int8 MMA over the head dimension, which must be a multiple of 32 (128 for
+    # Chameleon-7B; the tiny test models have 16).
+    imma_ok = D % 32 == 0 and (q.device.type != "cuda" or torch.cuda.get_device_capability(q.device) >= (8, 0))
     variant = os.environ.get("UNITOKEN_EVAL_INT8_KERNEL", "imma" if imma_ok else "bytes")
     if variant not in ("bytes", "imma"):
         raise ValueError(f"UNITOKEN_EVAL_INT8_KERNEL={variant!r}: expected imma or bytes")
+    if variant == "imma" and D % 32:
+        raise ValueError(f"UNITOKEN_EVAL_INT8_KERNEL=imma needs a head dimension that is a multiple of 32, not {D}")
     block = int(os.environ.get("UNITOKEN_EVAL_INT8_BLOCK", "32" if variant == "imma" else "16"))
     warps = int(os.environ.get("UNITOKEN_EVAL_INT8_WARPS", "1" if variant == "imma" else "2"))
     stages = int(os.environ.get("UNITOKEN_EVAL_INT8_STAGES", "1"))

@@ -187,6 +187,36 @@ def test_prefix_sharing_gives_each_prompt_what_it_would_get_alone(second_len):
     assert dec.stats["prompt_tokens"] == 9 * 3 + second_len + 13
 
 
+def test_answer_session_is_kept_across_batches_of_other_sizes_and_lengths():
+    """One decoder answers a stream of batches: fewer rows than its session (spare rows), then a longer prompt
+    and answer (the session grows), then a short batch again (reused); every answer is what the prompt gets
+    alone, and stale cache columns of an earlier batch never leak into a later one."""
+    from model_adapters.chameleon_fast import PrefixSharingGreedyDecoder
+
+    model, head = _tiny()
+    g = torch.Generator().manual_seed(5)
+    eos = [8710]
+    dec = PrefixSharingGreedyDecoder(model, head, bucket=4, use_graphs=False)
+    dec.LEN_BUCKET = 8
+    batches = [
+        ([torch.randn(9, 64, generator=g), torch.randn(7, 64, generator=g)],
+         [[40, 41, 8710], [50, 8710], [60, 61, 8710]], [0, 1, 0], 5),
+        ([torch.randn(6, 64, generator=g)], [[70, 8710], [71, 72, 8710]], [0, 0], 4),  # 2 rows in a 3-row session
+        ([torch.randn(20, 64, generator=g)], [[80, 81, 82, 8710]], [0], 9),  # longer: the session grows
+        ([torch.randn(5, 64, generator=g), torch.randn(8, 64, generator=g)], [[90, 8710], [91, 8710]], [1, 0], 3),
+    ]
+    sessions = []
+    for prefixes, suffixes, group, new in batches:
+        got = dec.answer(prefixes, suffixes, group, max_new_tokens=new, eos=eos)
+        sessions.append((dec.stats["sessions"], dec._session["rows"], dec._session["len"]))
+        for r in range(len(suffixes)):
+            emb = torch.cat([prefixes[group[r]], model.embed_tokens(torch.tensor(suffixes[r])).detach()])
+            assert got[r] == _hf_greedy(model, head, emb, new, eos), (len(sessions), r)
+    assert sessions == [(1, 3, 24), (1, 3, 24), (2, 3, 40), (2, 3, 40)]
+    dec.release()
+    assert dec._session is None
+
+
 def test_wide_forwards_use_separate_projections_with_the_same_result(monkeypatch):
     import model_adapters.chameleon_fast as cf
 

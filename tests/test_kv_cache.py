@@ -121,3 +121,14 @@ def test_triton_decode_kernel_matches_dequantized_sdpa_under_the_interpreter():
     # imma also quantizes the query and each tile's softmax weights (to ~15 bits): near, far inside the
     # cache's own int8 error (~0.03 here); one int8 row each, without the remainder row, gives ~0.02.
     assert res["imma"]["finite"] and res["imma"]["max_abs_diff"] < 1e-3, res
+
+
+def test_imma_kernel_refuses_a_head_dimension_its_int8_mma_cannot_take(monkeypatch):
+    """The default picks the bytes kernel for such heads; asking for imma by name is an error that says why."""
+    from model_adapters.kv_cache import decode_attention_int8, quantize_int8
+
+    k = torch.randn(1, 2, 8, 16)
+    (kc, ks), (vc, vs) = quantize_int8(k), quantize_int8(k)
+    monkeypatch.setenv("UNITOKEN_EVAL_INT8_KERNEL", "imma")
+    with pytest.raises(ValueError, match="multiple of 32, not 16"):
+        decode_attention_int8(torch.randn(1, 2, 1, 16), kc, ks, vc, vs, torch.ones(1, 8, dtype=torch.bool), 8, 0.25)

@@ -232,3 +232,19 @@ def test_prefill_fp8_engages_on_wide_prompt_batches_through_the_adapter(adapter,
     assert llm._lean_fp8 and hasattr(llm.layers[0].mlp.up_proj, "_lean_fp8")
     fast.generate_with_tokens([GenerateRequest("g", "a cube", n_images=1, seed=1, options={"image_top_k": 5})])
     assert not llm._lean_fp8
+
+
+def test_answer_session_serves_the_next_batch_and_image_generation_frees_it(adapter):
+    llm = adapter.model.llm
+    reqs = [UnderstandRequest(str(i), q, [_img(120, 90, seed=i)], f"s{i}", max_new_tokens=4)
+            for i, q in enumerate(["Color?", "What is this?", "How many?"])]
+    first = [x["token_ids"] for x in adapter.understand_with_tokens(reqs)]
+    dec = llm._lean_answer_decoder
+    opened = dec.stats["sessions"]
+    assert dec._session is not None and dec._session["rows"] >= 3
+    # a smaller batch afterwards runs in the same session (no new cache, graphs kept), with the same answers
+    assert [x["token_ids"] for x in adapter.understand_with_tokens(reqs[1:])] == first[1:]
+    assert llm._lean_answer_decoder is dec and dec.stats["sessions"] == opened
+    adapter.generate_with_tokens([GenerateRequest("g", "a cube", n_images=1, seed=1, options={"image_top_k": 5})])
+    assert llm._lean_answer_decoder is None and dec._session is None  # its cache made room for the images
+    assert [x["token_ids"] for x in adapter.understand_with_tokens(reqs)] == first

@@ -165,6 +165,23 @@ def test_one_siglip_forward_over_several_images_gives_each_its_own_tokens(adapte
     assert adapter.model.continuous_tokens_many([]) == []
 
 
+def test_compiled_vision_tower_serves_every_view_count_with_the_eager_tokens(ckpt, monkeypatch):
+    """compile=auto compiles the SigLIP tower on CUDA; here dynamo traces it (backend "eager": CPU CI has no
+    inductor toolchain guarantee) over 3-, 4- and 5-view batches, and UNITOKEN_EVAL_COMPILE=0 keeps it eager."""
+    model = UniTokenModel(ckpt, torch.device("cpu"), torch.float32)
+    imgs = [_img(*size) for size in ((500, 300), (1000, 400), (2000, 2000))]
+    eager = model.continuous_tokens_many(imgs)
+    monkeypatch.setenv("UNITOKEN_EVAL_COMPILE", "0")
+    model.compile_vision(backend="eager")
+    assert model.vision_tower is model.vit
+    monkeypatch.delenv("UNITOKEN_EVAL_COMPILE")
+    model.compile_vision(backend="eager")
+    assert model.vision_tower is not model.vit
+    for one in ([imgs[0]], [imgs[1]], imgs):  # view counts 3, 4, then 12 in one forward
+        for got, want in zip(model.continuous_tokens_many(one), [eager[imgs.index(i)] for i in one]):
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
 def test_sequence_layout(adapter):
     img = _img(500, 300)
     before, after = adapter.model.tokenizer.question("What is shown?", 1)

@@ -6,7 +6,7 @@
 
 ``vqgan`` defaults to ``PATH/vqgan`` (Meta's ``vqgan.yaml`` + ``vqgan.ckpt``; the UniToken release does not
 ship them).  ``anyres=auto`` reads the variant from the checkpoint name (``...-base-...`` = one squashed
-384 view, anything else AnyRes).  ``compile``: CUDA-graph decoding (auto = on CUDA).  ``kv_cache=int8``:
+384 view, anything else AnyRes).  ``compile``: CUDA-graph decoding and a compiled SigLIP tower (auto = on CUDA).  ``kv_cache=int8``:
 image generation on an int8 KV cache (model_adapters/kv_cache.py): larger batches and more images/s on a GPU,
 at a measured, non-zero logit error; understanding always uses the exact cache.  ``prefill=fp8``: the
 understanding prompts' GEMMs in float8 (per-token and per-channel scales) on GPUs with float8 tensor cores:
@@ -18,8 +18,6 @@ Generation request options: ``cfg`` (default 3.0, the release demo's), ``image_t
 from __future__ import annotations
 
 import hashlib
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Optional
 
@@ -28,6 +26,7 @@ from PIL import Image
 
 from harness.types import GenerateRequest, Kind, UnderstandRequest
 from model_adapters.base import AdapterError, ModelAdapter
+from model_adapters.chameleon_vq.background import BackgroundDecoder
 
 from . import configuration as C
 from .decoding import greedy_answers, image_tokens
@@ -86,6 +85,8 @@ class ChameleonFamilyAdapter(ModelAdapter):
         self.use_graphs = (self.device.type == "cuda") if comp == "auto" else comp == "true"
         if self.use_graphs and self.device.type != "cuda":
             raise AdapterError("model argument compile=true needs device=cuda (CUDA graphs)")
+        if self.use_graphs:
+            self.model.compile_vision()
 
     def _load_vq(self):
         from model_adapters.chameleon_vq import VQGANLoadError, VQImageTokenizer
@@ -245,7 +246,7 @@ class ChameleonFamilyAdapter(ModelAdapter):
         # VQ decoding runs in a background thread (on its own CUDA stream) while the next chunk's tokens are
         # sampled: on an H200 it cost 35-48 ms per image when done in line, ~20% of the image rate
         # (bench/records/unitoken-release-layout-*.json).
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vq-decode") as pool:
+        with BackgroundDecoder(self.vq, self.device) as decoder:
             pending = []
             for (cfg, top_k, temp), items in rows.items():
                 for s in range(0, len(items), step):
@@ -255,23 +256,12 @@ class ChameleonFamilyAdapter(ModelAdapter):
                                         [c[1] for c in chunk], cfg, top_k, temp, grid=grid, use_graphs=self.use_graphs,
                                         kv_cache=self.args.kv_cache)
                     codes = self.vq.bpe_to_codes(grid.codes(toks)).cpu()  # checked here, before the next chunk
-                    pending.append((chunk, toks.tolist(), pool.submit(self._decode_images, codes)))
+                    pending.append((chunk, toks.tolist(), decoder.submit(codes)))
             for chunk, toks, images in pending:
                 for (i, _, _), t, img in zip(chunk, toks, images.result()):
                     results[i]["images"].append(img)
                     results[i]["token_ids"].append([self.gen_suffix[-1]] + t)
         return results
-
-    def _decode_images(self, codes: torch.Tensor) -> list[Image.Image]:
-        """One image per decoder call: batched convolutions may pick other kernels (other rounding), and an
-        image must not depend on what else was in its batch."""
-        stream = nullcontext()
-        if self.device.type == "cuda":
-            if getattr(self, "_decode_stream", None) is None:
-                self._decode_stream = torch.cuda.Stream(self.device)
-            stream = torch.cuda.stream(self._decode_stream)
-        with stream:
-            return [self.vq.decode(codes[j: j + 1])[0] for j in range(codes.shape[0])]
 
 
 class UniTokenAdapter(ChameleonFamilyAdapter):

@@ -20,7 +20,12 @@ def greedy_answers(model, lm_head, prefixes: list[torch.Tensor], suffixes: list[
     """Row r = prefixes[group[r]] + suffixes[r]; each row stops at eos or its own max_new_tokens.
     ``prefill="fp8"``: the prompt's wide GEMMs in float8 (chameleon_fast.fp8_weights), not exact."""
     _release_image_session(model)  # an image batch's KV cache would otherwise hold memory answers need
-    dec = PrefixSharingGreedyDecoder(model, lm_head, use_graphs=use_graphs, prefill=prefill)
+    dec = getattr(model, "_lean_answer_decoder", None)
+    graphs = (next(model.parameters()).device.type == "cuda") if use_graphs is None else use_graphs
+    if dec is None or dec.lm_head is not lm_head or dec.use_graphs != graphs or dec.prefill != prefill:
+        _release_answer_session(model)
+        dec = PrefixSharingGreedyDecoder(model, lm_head, use_graphs=use_graphs, prefill=prefill)
+        model._lean_answer_decoder = dec  # its session (cache, graphs) serves the next batch too
     out = dec.answer(prefixes, suffixes, group, max(max_new_tokens), eos)
     return [o[: m] for o, m in zip(out, max_new_tokens)]
 
@@ -56,6 +61,7 @@ def image_tokens(model, lm_head, prompts: list[list[int]], seeds: Sequence[int],
     Float8 weight copies of ``prefill=fp8`` are freed first (~1 byte per parameter, which the image batch
     needs more); the next fp8 prefill rebuilds them.
     """
+    _release_answer_session(model)  # its KV cache, and float8 weights that the next fp8 session rebuilds
     if getattr(model, "_lean_fp8", False):
         release_fp8_weights(model)
     dec = getattr(model, "_lean_image_decoder", None)
@@ -72,3 +78,10 @@ def _release_image_session(model) -> None:
     dec = getattr(model, "_lean_image_decoder", None)
     if dec is not None:
         dec.release()
+
+
+def _release_answer_session(model) -> None:
+    dec = getattr(model, "_lean_answer_decoder", None)
+    if dec is not None:
+        dec.release()
+        model._lean_answer_decoder = None
