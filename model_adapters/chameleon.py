@@ -8,7 +8,7 @@ to ``<racm3:break>`` + 1024 image tokens + ``<eoss>`` (no size or newline tokens
 white, ``x * 0.0078 - 1``; the image tokens come from the checkpoint's own ``model.vqmodel`` encoder.
 Greedy; stops at ``</s>`` (and 8710); special tokens are dropped from the decoded text.
 
-Model args: ``path=HUB_ID_OR_DIR[,dtype=...][,device=...][,batch_size=N]``.
+Model args: ``path=HUB_ID_OR_DIR[,dtype=...][,device=...][,batch_size=N|auto]``.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from PIL import Image
 
 from harness.types import UnderstandRequest
 from model_adapters.base import AdapterError
+from model_adapters.unitoken import batching
 from model_adapters.unitoken import configuration as C
 from model_adapters.unitoken.adapter import ChameleonFamilyAdapter
 from model_adapters.unitoken.modeling import UniTokenModel
@@ -72,6 +73,7 @@ class ChameleonAdapter(ChameleonFamilyAdapter):
         self.vq = None
         comp = self.args.compile.lower()
         self.use_graphs = (self.device.type == "cuda") if comp == "auto" else comp == "true"
+        batching.resolve(self.args, self.model.config, self.device, self.dtype, None)
 
     def generate(self, requests):
         raise AdapterError(f"model {self.id} cannot generate images (Meta's Chameleon release withholds image output)")

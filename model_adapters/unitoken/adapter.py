@@ -1,7 +1,7 @@
 """The ``unitoken`` model adapter: UniToken-{AnyRes,base}-StageII behind the ModelAdapter interface.
 
 ``--model-args path=DIR_OR_HUB_ID[,vqgan=DIR][,vision_config=DIR][,dtype=float32|bfloat16][,device=cpu|cuda]
-[,anyres=auto|true|false][,compile=auto|true|false][,batch_size=N][,gen_batch_size=N][,kv_cache=bf16|int8]
+[,anyres=auto|true|false][,compile=auto|true|false][,batch_size=N|auto][,gen_batch_size=N|auto][,kv_cache=bf16|int8]
 [,prefill=bf16|fp8]``
 
 ``vqgan`` defaults to ``PATH/vqgan`` (Meta's ``vqgan.yaml`` + ``vqgan.ckpt``; the UniToken release does not
@@ -28,6 +28,7 @@ from harness.types import GenerateRequest, Kind, UnderstandRequest
 from model_adapters.base import AdapterError, ModelAdapter
 from model_adapters.chameleon_vq.background import BackgroundDecoder
 
+from . import batching
 from . import configuration as C
 from .decoding import greedy_answers, image_tokens
 from .modeling import UniTokenModel
@@ -87,6 +88,7 @@ class ChameleonFamilyAdapter(ModelAdapter):
             raise AdapterError("model argument compile=true needs device=cuda (CUDA graphs)")
         if self.use_graphs:
             self.model.compile_vision()
+        batching.resolve(self.args, self.model.config, self.device, self.dtype, self.image_grid().n_tokens)
 
     def _load_vq(self):
         from model_adapters.chameleon_vq import VQGANLoadError, VQImageTokenizer

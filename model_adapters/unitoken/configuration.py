@@ -223,8 +223,9 @@ class ModelArgs:
     device: str = "auto"
     anyres: str = "auto"
     compile: str = "auto"
-    batch_size: int = 8
-    gen_batch_size: int = 8
+    # "auto": from the GPU's free memory after loading (model_adapters/unitoken/batching.py); 8 on CPU
+    batch_size: Any = "auto"
+    gen_batch_size: Any = "auto"
     # KV cache of image generation: bf16 = the model's dtype (exact); int8 = model_adapters/kv_cache.py
     # (measured in bench/records/throughput-*.json: more images per batch and per second, logits not exact).
     kv_cache: str = "bf16"
@@ -242,11 +243,13 @@ class ModelArgs:
             raise AdapterError(f"unknown model argument {unknown[0]!r} (known: {', '.join(cls.KNOWN + allowed_extra)})")
         kw = {k: args[k] for k in cls.KNOWN if k in args}
         for k in ("batch_size", "gen_batch_size"):
-            if k in kw:
+            if k in kw and str(kw[k]).lower() == "auto":
+                kw[k] = "auto"
+            elif k in kw:
                 try:
                     kw[k] = int(kw[k])
                 except ValueError as exc:
-                    raise AdapterError(f"model argument {k}={kw[k]!r} is not an integer") from exc
+                    raise AdapterError(f"model argument {k}={kw[k]!r} is not an integer or auto") from exc
                 if kw[k] < 1:
                     raise AdapterError(f"model argument {k} must be >= 1")
         if "path" not in kw:
