@@ -48,8 +48,8 @@ def main(argv=None) -> None:
     ap.add_argument("--prompts", type=int, default=32, help="understanding prompts (4 per image)")
     ap.add_argument("--max-new-tokens", type=int, default=32)
     ap.add_argument("--images", type=int, default=64, help="generated images (cfg 5.0, top-k 2000)")
-    ap.add_argument("--gen-batch", type=int, default=64)
-    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--gen-batch", default="64", help="images per batch, or auto (the adapter's default)")
+    ap.add_argument("--batch", default="16", help="prompts per batch, or auto (the adapter's default)")
     ap.add_argument("--kv-cache", default="bf16", choices=("bf16", "int8"), help="the adapter's kv_cache= for images")
     ap.add_argument("--prefill", default="bf16", choices=("bf16", "fp8"), help="the adapter's prefill= for answers")
     ap.add_argument("--records", default=str(Path(__file__).resolve().parent / "records"))
@@ -75,6 +75,8 @@ def main(argv=None) -> None:
                          prefill=a.prefill)
     _sync()
     rec["load_s"] = round(time.time() - t, 1)
+    batch, gen_batch = ad.batch_size("understand"), ad.batch_size("generate")  # auto resolved by the adapter
+    rec["batch_sizes"] = {"asked": [a.batch, a.gen_batch], "used": [batch, gen_batch]}
     rec["params_llm"] = sum(p.numel() for p in ad.model.llm.parameters()) + ad.model.lm_head.weight.numel()
     rng = np.random.RandomState(0)
     n_img = max(1, a.prompts // 4)
@@ -85,8 +87,8 @@ def main(argv=None) -> None:
     _sync()
     t = time.time()
     res = []
-    for s in range(0, len(reqs), a.batch):
-        res += ad.understand_with_tokens(reqs[s: s + a.batch])
+    for s in range(0, len(reqs), batch):
+        res += ad.understand_with_tokens(reqs[s: s + batch])
     _sync()
     dt_u = time.time() - t
     prefix_len = ad.build_prefixes(reqs[:1])[0][0].shape[0]
@@ -98,14 +100,14 @@ def main(argv=None) -> None:
              for i in range(a.images)]
     # warm-up: one whole batch (the decoder's session for this batch shape: KV cache, graph captures)
     ad.generate_with_tokens([GenerateRequest(f"w{i}", "warm-up", n_images=1, seed=10_000 + i, options={"cfg": 5.0})
-                             for i in range(min(a.gen_batch, a.images))])
+                             for i in range(min(gen_batch, a.images))])
     _sync()
     t = time.time()
     gres = ad.generate_with_tokens(greqs)
     _sync()
     dt_g = time.time() - t
     ok = all(r["token_ids"][0][:3] == [8197, 8820, 8820] and r["token_ids"][0][-1] == 8196 for r in gres)
-    rec["generation"] = {"images": a.images, "batch": a.gen_batch, "kv_cache": a.kv_cache, "seconds": round(dt_g, 2),
+    rec["generation"] = {"images": a.images, "batch": gen_batch, "kv_cache": a.kv_cache, "seconds": round(dt_g, 2),
                          "images_per_s": round(a.images / dt_g, 3), "structure_ok": ok,
                          "image_size": list(gres[0]["images"][0].size)}
     if cuda:

@@ -17,9 +17,9 @@ CUDA = torch.device("cuda")
 H200 = (134_700_000_000, 150_700_000_000)  # free after loading UniToken-7B, total (bytes)
 
 
-def test_h200_gets_the_batches_the_benchmark_measured():
-    """bench/records/throughput-NVIDIA-H200-*.json: 104 images fill the GPU in bf16 (128 did not fit), int8
-    halves the cache and 192 is the largest batch measured; answers stop at 16 prompts."""
+def test_an_h200_with_the_llm_alone_gets_the_batches_the_benchmark_measured():
+    """bench/records/throughput-NVIDIA-H200-*.json (LLM weights only, ~16 GB): 104 images fill the GPU in bf16
+    (128 did not fit), int8 halves the cache and 192 is the largest batch measured; answers stop at 16."""
     assert batching.auto_batch_sizes(SEVEN_B, CUDA, torch.bfloat16, "bf16", 1059, memory=H200) == (16, 104)
     assert batching.auto_batch_sizes(SEVEN_B, CUDA, torch.bfloat16, "int8", 1059, memory=H200) == (16, 192)
 
