@@ -3,7 +3,7 @@
 A shard is a contiguous slice of a task's samples in a fixed order (understanding samples sorted by image
 key so requests about one image stay together and share a prefill).  Every process computes the same plan
 from the same config, so torchrun ranks and Slurm array tasks need no coordination beyond the results store:
-process ``r`` of ``w`` takes shards ``r, r + w, r + 2w, ...``.
+process ``r`` of ``w`` takes the shards a greedy balance of estimated work gives it (:func:`shards_for`).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ class Shard:
     index: int  # position in the whole plan
     start: int
     stop: int
+    work: float = 0.0  # estimated GPU work, in understanding prompts (see Task.work_per_sample)
 
     @property
     def key(self) -> str:
@@ -36,15 +37,25 @@ def ordered(samples: list[Sample], kind: str) -> list[Sample]:
     return list(samples)
 
 
-def make_plan(task_sizes: list[tuple[str, int]], shard_size: int) -> list[Shard]:
-    """Cut each task (in the given order) into shards of at most ``shard_size`` samples."""
+def make_plan(task_sizes: list[tuple[str, int]], shard_size: int,
+              work_per_sample: Optional[dict[str, float]] = None) -> list[Shard]:
+    """Cut each task into shards of at most ``shard_size`` samples, heaviest shards first.
+
+    A shard of T2I-CompBench++ prompts (10 images each) is ~20x the GPU time of a shard of MCQ prompts; if
+    it came last, one GPU would finish it while the others idle (with 256-prompt shards, ~11 minutes of an
+    H200).  Ordering by estimated work (``work_per_sample``, default 1 per sample) lets the pool's queue and
+    :func:`shards_for` fill in around the big shards with small ones.  Equal shards keep task order.
+    """
     if shard_size < 1:
         raise ValueError("shard_size must be at least 1")
-    plan: list[Shard] = []
+    weights = work_per_sample or {}
+    cut: list[tuple[str, int, int, float]] = []
     for task_id, n in task_sizes:
         for start in range(0, n, shard_size):
-            plan.append(Shard(task_id, len(plan), start, min(n, start + shard_size)))
-    return plan
+            stop = min(n, start + shard_size)
+            cut.append((task_id, start, stop, (stop - start) * float(weights.get(task_id, 1.0))))
+    cut.sort(key=lambda c: -c[3])  # stable: equal work keeps the tasks' order
+    return [Shard(task_id, i, start, stop, work) for i, (task_id, start, stop, work) in enumerate(cut)]
 
 
 def unfinished_batches(items: Sequence[T], size: int, is_done: Callable[[T], bool]) -> Iterator[list[T]]:
@@ -64,9 +75,20 @@ def unfinished_batches(items: Sequence[T], size: int, is_done: Callable[[T], boo
 
 
 def shards_for(plan: list[Shard], rank: int, world: int) -> list[Shard]:
+    """Rank ``rank``'s shards under torchrun or a Slurm array: each shard, heaviest first, goes to the rank
+    with the least work so far (lowest rank on ties).  Every process computes the same assignment from the
+    same plan, so nothing is coordinated at run time; unlike every world-th shard, the loads stay within
+    about one small shard of each other when a few shards are much heavier than the rest."""
     if not 0 <= rank < world:
         raise ValueError(f"rank {rank} is outside a world of {world}")
-    return [s for s in plan if s.index % world == rank]
+    load = [0.0] * world
+    mine = []
+    for sh in sorted(plan, key=lambda s: (-s.work, s.index)):
+        r = min(range(world), key=lambda i: (load[i], i))
+        load[r] += sh.work or (sh.stop - sh.start)
+        if r == rank:
+            mine.append(sh)
+    return sorted(mine, key=lambda s: s.index)
 
 
 _SHARD_SPEC = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")

@@ -368,7 +368,8 @@ class Runner:
         for tid, task in self.tasks.items():
             if not task.subtasks:
                 self.samples[tid] = ordered(self.load_samples(task), task.kind)
-        self.plan = make_plan([(tid, len(v)) for tid, v in self.samples.items()], self.config.shard_size)
+        self.plan = make_plan([(tid, len(v)) for tid, v in self.samples.items()], self.config.shard_size,
+                              {tid: self.tasks[tid].work_per_sample() for tid in self.samples})
         if self.writer in ("main", "rank0"):  # one process per run directory writes these (no racing writers)
             manifest = self.store.read_manifest()
             self.store.update_manifest(data_files={**manifest.get("data_files", {}), **self.data_sources},

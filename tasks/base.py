@@ -50,6 +50,12 @@ class ScoreContext:
         self.log.warning(message)
 
 
+# One 512x512 image with CFG against one understanding prompt, in GPU time on an H200: ~0.26 s (3.9 images/s,
+# bf16 KV) against ~0.10 s (the paper suite's understanding prompts, 59 min for 34.9k of them), both from
+# bench/records/throughput-NVIDIA-H200-20261129-084902.json.  Only the order of magnitude matters here.
+IMAGE_WORK = 2.5
+
+
 class Task(ABC):
     """Base class of every benchmark.
 
@@ -79,6 +85,11 @@ class Task(ABC):
     def tolerate(self, message: str) -> str:
         """:func:`tolerate` with this task's ``--skip-bad`` setting."""
         return tolerate(message, self.skip_bad)
+
+    def work_per_sample(self) -> float:
+        """A sample's GPU time relative to one understanding prompt, to order and balance shards
+        (harness/plan.py); generation tasks count their images."""
+        return 1.0
 
     def data_identity(self) -> dict[str, Any]:
         """Where the loaded data came from and its digest (None where the source has no single file)."""

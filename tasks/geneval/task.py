@@ -24,7 +24,7 @@ from harness import faults
 from harness.plan import unfinished_batches
 from harness.store import sha256_file
 from harness.types import GenerateRequest, Headline, Prediction, Sample, TaskResult
-from tasks.base import ScoreContext, Task, TaskError
+from tasks.base import IMAGE_WORK, ScoreContext, Task, TaskError
 from tasks.geneval import prompts
 from tasks.geneval.detector import CLASS_NAMES, ENV_CHECKPOINT, Detection, Detections, DetectorError
 from tasks.geneval.rules import COLORS, MissingColor, RuleOptions, color_targets, evaluate, keep_detections
@@ -136,6 +136,9 @@ class GenEval(Task):
         return samples[:limit] if limit else samples
 
     # ----- inference
+    def work_per_sample(self) -> float:
+        return self.n_images * IMAGE_WORK
+
     def request(self, sample: Sample) -> GenerateRequest:
         return GenerateRequest(sample_id=sample.id, prompt=sample.fields["prompt"], n_images=self.n_images)
 

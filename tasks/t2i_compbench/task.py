@@ -25,7 +25,7 @@ from typing import Any, Callable, ClassVar, Optional
 from PIL import Image
 
 from harness.types import GenerateRequest, Headline, Prediction, Sample, TaskResult
-from tasks.base import ScoreContext, Task, TaskError
+from tasks.base import IMAGE_WORK, ScoreContext, Task, TaskError
 from tasks.t2i_compbench import naming, nouns, prompts, rules
 
 _UPSTREAM = "Karine-Huang/T2I-CompBench @1b70949"
@@ -117,6 +117,9 @@ class T2ICategory(Task):
             prompts.official_file(name, version)
 
     # ----------------------------------------------------------------- generation
+    def work_per_sample(self) -> float:
+        return self.images_per_prompt * IMAGE_WORK
+
     def request(self, sample: Sample) -> GenerateRequest:
         return GenerateRequest(sample_id=sample.id, prompt=sample.fields["prompt"], n_images=self.images_per_prompt)
 
