@@ -16,7 +16,7 @@ import torch
 
 from model_adapters.base import AdapterError
 
-UNDERSTAND_CAP = 16   # bench: prefill of 4.7k-token prompts is as fast per token at 16 as at 32
+UNDERSTAND_CAP = 16   # the batch bench/throughput.py measures understanding at (40k prefill tokens/s)
 GENERATE_CAP = 192    # the largest measured image batch (int8 KV, 138 GB on an H200); bf16 fills 141 GB at 104
 CPU_BATCH = 8
 ANSWER_COLUMNS = 5120  # an AnyRes prompt (~4.7k tokens) and its answer, at the session's 256-column rounding

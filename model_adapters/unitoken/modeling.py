@@ -36,9 +36,9 @@ def _materialise(module: nn.Module, state: dict[str, torch.Tensor], source: str,
 def compiled_tower(vit: nn.Module, backend: str = "inductor"):
     """The SigLIP tower under torch.compile, dynamic in the number of views.
 
-    On an H200 the eager tower ran 82 images/s (5 AnyRes views each) against 135 compiled, ~60 s of
-    compiling once per process (bench/records/throughput-NVIDIA-H200-20261129-070119.json): over a suite's
-    ~27k images that is ~2 min saved.  Eager bf16 rounds after every elementwise op and the fused kernels
+    On an H200 the eager tower ran 86 images/s (5 AnyRes views each) against 136 compiled, after ~80 s of
+    compiling once per process (bench/records/throughput-NVIDIA-H200-20261129-084902.json): over a suite's
+    ~27k images, ~2 min saved net.  Eager bf16 rounds after every elementwise op and the fused kernels
     once, so features differ at bf16 rounding level, as the LLM's compiled prefill pieces do.
     UNITOKEN_EVAL_COMPILE=0 keeps the tower eager.
     """
