@@ -24,7 +24,7 @@ class Shard:
     index: int  # position in the whole plan
     start: int
     stop: int
-    work: float = 0.0  # estimated GPU work, in understanding prompts (see Task.work_per_sample)
+    work: float  # estimated GPU work, in understanding prompts (see Task.work_per_sample)
 
     @property
     def key(self) -> str:
@@ -83,12 +83,12 @@ def shards_for(plan: list[Shard], rank: int, world: int) -> list[Shard]:
         raise ValueError(f"rank {rank} is outside a world of {world}")
     load = [0.0] * world
     mine = []
-    for sh in sorted(plan, key=lambda s: (-s.work, s.index)):
+    for sh in plan:  # make_plan's order: heaviest first
         r = min(range(world), key=lambda i: (load[i], i))
-        load[r] += sh.work or (sh.stop - sh.start)
+        load[r] += sh.work
         if r == rank:
             mine.append(sh)
-    return sorted(mine, key=lambda s: s.index)
+    return mine
 
 
 _SHARD_SPEC = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
