@@ -37,3 +37,20 @@ def test_per_class_order_follows_numpy_123_ties():
     out = sort_by_class(np.zeros(n, int), np.array(big["scores"], np.float32), np.arange(4 * n).reshape(n, 4), None)
     # the box's first coordinate encodes the row index, so the emitted order can be read back
     assert [int(d.box[0]) // 4 for d in out["person"]] == big["argsort"][::-1]
+
+
+def test_equal_scores_put_the_later_detection_first_and_flip_the_verdict():
+    # Two cups from the head with one float32 score: evaluate_images.py's np.argsort(scores)[::-1] takes the
+    # later one (blue) as the most confident, so "a red cup" fails; taking the earlier one would pass it.
+    from tasks.geneval.rules import RuleOptions, evaluate, keep_detections
+    from tasks.geneval.detector import CLASS_NAMES
+
+    cup = CLASS_NAMES.index("cup")
+    dets = sort_by_class(np.array([cup, cup]), np.array([0.8, 0.8], np.float32),
+                         np.array([[0, 0, 10, 10], [50, 50, 60, 60]], np.float64), None)
+    for d in dets["cup"]:
+        d.color = "red" if d.box[0] == 0 else "blue"   # the earlier-listed cup is the red one
+    assert [d.color for d in dets["cup"]] == ["blue", "red"]
+    kept = keep_detections(dets, "color", RuleOptions())
+    meta = {"tag": "color", "include": [{"class": "cup", "count": 1, "color": "red"}]}
+    assert evaluate(kept, meta) == (False, "expected red cup>=1, found 0 red; and 1 blue")
