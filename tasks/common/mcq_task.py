@@ -92,7 +92,8 @@ class VKTask(Task):
         self.data_path, self.data_sha256 = str(path), sha256_file(path)
         return load_tsv(path, self.required_columns)
 
-    def needs_image(self) -> bool:
+    def needs_image(self, row: TsvRow) -> bool:
+        """Whether ``row`` must carry an image (a benchmark with text-only questions says which)."""
         return True
 
     def load(self, source: Optional[str] = None, limit: Optional[int] = None) -> list[Sample]:
@@ -109,7 +110,7 @@ class VKTask(Task):
         if row.n_images > 1:
             fields["_n_images"] = row.n_images  # we pass the first image only (single-image model)
         empty = [c for c in self.required_values if fields.get(c) is None]
-        if self.needs_image() and not row.has_image():
+        if self.needs_image(row) and not row.has_image():
             empty.insert(0, "image")
         if empty:  # an error naming the row, or (--skip-bad) a sample recorded as an error
             problem = f"{row.where}: empty {', '.join(repr(c) for c in empty)} (required in every row)"

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tasks.base import ScoreContext  # noqa: E402
 from tasks.common import circular, mcq, yesno  # noqa: E402
-from tasks.hallusionbench import HallusionBench  # noqa: E402
+from tasks.hallusionbench import vk_rates  # noqa: E402
 from tasks.mme import MME  # noqa: E402
 
 
@@ -117,7 +117,7 @@ def main() -> int:
             rows.append({"index": idx, "score": sc, "category": cat, "l2-category": l2})
         ns["load"] = lambda _f, df=pd.DataFrame(rows): df.copy()
         up = ns["Hallusion_rating"]("x").iloc[0]
-        ours = HallusionBench.rates(list(recs.values()))
+        ours = vk_rates(list(recs.values()))
         if any(abs(up[k] - ours[k]) > 1e-9 for k in ("aAcc", "fAcc", "qAcc")):
             diffs += 1
             print("Hallusion differs:", rows)
