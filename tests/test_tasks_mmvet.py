@@ -103,3 +103,41 @@ def test_official_reask_sequence_and_capability_sets(tmp_path):
     assert m["per_capability"] == {"math": 100.0, "ocr": 100.0, "rec": pytest.approx(40.0), "spat": 0.0}
     assert m["per_capability_combination"] == {"math_ocr": 100.0, "rec": pytest.approx(80.0), "rec_spat": 0.0}
     assert "mm-vet_evaluator.py" in out["reference"]
+
+
+# ---------------------------------------------------------------- official vs the authors' grader, sample by sample
+# tests/data/mmvet_authors_subset.json: 40 answers MM-Vet's authors published (results/llava_llama2_13b_chat.json)
+# with stand-in questions, graded by their mm-vet_evaluator.py run unmodified (tests/parity/mmvet_parity.py) with
+# the stand-in grader replies this fake judge also sends.
+def test_official_equals_the_authors_grader_sample_by_sample(tmp_path):
+    import base64
+    import io
+    import json
+    from pathlib import Path
+
+    from PIL import Image
+
+    from tests.parity.mmvet_parity import grader_reply
+
+    fx = json.loads((Path(__file__).parent / "data" / "mmvet_authors_subset.json").read_text())
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buf, format="PNG")
+    png = base64.b64encode(buf.getvalue()).decode()
+    lines = ["index\timage\tquestion\tanswer\tcategory"]
+    for k, m in fx["metadata"].items():   # VLMEvalKit's MMVet.tsv schema: index = the number in 'v1_N'
+        lines.append("\t".join([k[3:], png, m["question"], m["answer"], ",".join(m["capability"])]))
+    data = tmp_path / "MMVet.tsv"
+    data.write_text("\n".join(lines) + "\n")
+    preds = tmp_path / "p.jsonl"
+    preds.write_text("".join(json.dumps({"index": k[3:], "prediction": v}) + "\n" for k, v in fx["predictions"].items()))
+    with FakeJudgeServer(grader_reply) as srv:
+        out = score_files("mmvet", str(data), predictions=str(preds), profile="official", judge=srv.url + "#model=g")
+    theirs = fx["official"]
+    assert out["per_sample"] == {k[3:]: v for k, v in theirs["per_sample"].items()}
+    assert 0.0 in out["per_sample"].values() and out["metrics"]["fallback_zero"] >= 1   # the 0.0 fallback was hit
+    m = out["metrics"]
+    assert {c: round(v, 1) for c, v in m["per_capability"].items()} == \
+        {c: v for c, v in theirs["capability"].items() if c != "total"}
+    assert {c: round(v, 1) for c, v in m["per_capability_combination"].items()} == \
+        {c: v for c, v in theirs["combination"].items() if c != "total"}
+    assert round(out["headline"]["value"], 1) == theirs["capability"]["total"]
