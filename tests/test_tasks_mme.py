@@ -58,3 +58,25 @@ def test_prompt_suffix_option():
     s = task.load(task.smoke_source())[0]
     assert task.request(s).prompt == ("Is there a circle in this image? Please answer yes or no.\n"
                                       "Answer the question using a single word or phrase.")
+
+
+def test_official_equals_the_authors_eval_tool_on_their_lavin_answers(tmp_path):
+    # tests/data/mme_lavin_subset.json: the first 4 images of every sub-task from the LaVIN answers that MME's
+    # authors ship in tools/eval_tool.zip, with what their calculation.py (run unmodified by
+    # tests/parity/mme_parity.py, which also checks the full 2,374 answers) computed from them.
+    import json
+    from pathlib import Path
+
+    from harness.scoring import score_files
+    from tests.parity.mme_parity import SUBTASKS, write_vk_tsv
+
+    fx = json.loads((Path(__file__).parent / "data" / "mme_lavin_subset.json").read_text(encoding="utf-8"))
+    preds = write_vk_tsv(fx["rows"], tmp_path / "MME.tsv")
+    (tmp_path / "p.jsonl").write_text("".join(json.dumps({"index": k, "prediction": v}) + "\n" for k, v in preds.items()))
+    out = score_files("mme", str(tmp_path / "MME.tsv"), predictions=str(tmp_path / "p.jsonl"), profile="official")
+    theirs = fx["official"]
+    assert [out["per_sample"][str(i)] for i in range(len(fx["rows"]))] == theirs["per_sample"]
+    m = out["metrics"]
+    assert {t: m["subtasks"][t]["score"] for t in SUBTASKS} == {t: pytest.approx(theirs["scores"][t]) for t in SUBTASKS}
+    assert m["perception"] == pytest.approx(theirs["scores"]["perception"])
+    assert m["cognition"] == pytest.approx(theirs["scores"]["cognition"])
