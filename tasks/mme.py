@@ -2,7 +2,7 @@
 
 acc = share of questions right, acc+ = share of images with both questions right.  Perception = 10 sub-tasks
 (max 2000), cognition = 4 (max 800); headline = their sum (max 2800).
-- ``official``: MME's tools/eval_tool/calculation.py (``parse_pred_ans`` on the lower-cased answer: "yes"/"no"
+- ``official``: MME's tools/eval_tool.zip calculation.py at 1c1d69e1 (``parse_pred_ans`` on the lower-cased answer: "yes"/"no"
   searched in the first four characters only).
 - ``vlmevalkit``: VK e8e78f05 ``MME_rating`` with ``YOrN_Extraction`` (vlmeval/dataset/utils/yorn.py).
 Questions are paired by their image (``image_path`` in VK's TSV, the shared image otherwise).
@@ -27,8 +27,8 @@ class MME(VKTask):
     tsv_name = "MME"
     headline = ("total", "points_0_2800")
     references = {
-        "official": "MME tools/eval_tool/calculation.py (BradyFU/Awesome-Multimodal-Large-Language-Models, "
-                    "Evaluation branch): parse_pred_ans + acc/acc_plus",
+        "official": "MME tools/eval_tool.zip calculation.py (BradyFU/Awesome-Multimodal-Large-Language-Models, "
+                    "Evaluation branch 1c1d69e1): parse_pred_ans + acc/acc_plus",
         "vlmevalkit": f"VLMEvalKit {VK_COMMIT[:8]} ImageYORNDataset.evaluate + MME_rating (YOrN_Extraction), exact matching",
     }
     required_columns = ("index", "image", "question", "answer", "category")

@@ -2,10 +2,8 @@
 
 - VK: open-compass/VLMEvalKit e8e78f05f3080fe28154f2130321f17951c3be94, vlmeval/dataset/utils/yorn.py
   ``YOrN_Extraction`` with vlmeval/smp/misc.py ``process_punctuation``.
-- MME: BradyFU/Awesome-Multimodal-Large-Language-Models (Evaluation branch), tools/eval_tool/calculation.py
-  ``calculate_metrics.parse_pred_ans`` applied to the lower-cased answer (``process_result``); the commit
-  could not be pinned from here (the repository is not mirrored), the rule is the one in every copy of
-  calculation.py we read.
+- MME: BradyFU/Awesome-Multimodal-Large-Language-Models Evaluation branch 1c1d69e1, tools/eval_tool.zip
+  calculation.py ``calculate_metrics.parse_pred_ans`` applied to the lower-cased answer (``process_result``).
 """
 
 from __future__ import annotations
