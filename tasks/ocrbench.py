@@ -48,7 +48,7 @@ class OCRBench(VKTask):
     tsv_name = "OCRBench"
     headline = ("final_score", "points_0_1000")
     _ref = f"VLMEvalKit {VK_COMMIT[:8]} OCRBench.evaluate"
-    references = {"official": f"OCRBench's scoring rule (Yuliang-Liu/MultimodalOCR), as in {_ref}",
+    references = {"official": f"OCRBench's scoring loop (Yuliang-Liu/MultimodalOCR f5cbec66 OCRBench/example.py), as in {_ref}",
                   "vlmevalkit": _ref}
     required_columns = ("index", "image", "question", "answer", "category")
     hf_default = "echo840/OCRBench"

@@ -25,3 +25,24 @@ def test_ocrbench_from_hf_schema(tmp_path):
                                    "question_type": ["Regular Text Recognition"], "image": [(0, 0, 0)]})
     out = score(tmp_path, "ocrbench", {"0": "It says stop"}, data=str(folder))
     assert out["headline"]["value"] == 1.0 and out["metrics"]["Text Recognition"] == 1
+
+
+def test_official_equals_the_authors_scoring_loop(tmp_path):
+    # tests/data/ocrbench_authors_subset.json: 6 questions per type from OCRBench.json with generated answers,
+    # scored by the result loop of OCRBench/example.py executed unmodified (tests/parity/ocrbench_parity.py,
+    # which also compares all 1,000 questions over 5 answer sets and the per-type totals).
+    import json
+    from pathlib import Path
+
+    from harness.scoring import score_files
+    from tests.parity.ocrbench_parity import write_vk_tsv
+
+    fx = json.loads((Path(__file__).parent / "data" / "ocrbench_authors_subset.json").read_text(encoding="utf-8"))
+    write_vk_tsv(fx["questions"], tmp_path / "OCRBench.tsv")
+    (tmp_path / "p.jsonl").write_text("".join(json.dumps({"index": str(i), "prediction": a}) + "\n"
+                                              for i, a in enumerate(fx["predictions"])), encoding="utf-8")
+    out = score_files("ocrbench", str(tmp_path / "OCRBench.tsv"), predictions=str(tmp_path / "p.jsonl"),
+                      profile="official")
+    assert [out["per_sample"][str(i)] for i in range(len(fx["questions"]))] == fx["official"]
+    assert 0 < sum(fx["official"]) < len(fx["official"])
+    assert out["headline"]["value"] == sum(fx["official"])
