@@ -131,3 +131,54 @@ def test_hf_schema_ai4math(tmp_path):
     out = score(tmp_path, "mathvista_testmini", {"1": "(B) green", "2": "7"}, data=str(folder))
     assert out["per_sample"] == {"1": 1, "2": 1}
     assert out["metrics"]["per_skill"] == {"arithmetic reasoning": 100.0, "logical reasoning": 100.0}
+
+
+def test_official_sends_what_its_rules_do_not_settle_to_the_judge(files, tmp_path):
+    # VK's rule pass would read a refusal as its no-answer marker and a letter inside prose as an answer;
+    # extract_answer.py has no such rules: both go to the judge, whose extraction decides.
+    import json
+    data, _ = files
+    preds = tmp_path / "p2.jsonl"
+    preds.write_text(json.dumps({"index": "4", "prediction": "Sorry, I can't help with images of people yet."}) + "\n"
+                     + json.dumps({"index": "5", "prediction": "B"}) + "\n"      # a letter: not a choice's text
+                     + json.dumps({"index": "8", "prediction": " 0 "}) + "\n")   # int(' 0 ') parses: a rule
+    with FakeJudgeServer(lambda p, t: "yellow") as srv:
+        out = score_files("mathvista_testmini", data, predictions=str(preds), profile="official",
+                          judge=srv.url + "#model=m")
+        assert len(srv.requests) == 2
+    assert out["per_sample"] == {"4": 0, "5": 0, "8": 1}
+    assert out["metrics"]["extracted_by"] == {"judge": 2, "rule": 1}
+
+
+def test_given_extractions_are_scored_as_given(files, tmp_path):
+    # MathVista's own output file (pid -> problem with response and extraction) and our lines with
+    # 'extraction': scored through calculate_score.py's normalisation, no rules and no judge.
+    import json
+    data, _ = files
+    native = tmp_path / "output_model.json"
+    native.write_text(json.dumps({
+        "4": {"pid": "4", "response": "The answer is B", "extraction": "(A) red"},
+        "3": {"pid": "3", "response": "3.50", "extraction": 3.5},
+        "9": {"pid": "9", "response": "2007 and 2008", "extraction": [2007, 2008]},
+        "10": {"pid": "10", "response": "5 cm", "extraction": "5 cm"},
+    }))
+    lines = tmp_path / "given.jsonl"
+    lines.write_text(json.dumps({"index": "7", "prediction": "I cannot see the image", "extraction": "green"}) + "\n")
+    with FakeJudgeServer(lambda p, t: "green") as srv:
+        out = score_files("mathvista_testmini", data, predictions=str(native), profile="official",
+                          judge=srv.url + "#model=m")
+        out2 = score_files("mathvista_testmini", data, predictions=str(lines), profile="official",
+                           judge=srv.url + "#model=m")
+        assert srv.requests == []
+    assert out["per_sample"] == {"3": 1, "4": 0, "9": 1, "10": 0}
+    assert out["metrics"]["extracted_by"] == {"given": 4} and not out["warnings"]
+    assert out2["per_sample"] == {"7": 1}
+
+
+def test_native_output_with_a_bad_response_names_the_problem(files, tmp_path):
+    import json
+    data, _ = files
+    native = tmp_path / "output_model.json"
+    native.write_text(json.dumps({"4": {"response": 7, "extraction": "B"}}))
+    with pytest.raises(Exception, match=r"output_model.json: problem '4': 'response' must be a string"):
+        score_files("mathvista_testmini", data, predictions=str(native), profile="official")
