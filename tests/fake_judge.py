@@ -52,7 +52,9 @@ class FakeJudgeServer:
 
             def do_POST(self):
                 # OpenAI paths (.../v1/chat/completions) and Azure ones (.../chat/completions?api-version=...)
-                if not self.path.split("?", 1)[0].endswith("/chat/completions"):
+                route = self.path.split("?", 1)[0]
+                if not (route.endswith("/v1/chat/completions") or
+                        ("/openai/deployments/" in route and route.endswith("/chat/completions"))):
                     self._send(404, b"{}")
                     return
                 n = int(self.headers.get("Content-Length", 0))
