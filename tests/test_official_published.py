@@ -23,7 +23,7 @@ MATHVISTA_FILES = sorted(FIXTURES.glob("mathvista_*.json"))
 
 
 def test_fixtures_are_there():
-    assert len(MMMU_FILES) == 2 and len(MATHVISTA_FILES) == 4
+    assert len(MMMU_FILES) == 2 and len(MATHVISTA_FILES) == 6
 
 
 @pytest.mark.parametrize("path", MMMU_FILES, ids=lambda p: p.stem)
@@ -74,5 +74,8 @@ def test_mathvista_official_equals_extract_answer_then_calculate_score(tmp_path,
     with FakeJudgeServer(our_judge_reply(problems, queries)) as srv:
         out = score_files("mathvista_testmini", str(data), predictions=str(lines), profile="official",
                           judge=srv.url + "#model=fake-judge")
-    assert out["per_sample"] == {pid: int(p["official_judge"]) for pid, p in problems.items()}
+    theirs = {pid: int(p["official_judge"]) for pid, p in problems.items() if p["official_judge"] is not None}
+    if not theirs:
+        pytest.skip("extract_answer.py cannot run on this file (its problems have no 'query')")
+    assert out["per_sample"] == theirs
     assert out["metrics"]["extracted_by"].get("judge", 0) > 0

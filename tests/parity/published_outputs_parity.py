@@ -51,7 +51,8 @@ MMMU_COLUMNS = ["index", "question", *"ABCDEFGHI", "answer", "split", "category"
                 "question_type", "image"]
 MATHVISTA_COLUMNS = ["index", "image", "question", "answer", "answer_option", "choices", "question_type",
                      "answer_type", "precision", "unit", "task", "skills"]
-FIXTURE_FILES = ("output_bard", "output_gpt4", "output_chatgpt", "output_random_guess")
+FIXTURE_FILES = ("output_bard", "output_chatgpt", "output_claude_2shot_solution", "output_idefics_9b_instruct",
+                 "output_instruct_blip2_vicuna_13b", "output_random_guess")  # (random: given extractions only)
 # The Azure error message on which MathVista's GPT_Model.get_response returns '' at once.
 EMPTY_EXTRACTION_ERROR = (400, "Please reduce the length of the messages.")
 
@@ -268,11 +269,30 @@ def extract_answer_upstream(checkout: Path, output: Path, problems: dict[str, di
         raise SystemExit(f"extract_answer.py failed:\n{run.stderr[-3000:]}")
 
 
-def mathvista_fixture_subset(problems: dict[str, dict[str, Any]], n: int = 40) -> list[str]:
-    """Problems of each kind the two pipelines treat differently: exact choices, bare letters, refusals, numbers
-    that int()/float() parse, lists, empty extractions, and long responses."""
+def vk_rules_verdict(p: dict[str, Any]) -> Optional[bool]:
+    """The verdict when VLMEvalKit's rule pass (not extract_answer.py's rules) settles the extraction, else None."""
+    from tasks import mathvista as mv
+
+    choices = list(p.get("choices") or [])
+    fields = {"question_type": p["question_type"], "answer_type": p["answer_type"], "answer": p["answer"],
+              "answer_option": chr(65 + choices.index(p["answer"])) if p["answer"] in choices else None}
+    if mv.official_rule_extraction(p["response"], p["question_type"], p["answer_type"], choices) is not None:
+        return None
+    pre = mv.vk_post_check(fields, p["response"], choices, prefetch=True)
+    if not pre:
+        return None
+    norm = mv.normalize_extracted_answer(pre, choices, p["question_type"], p["answer_type"], p.get("precision"))
+    return norm == str(p["answer"])
+
+
+def mathvista_fixture_subset(problems: dict[str, dict[str, Any]], official_judge: dict[str, bool],
+                             n: int = 48) -> list[str]:
+    """Problems of each kind the pipelines treat differently: exact choices, bare letters, refusals, numbers
+    that int()/float() parse, lists, empty extractions, long responses, and responses VLMEvalKit's rules would
+    have scored correct where the authors' pipeline says wrong."""
     pids = list(problems)
     groups = [
+        [k for k in pids if k in official_judge and vk_rules_verdict(problems[k]) not in (None, official_judge[k])][:10],
         [k for k in pids if problems[k]["question_type"] == "multi_choice" and problems[k]["response"] in
          (problems[k]["choices"] or [])][:4],
         [k for k in pids if problems[k]["question_type"] == "multi_choice" and len(problems[k]["response"].strip()) <= 3][:6],
@@ -281,21 +301,21 @@ def mathvista_fixture_subset(problems: dict[str, dict[str, Any]], n: int = 40) -
         [k for k in pids if problems[k]["answer_type"] == "float"][:6],
         [k for k in pids if problems[k]["answer_type"] == "list"][:3],
         [k for k in pids if not recorded_extraction(problems[k]).strip()][:4],
-        [k for k in pids if len(problems[k]["response"]) > 200][:7],
+        [k for k in pids if len(problems[k]["response"]) > 200][:5],
     ]
     keep = {k for g in groups for k in g}
     return [k for k in pids if k in keep][:n]
 
 
-def run_mathvista(checkout: Path, work: Path, deps: Optional[str], judge_files: int,
-                  fixtures: Optional[Path]) -> list[tuple[str, str, int, int]]:
+def run_mathvista(checkout: Path, work: Path, deps: Optional[str], judge_files: int, fixtures: Optional[Path],
+                  pattern: str = "*/output_*.json") -> list[tuple[str, str, int, int]]:
     testmini = checkout / "data" / "testmini.json"
     shim = datasets_stand_in(work, testmini)
     queries = json.loads((checkout / "data" / "query.json").read_text(encoding="utf-8"))
     data = write_tsv(work / "MathVista_MINI.tsv", MATHVISTA_COLUMNS,
                      mathvista_rows(json.loads(testmini.read_text(encoding="utf-8")), queries))
     figures = []
-    files = sorted((checkout / "results").glob("*/output_*.json"))
+    files = sorted({f for pat in pattern.split(",") for f in (checkout / "results").glob(pat)})
     for n_file, path in enumerate(files):
         name = str(path.relative_to(checkout))
         problems = json.loads(path.read_text(encoding="utf-8"))
@@ -320,35 +340,47 @@ def run_mathvista(checkout: Path, work: Path, deps: Optional[str], judge_files: 
                 note = f"; published scores file: {correct} correct, the unmodified code now: {sum(up.values())}"
             print(f"MathVista {name} (given): {len(up)} samples, {len(up) - len(bad)} agree{note}"
                   + (f"; differ: {bad[:5]}" if bad else ""))
-        if n_file >= judge_files and not fixtures:
-            continue
         # through the judge
-        judged = w / ("judged_" + path.name)
-        shutil.copy(path, judged)
-        extract_answer_upstream(checkout, judged, problems, deps)
-        up_j = calculate_score(checkout, judged, shim, deps)
-        lines = w / ("responses_" + path.stem + ".jsonl")
-        lines.write_text("".join(json.dumps({"index": pid, "prediction": p["response"]}, ensure_ascii=False) + "\n"
-                                 for pid, p in problems.items()), encoding="utf-8")
-        os.environ["UNITOKEN_EVAL_CACHE"] = str(w / ("judge_cache_" + path.stem))
-        with FakeJudgeServer(our_judge_reply(problems, queries)) as srv:
-            mine_j = {k: bool(v) for k, v in
-                      ours("mathvista_testmini", data, lines, judge=srv.url + "#model=fake-judge")["per_sample"].items()}
-        bad = [k for k in up_j if up_j[k] != mine_j.get(k)]
-        figures.append((name, "judge (fake, recorded extractions)", len(up_j), len(up_j) - len(bad)))
-        print(f"MathVista {name} (judge): {len(up_j)} samples, {len(up_j) - len(bad)} agree"
-              + (f"; differ: {bad[:5]}" if bad else ""))
+        up_j: dict[str, bool] = {}
+        if n_file >= judge_files and not (fixtures and path.stem in FIXTURE_FILES):
+            pass
+        elif not all("query" in p for p in problems.values()):
+            print(f"MathVista {name} (judge): the file has no 'query', which extract_answer.py needs; not compared")
+        else:
+            up_j, mine_j = judge_path(checkout, path, problems, w, shim, deps, data, queries)
+            bad = [k for k in up_j if up_j[k] != mine_j.get(k)]
+            figures.append((name, "judge (fake, recorded extractions)", len(up_j), len(up_j) - len(bad)))
+            print(f"MathVista {name} (judge): {len(up_j)} samples, {len(up_j) - len(bad)} agree"
+                  + (f"; differ: {bad[:5]}" if bad else ""))
         if fixtures and path.stem in FIXTURE_FILES:
-            keep = mathvista_fixture_subset(problems)
+            keep = mathvista_fixture_subset(problems, up_j)
             out = {pid: dict({k: problems[pid].get(k) for k in ("question_type", "answer_type", "choices", "precision",
-                                                                "unit", "answer", "query", "response")},
+                                                                "unit", "answer", "response")},
+                             query=problems[pid].get("query") or queries[pid],
                              task=(problems[pid].get("metadata") or {}).get("task"),
                              **({"extraction": problems[pid]["extraction"]} if "extraction" in problems[pid] else {}),
-                             official_given=None if up is None else up[pid], official_judge=up_j[pid])
+                             official_given=None if up is None else up[pid], official_judge=up_j.get(pid))
                    for pid in keep}
             (fixtures / f"mathvista_{path.stem}.json").write_text(json.dumps(out, ensure_ascii=False, indent=1) + "\n",
                                                                   encoding="utf-8")
     return figures
+
+
+def judge_path(checkout: Path, path: Path, problems: dict[str, dict[str, Any]], w: Path, shim: Path,
+               deps: Optional[str], data: Path, queries: dict[str, str]) -> tuple[dict[str, bool], dict[str, bool]]:
+    """pid -> verdict of extract_answer.py + calculate_score.py, and of ours with --judge (both on fake judges)."""
+    judged = w / ("judged_" + path.name)
+    shutil.copy(path, judged)
+    extract_answer_upstream(checkout, judged, problems, deps)
+    up_j = calculate_score(checkout, judged, shim, deps)
+    lines = w / ("responses_" + path.stem + ".jsonl")
+    lines.write_text("".join(json.dumps({"index": pid, "prediction": p["response"]}, ensure_ascii=False) + "\n"
+                             for pid, p in problems.items()), encoding="utf-8")
+    os.environ["UNITOKEN_EVAL_CACHE"] = str(w / ("judge_cache_" + path.stem))
+    with FakeJudgeServer(our_judge_reply(problems, queries)) as srv:
+        mine_j = {k: bool(v) for k, v in
+                  ours("mathvista_testmini", data, lines, judge=srv.url + "#model=fake-judge")["per_sample"].items()}
+    return up_j, mine_j
 
 
 def main() -> int:
@@ -358,14 +390,17 @@ def main() -> int:
     ap.add_argument("--upstream-path", help="a folder of the packages the upstream scripts import")
     ap.add_argument("--judge-files", type=int, default=10 ** 6, help="run the judge path on the first N files only")
     ap.add_argument("--write-fixtures", type=Path)
+    ap.add_argument("--mathvista-files", default="*/output_*.json", help="which results/ files (globs, comma-separated)")
+    ap.add_argument("--skip-mmmu", action="store_true")
     ap.add_argument("--work", type=Path, help="working folder (default: a temporary one)")
     args = ap.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="published_parity_"))
     if args.write_fixtures:
         args.write_fixtures.mkdir(parents=True, exist_ok=True)
-    figures = [(name, "parse and eval", n, agree) for name, n, agree in
-               run_mmmu(args.mmmu, work, args.upstream_path, args.write_fixtures)]
-    figures += run_mathvista(args.mathvista, work, args.upstream_path, args.judge_files, args.write_fixtures)
+    figures = [] if args.skip_mmmu else [(name, "parse and eval", n, agree) for name, n, agree in
+                                         run_mmmu(args.mmmu, work, args.upstream_path, args.write_fixtures)]
+    figures += run_mathvista(args.mathvista, work, args.upstream_path, args.judge_files, args.write_fixtures,
+                             args.mathvista_files)
     print("\n| file | path | samples | agree |\n|---|---|---:|---:|")
     for name, how, n, agree in figures:
         print(f"| {name} | {how} | {n} | {agree} |")
