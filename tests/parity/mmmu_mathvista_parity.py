@@ -15,8 +15,9 @@ lists, units) are scored by both sides.
   pip install --target /tmp/levpkg Levenshtein
   PYTHONPATH=/tmp/levpkg python tests/parity/mmmu_mathvista_parity.py MMMU_CHECKOUT MATHVISTA_CHECKOUT VK_CHECKOUT [N]
 
-Last run (2026-11-29, MMMU bb0b95a9, MathVista 53d52587, VK e8e78f05): 20000 MMMU samples (per-sample
-parse and correctness), 20000 MathVista extractions x 2 profiles: 0 differ.
+Last run (MMMU bb0b95a9, MathVista 53d52587, VK e8e78f05): 20000 MMMU samples (per-sample parse and
+correctness), 20000 MathVista responses (extract_answer.py's rules; the official comparison and VK's
+post_check on both profiles): 0 differ.
 """
 
 from __future__ import annotations
