@@ -8,8 +8,8 @@ Scoring has two steps, extraction then comparison; each profile follows its refe
   ``normalize_extracted_answer`` (option letter or closest choice by edit distance; int / float rounded to
   ``precision`` / str for lists) then ``safe_equal`` against the gold answer text.
 - ``vlmevalkit``: VK e8e78f05 (vlmeval/dataset/utils/mathvista.py ``MathVista_auxeval``): rules on the raw
-  prediction first (``post_check(prefetch=True)``: an option found by ``can_infer`` that equals the gold
-  option, or an integer / float that parses and equals the gold), else the judge; comparison by
+  prediction first (``post_check(prefetch=True)``: the option letter ``can_infer`` finds, or an integer /
+  float that parses and equals the gold), else the judge; comparison by
   ``post_check(prefetch=False)`` (option letter via ``can_infer``; ``int(x) == int(gold)``;
   ``float(x) == float(gold)``; free-form text and list answers never match there, a quirk kept on purpose).
 
@@ -210,7 +210,8 @@ class MathVistaTestmini(VKTask):
             obj = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError):
             return None
-        if not isinstance(obj, dict) or not obj or not all(isinstance(v, dict) and "response" in v for v in obj.values()):
+        if not isinstance(obj, dict) or not obj or \
+                not all(isinstance(v, dict) and "response" in v for v in obj.values()):
             return None
         out: dict[str, Prediction] = {}
         for pid, problem in obj.items():

@@ -3,7 +3,10 @@
 Two scorers, which differ by several points on the same predictions:
 - ``official``: MMMU-Benchmark/MMMU (commit bb0b95a9) ``mmmu/utils/eval_utils.py`` as driven by
   ``mmmu/main_parse_and_eval.py``: ``parse_multi_choice_response`` for multiple choice (with a random
-  letter when nothing parses), ``parse_open_response`` + ``eval_open`` for open questions.
+  letter when nothing parses), ``parse_open_response`` + ``eval_open`` for open questions (every
+  ``question_type`` but 'multiple-choice'; a list gold accepts any element).  Option texts as written
+  (``None`` is an option).  Agrees sample by sample with main_parse_and_eval.py on MMMU's published
+  example outputs (docs/official-profiles.md).
 - ``vlmevalkit``: VK e8e78f05 ``mcq_vanilla_eval`` with ``MMMU_preproc``: open questions become a
   two-option question (A = the gold answer, B = "Other Answers", gold 'A'); ``can_infer`` matching; the
   judge (when one is given) only when rules fail.
@@ -14,6 +17,9 @@ in the order main_parse_and_eval visits them: subjects in ``CAT_SHORT2LONG`` ord
 samples in dataset order (the number at the end of the MMMU ``id``).  We replay that with one
 ``random.Random(42)`` over the scored samples in the same order, so per-sample results match upstream for
 the same set of responses (scoring a subset replays the draws over that subset, as upstream would).
+
+Splits: VK's MMMU_DEV_VAL holds dev and validation rows; the task scores validation (task option ``split``)
+and lists the other rows in ``left_out``, so prediction files covering both are scored, not refused.
 
 Images: MMMU questions may reference up to 7 images (``<image k>`` tags; VK interleaves them).  Our models
 take one image, so the request carries the first image and the question text keeps its ``<image k>`` tags;

@@ -2,9 +2,9 @@
 
 VK reads each benchmark TSV with ``pandas.read_csv(sep='\\t')``, turns ``index`` into strings, and lets an
 image cell of 1-64 characters name the index of another row whose image it reuses (VK main e8e78f05,
-``ImageBaseDataset.__init__`` in vlmeval/dataset/image_base.py).  A cell that starts with ``[`` holds a Python list of base64 images
-(``toliststr``); our models take one image, so :meth:`TsvRow.image` returns the first and
-:attr:`TsvRow.n_images` says how many there were.
+``ImageBaseDataset.__init__`` in vlmeval/dataset/image_base.py).  A cell that starts with ``[`` holds a
+Python list of base64 images (``toliststr``); our models take one image, so :meth:`TsvRow.image` returns
+the first and :attr:`TsvRow.n_images` says how many there were.
 
 Missing cells.  We keep every cell's text: only an empty cell is missing (``None``).  pandas' defaults, which
 VK uses, also read the strings in :data:`PANDAS_NA_STRINGS` (``None``, ``NA``, ``N/A``, ``null``, ``nan``...)

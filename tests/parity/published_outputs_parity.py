@@ -15,11 +15,12 @@ MathVista (lupantech/MathVista): each ``results/<model>/output_*.json``, two way
   authors' recorded extraction of that problem (an empty one as the API error that extract_answer turns into
   ''), then ``calculate_score.py``; ours scores the responses alone with ``--judge`` on a fake judge answering
   the same way.
-The data TSV is built from the checkout's ``data/testmini.json`` and ``data/query.json``.  ``calculate_score.py`` loads the dataset
-from the hub; offline, a stand-in ``datasets`` module serves the same ``data/testmini.json`` (the answers it
+The data TSV is built from the checkout's ``data/testmini.json`` and ``data/query.json``.
+``calculate_score.py`` loads the dataset from the hub; offline, a stand-in ``datasets`` module serves the same ``data/testmini.json`` (the answers it
 compares with come from the output files).  Nothing upstream is modified or copied into this project.
 
-  pip install --target /tmp/pkgs Levenshtein openai rich tqdm pyyaml numpy pandas   # upstream's imports
+  # upstream's imports (pandas of their era: calculate_score.py's breakdown fails on pandas 3)
+  pip install --target /tmp/pkgs Levenshtein openai opencv-python-headless word2number rich tqdm pyyaml "pandas==2.2.3"
   python tests/parity/published_outputs_parity.py MMMU_CHECKOUT MATHVISTA_CHECKOUT --upstream-path /tmp/pkgs \\
       [--judge-files N] [--write-fixtures tests/data/official_parity]
 
@@ -288,16 +289,17 @@ def vk_rules_verdict(p: dict[str, Any]) -> Optional[bool]:
 def mathvista_fixture_subset(problems: dict[str, dict[str, Any]], official_judge: dict[str, bool],
                              n: int = 48) -> list[str]:
     """Problems of each kind the pipelines treat differently: exact choices, bare letters, refusals, numbers
-    that int()/float() parse, lists, empty extractions, long responses, and responses VLMEvalKit's rules would
-    have scored correct where the authors' pipeline says wrong."""
+    that int()/float() parse, lists, empty extractions, long responses, and responses whose verdict
+    VLMEvalKit's rule pass would have changed."""
     pids = list(problems)
+    mc = [k for k in pids if problems[k]["question_type"] == "multi_choice"]
     groups = [
         [k for k in pids if k in official_judge and vk_rules_verdict(problems[k]) not in (None, official_judge[k])][:10],
-        [k for k in pids if problems[k]["question_type"] == "multi_choice" and problems[k]["response"] in
-         (problems[k]["choices"] or [])][:4],
-        [k for k in pids if problems[k]["question_type"] == "multi_choice" and len(problems[k]["response"].strip()) <= 3][:6],
+        [k for k in mc if problems[k]["response"] in (problems[k]["choices"] or [])][:4],
+        [k for k in mc if len(problems[k]["response"].strip()) <= 3][:6],
         [k for k in pids if any(w in problems[k]["response"].lower() for w in ("sorry", "cannot", "unable"))][:6],
-        [k for k in pids if problems[k]["answer_type"] == "integer" and problems[k]["response"].strip().lstrip("-").isdigit()][:4],
+        [k for k in pids if problems[k]["answer_type"] == "integer" and
+         problems[k]["response"].strip().lstrip("-").isdigit()][:4],
         [k for k in pids if problems[k]["answer_type"] == "float"][:6],
         [k for k in pids if problems[k]["answer_type"] == "list"][:3],
         [k for k in pids if not recorded_extraction(problems[k]).strip()][:4],
@@ -390,7 +392,8 @@ def main() -> int:
     ap.add_argument("--upstream-path", help="a folder of the packages the upstream scripts import")
     ap.add_argument("--judge-files", type=int, default=10 ** 6, help="run the judge path on the first N files only")
     ap.add_argument("--write-fixtures", type=Path)
-    ap.add_argument("--mathvista-files", default="*/output_*.json", help="which results/ files (globs, comma-separated)")
+    ap.add_argument("--mathvista-files", default="*/output_*.json",
+                    help="which results/ files (globs, comma-separated)")
     ap.add_argument("--skip-mmmu", action="store_true")
     ap.add_argument("--work", type=Path, help="working folder (default: a temporary one)")
     args = ap.parse_args()
