@@ -264,6 +264,8 @@ def cmd_score(args: argparse.Namespace) -> int:
         print(f"{result['task']} [{result['profile']}] {h['name']} = {h['value']} ({h['scale']}), n = {result['n']}")
         for k, v in result["metrics"].items():
             print(f"  {k}: {v}")
+        if result.get("n_left_out"):
+            print(f"  left out: {result['n_left_out']} predictions for rows outside the scored data (another split)")
         if result["n_errors"]:
             print(f"  errors: {result['n_errors']} of {result['n_samples']} samples (not in the metrics)")
             for sid, why in result["errors"].items():

@@ -16,7 +16,8 @@ from tasks.base import ScoreContext, TaskError, tolerate
 
 
 def read_predictions_file(path: str | Path, skip_bad: bool = False) -> dict[str, Prediction]:
-    """Read ``{"index": ..., "prediction": "..."}`` lines (``id`` accepted for ``index``).
+    """Read ``{"index": ..., "prediction": "..."}`` lines (``id`` accepted for ``index``; an optional
+    ``extraction`` is kept in the prediction's ``meta``).
 
     Indices are compared as strings (``12`` and ``"12"`` are the same sample); a bad line is an error
     naming the file and line, and a repeated index is an error rather than a silent overwrite.  With
@@ -51,7 +52,10 @@ def read_predictions_file(path: str | Path, skip_bad: bool = False) -> dict[str,
             out[sid] = Prediction(sample_id=sid, error=tolerate(
                 f"{path}:{lineno}: 'prediction' must be a string (index {sid!r})", skip_bad))
             continue
-        out[sid] = Prediction(sample_id=sid, text=pred)
+        # An answer already extracted from the prediction (by the benchmark's own pipeline): tasks that
+        # extract answers score it as given.
+        meta = {"extraction": obj["extraction"]} if "extraction" in obj else {}
+        out[sid] = Prediction(sample_id=sid, text=pred, meta=meta)
     return out
 
 
@@ -80,6 +84,7 @@ def score_files(
     samples = task.load(data, None)
     bad_rows = {s.id: Prediction(sample_id=s.id, error=s.error) for s in samples if s.error is not None}
     samples = [s for s in samples if s.error is None]
+    left_out: dict[str, str] = {}
     if task.kind == "generate":
         if not images:
             raise TaskError(f"{task_id} scores generated images: pass --images DIR")
@@ -87,7 +92,12 @@ def score_files(
     else:
         if not predictions:
             raise TaskError(f"{task_id} needs --predictions FILE")
-        preds = read_predictions_file(predictions, skip_bad=skip_bad)
+        native = task.read_native_predictions(Path(predictions))
+        preds = native if native is not None else read_predictions_file(predictions, skip_bad=skip_bad)
+        # Rows of another split of the same file (MMMU_DEV_VAL's dev rows) are counted as left out, not refused.
+        task_left_out = getattr(task, "left_out", {})
+        left_out = {k: task_left_out[k] for k in preds if k in task_left_out}
+        preds = {k: p for k, p in preds.items() if k not in left_out}
         known = {s.id for s in samples} | set(bad_rows)
         unknown = [k for k in preds if k not in known]
         if unknown:
@@ -101,6 +111,10 @@ def score_files(
     scored = [s for s in samples if s.id in preds]
     records = task.score(scored, preds, ctx)
     result = task.aggregate(records, ctx)
+    if left_out:
+        why = sorted(set(left_out.values()))
+        ctx.warn(f"{task_id}: {len(left_out)} predictions left out, for rows outside the scored data "
+                 f"({', '.join(why)})")
     if errors:
         ctx.warn(f"{task_id}: {len(errors)} samples recorded as errors, not in the metrics "
                  f"(first: {next(iter(errors.values())).error})")
@@ -113,6 +127,7 @@ def score_files(
         "n": result.n,
         "n_samples": len(samples) + len(bad_rows),
         "n_errors": len(errors),
+        "n_left_out": len(left_out),
         "errors": {k: p.error for k, p in errors.items()},
         "status": result.status,
         "reason": result.reason,

@@ -81,6 +81,9 @@ class Task(ABC):
         self.options = dict(options or {})
         # Set by the engine from --skip-bad before load(): bad rows then become samples with ``error`` set.
         self.skip_bad = False
+        # Set by load(): ids of rows the data holds but this task leaves out (another split), id -> why.
+        # Predictions for them are reported as left out, not as unknown samples.
+        self.left_out: dict[str, str] = {}
 
     def tolerate(self, message: str) -> str:
         """:func:`tolerate` with this task's ``--skip-bad`` setting."""
@@ -123,6 +126,11 @@ class Task(ABC):
     def predictions_from_images(self, images_dir: Path, samples: list[Sample]) -> dict[str, Prediction]:
         """Generation tasks: rebuild predictions from a folder in the official layout (for ``score --images``)."""
         raise NotImplementedError(f"{self.id} does not score image folders")
+
+    def read_native_predictions(self, path: Path) -> Optional[dict[str, Prediction]]:
+        """Predictions from the benchmark's own output format when ``path`` is such a file, else None
+        (``score`` then reads our predictions lines)."""
+        return None
 
     # ----- scoring
     @abstractmethod

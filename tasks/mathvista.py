@@ -1,26 +1,33 @@
 """MathVista testmini (1,000 problems): headline accuracy in percent, per task and per skill.
 
-Scoring has two steps, as in the reference harnesses:
-1. Extraction.  VK e8e78f05 (vlmeval/dataset/utils/mathvista.py ``MathVista_auxeval``) first tries rules
-   on the raw prediction (``post_check(prefetch=True)``: an option found by ``can_infer`` that equals the
-   gold option, or an integer / float that parses and equals the gold), and otherwise asks an LLM to extract
-   the answer with a five-example prompt (ours re-expresses that prompt: same task, same five kinds of
-   examples).  Without a judge the raw prediction is the extraction, as MathVista's own scorer uses whatever
-   extraction it is given; the results say so.  A judge that stays down leaves the sample pending.
-2. Comparison.
-   - ``official``: lupantech/MathVista 53d52587 evaluation/calculate_score.py ``normalize_extracted_answer``
-     (option letter or closest choice by edit distance; int / float rounded to ``precision`` / str for
-     lists) then ``safe_equal`` against the gold answer text.
-   - ``vlmevalkit``: VK ``post_check(prefetch=False)`` (option letter via ``can_infer`` vs the gold option;
-     ``int(x) == int(gold)``; ``float(x) == float(gold)``; free-form text and list answers never match there,
-     a quirk of that function kept on purpose).
+Scoring has two steps, extraction then comparison; each profile follows its reference end to end.
+- ``official``: lupantech/MathVista 53d52587.  Extraction as evaluation/extract_answer.py does it (with
+  ``quick_extract`` off, its default): an empty response extracts as ''; a multiple-choice response that is
+  exactly one of the choices, an integer answer that ``int()`` parses, a float answer that ``float()`` parses
+  are taken by rule; everything else goes to the LLM judge.  Comparison as evaluation/calculate_score.py:
+  ``normalize_extracted_answer`` (option letter or closest choice by edit distance; int / float rounded to
+  ``precision`` / str for lists) then ``safe_equal`` against the gold answer text.
+- ``vlmevalkit``: VK e8e78f05 (vlmeval/dataset/utils/mathvista.py ``MathVista_auxeval``): rules on the raw
+  prediction first (``post_check(prefetch=True)``: the option letter ``can_infer`` finds, or an integer /
+  float that parses and equals the gold), else the judge; comparison by
+  ``post_check(prefetch=False)`` (option letter via ``can_infer``; ``int(x) == int(gold)``;
+  ``float(x) == float(gold)``; free-form text and list answers never match there, a quirk kept on purpose).
+
+The judge prompt re-expresses the extraction prompt both references share (an instruction, five worked
+examples, then the problem).  Without a judge the raw prediction stands in for the extraction the rules did
+not settle, and the results say so; a judge that stays down leaves the sample pending.
+
+An extraction already made (MathVista's own output files, ``results/<model>/output_*.json``, carry one per
+problem; our predictions lines may carry ``extraction``) is scored as given, with no rules and no judge.
 """
 
 from __future__ import annotations
 
 import ast
+import json
 import re
 from collections import defaultdict
+from pathlib import Path
 from typing import Any, Optional
 
 from harness.types import Headline, Prediction, Sample, TaskResult
@@ -113,6 +120,25 @@ def normalize_extracted_answer(extraction: Any, choices: list[Any], question_typ
     return None  # upstream leaves the name unbound (free-form text does not occur in testmini)
 
 
+def official_rule_extraction(response: str, question_type: Any, answer_type: Any, choices: list[Any]) -> Optional[str]:
+    """extract_answer.py ``extract_answer`` before its LLM call (quick_extract off); None: the judge extracts."""
+    if response == "":
+        return ""
+    if question_type == "multi_choice" and response in choices:
+        return response
+    if answer_type == "integer":
+        try:
+            return str(int(response))
+        except ValueError:
+            pass
+    if answer_type == "float":
+        try:
+            return str(float(response))
+        except ValueError:
+            pass
+    return None
+
+
 def _as_number_text(v: Any) -> str:
     if isinstance(v, float) and v.is_integer():
         return str(int(v))
@@ -151,9 +177,8 @@ class MathVistaTestmini(VKTask):
     split_name = "testmini"
     headline = ("accuracy", "percent")
     references = {
-        "official": f"lupantech/MathVista {MATHVISTA_COMMIT[:8]} evaluation/calculate_score.py "
-                    f"(normalize_extracted_answer + safe_equal); extraction: VK {VK_COMMIT[:8]} MathVista_auxeval "
-                    f"prefetch rules, else the judge, else the raw prediction",
+        "official": f"lupantech/MathVista {MATHVISTA_COMMIT[:8]} evaluation/extract_answer.py (rules, then the "
+                    f"judge) and evaluation/calculate_score.py (normalize_extracted_answer + safe_equal)",
         "vlmevalkit": f"VLMEvalKit {VK_COMMIT[:8]} MathVista.evaluate_heuristic (MathVista_auxeval, post_check, "
                       f"MathVista_acc)",
     }
@@ -177,34 +202,63 @@ class MathVistaTestmini(VKTask):
     def _choices(self, s: Sample) -> list[Any]:
         return parse_list_cell(s.fields.get("choices"), f"{self.data_path}: index {s.id} choices")
 
+    def read_native_predictions(self, path: Path) -> Optional[dict[str, Prediction]]:
+        """MathVista's own output file: a JSON object pid -> problem with ``response`` (and ``extraction``)."""
+        if path.suffix.lower() != ".json":
+            return None
+        try:
+            obj = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            return None
+        if not isinstance(obj, dict) or not obj or \
+                not all(isinstance(v, dict) and "response" in v for v in obj.values()):
+            return None
+        out: dict[str, Prediction] = {}
+        for pid, problem in obj.items():
+            where = f"{path}: problem {pid!r}"
+            response = problem["response"]
+            if not isinstance(response, str):
+                out[str(pid)] = Prediction(sample_id=str(pid), error=self.tolerate(
+                    f"{where}: 'response' must be a string, not {type(response).__name__}"))
+                continue
+            meta = {"extraction": problem["extraction"]} if "extraction" in problem else {}
+            out[str(pid)] = Prediction(sample_id=str(pid), text=response, meta=meta)
+        return out
+
+    def _extract(self, profile: str, s: Sample, pred: Prediction, choices: list[Any]) -> tuple[Any, str]:
+        """(extraction, how) by the profile's rules; (None, '') when the judge must extract."""
+        if "extraction" in pred.meta:
+            return pred.meta["extraction"], "given"
+        text = self.text_of(pred)
+        if profile == "official":
+            ruled = official_rule_extraction(text, s.fields.get("question_type"), s.fields.get("answer_type"), choices)
+            return (ruled, "rule") if ruled is not None else (None, "")
+        pre = vk_post_check(s.fields, text, choices, prefetch=True)
+        return (pre, "prefetch") if pre else (None, "")  # upstream tests truthiness: a prefetched 0 goes on
+
     def score(self, samples: list[Sample], predictions: dict[str, Prediction], ctx: ScoreContext):
         profile = self.profile(ctx.profile)
+        samples = self.profile_view([s for s in samples if s.id in predictions], profile)
         judge = ctx.judge
-        todo: list[tuple[Sample, str, list[Any]]] = []
+        todo: list[tuple[Sample, str]] = []
         extraction: dict[str, tuple[Any, str]] = {}
         for s in samples:
-            if s.id not in predictions:
-                continue
-            text = self.text_of(predictions[s.id])
-            choices = self._choices(s)
-            pre = vk_post_check(s.fields, text, choices, prefetch=True)
-            if pre:  # upstream tests truthiness: a prefetched 0 goes to the judge
-                extraction[s.id] = (pre, "prefetch")
+            ext, how = self._extract(profile, s, predictions[s.id], self._choices(s))
+            if how:
+                extraction[s.id] = (ext, how)
             elif judge is None:
-                extraction[s.id] = (text, "raw prediction (no judge)")
+                extraction[s.id] = (self.text_of(predictions[s.id]), "raw prediction (no judge)")
             else:
-                todo.append((s, text, choices))
+                todo.append((s, self.text_of(predictions[s.id])))
         if todo:
             from harness.judge import JudgeUnavailable
 
-            prompts = [extraction_prompt(str(s.fields.get("question")), t) for s, t, _ in todo]
+            prompts = [extraction_prompt(str(s.fields.get("question")), t) for s, t in todo]
             replies = judge.complete_many(prompts, temperature=0.0, max_tokens=128, return_errors=True)
-            for (s, _, _), rep in zip(todo, replies):
+            for (s, _), rep in zip(todo, replies):
                 extraction[s.id] = (None, PENDING) if isinstance(rep, JudgeUnavailable) else (rep.strip(), "judge")
         out: dict[str, dict[str, Any]] = {}
         for s in samples:
-            if s.id not in extraction:
-                continue
             ext, how = extraction[s.id]
             rec: dict[str, Any] = {"extraction": None if ext is None else str(ext), "extracted_by": how,
                                    "task": s.fields.get("task"), "skills": self._skills(s),

@@ -3,7 +3,10 @@
 Two scorers, which differ by several points on the same predictions:
 - ``official``: MMMU-Benchmark/MMMU (commit bb0b95a9) ``mmmu/utils/eval_utils.py`` as driven by
   ``mmmu/main_parse_and_eval.py``: ``parse_multi_choice_response`` for multiple choice (with a random
-  letter when nothing parses), ``parse_open_response`` + ``eval_open`` for open questions.
+  letter when nothing parses), ``parse_open_response`` + ``eval_open`` for open questions (every
+  ``question_type`` but 'multiple-choice'; a list gold accepts any element).  Option texts as written
+  (``None`` is an option).  Agrees sample by sample with main_parse_and_eval.py on MMMU's published
+  example outputs (docs/official-profiles.md).
 - ``vlmevalkit``: VK e8e78f05 ``mcq_vanilla_eval`` with ``MMMU_preproc``: open questions become a
   two-option question (A = the gold answer, B = "Other Answers", gold 'A'); ``can_infer`` matching; the
   judge (when one is given) only when rules fail.
@@ -14,6 +17,9 @@ in the order main_parse_and_eval visits them: subjects in ``CAT_SHORT2LONG`` ord
 samples in dataset order (the number at the end of the MMMU ``id``).  We replay that with one
 ``random.Random(42)`` over the scored samples in the same order, so per-sample results match upstream for
 the same set of responses (scoring a subset replays the draws over that subset, as upstream would).
+
+Splits: VK's MMMU_DEV_VAL holds dev and validation rows; the task scores validation (task option ``split``)
+and lists the other rows in ``left_out``, so prediction files covering both are scored, not refused.
 
 Images: MMMU questions may reference up to 7 images (``<image k>`` tags; VK interleaves them).  Our models
 take one image, so the request carries the first image and the question text keeps its ``<image k>`` tags;
@@ -160,6 +166,22 @@ def eval_open(gold: Any, preds: list[Any]) -> bool:
     return False
 
 
+def gold_answers(gold: Any) -> Any:
+    """An open question's gold as eval_open takes it: MMMU stores several accepted answers as a list
+    (``['24/7', '3.429']``; the TSV and Hugging Face copies hold its text), any of which is correct."""
+    if isinstance(gold, (list, tuple)):
+        return [str(g) for g in gold]
+    text = str(gold).strip()
+    if text.startswith("[") and text.endswith("]"):
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            return text
+        if isinstance(value, (list, tuple)):
+            return [str(g) for g in value]
+    return text
+
+
 def subject_of(fields: dict[str, Any]) -> str:
     m = _ID.match(str(fields.get("id") or ""))
     if m:
@@ -223,20 +245,24 @@ class MMMUVal(MCQTask):
         self.split_name = want
         samples = [self.to_sample(r) for r in self.read_rows(source)]
         if want != "all":
-            samples = [s for s in samples if s.fields.get("split") in (None, want)]
+            self.left_out = {s.id: f"split {s.fields.get('split')}" for s in samples
+                             if s.fields.get("split") not in (None, want)}
+            samples = [s for s in samples if s.id not in self.left_out]
         return self.apply_limit(samples, limit)
 
     # ----- scoring
     @staticmethod
     def is_open(fields: dict[str, Any]) -> bool:
+        """main_parse_and_eval: anything but 'multiple-choice' (VK's TSV says 'open', MMMU's files 'short-answer')
+        is open; without the column, VK MMMU_preproc's test (no option A)."""
         qt = fields.get("question_type")
         if qt is not None:
-            return str(qt) == "open"
-        return fields.get("A") is None  # VK MMMU_preproc's test
+            return str(qt) != "multiple-choice"
+        return fields.get("A") is None
 
     def score(self, samples: list[Sample], predictions: dict[str, Prediction], ctx: ScoreContext):
         profile = self.profile(ctx.profile)
-        scored = [s for s in samples if s.id in predictions]
+        scored = self.profile_view([s for s in samples if s.id in predictions], profile)
         if profile == "official":
             return self._score_official(scored, predictions)
         from harness.judge import JudgeUnavailable
@@ -283,8 +309,9 @@ class MMMUVal(MCQTask):
                 raise TaskError(f"{self.id}: sample {s.id} has no answer")
             if self.is_open(s.fields):
                 parsed = parse_open(response)
-                out[s.id] = self._record(s, int(eval_open(str(gold), parsed)), parsed=[str(p) for p in parsed],
-                                         answer=str(gold), question_type="open")
+                golds = gold_answers(gold)
+                out[s.id] = self._record(s, int(eval_open(golds, parsed)), parsed=[str(p) for p in parsed],
+                                         answer=golds, question_type="open")
             else:
                 index2ans = {k: str(v) for k, v in mcq.build_choices(s.fields).items() if k in _OPTION_LETTERS}
                 all_choices = list(index2ans)

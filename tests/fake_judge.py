@@ -1,6 +1,7 @@
 """A small OpenAI-compatible chat server on 127.0.0.1 for judge tests (started and stopped by the test).
 
-``reply(prompt, temperature) -> str`` decides the answer; ``fail_first`` makes the first N requests 500s;
+``reply(prompt, temperature) -> str`` decides the answer (or returns ``(status, message)`` for an API error
+reply); chat paths of OpenAI and Azure endpoints are served; ``fail_first`` makes the first N requests 500s;
 ``garbage`` makes every reply an invalid JSON body; ``delay_s`` holds each reply back (a slow endpoint).
 ``garbage`` and ``delay_s`` may be changed while the server runs.  Every request is logged in ``requests``,
 its arrival time (``time.monotonic()``) in ``arrivals``.
@@ -50,7 +51,10 @@ class FakeJudgeServer:
                     self._send(404, b"{}")
 
             def do_POST(self):
-                if not self.path.endswith("/v1/chat/completions"):
+                # OpenAI paths (.../v1/chat/completions) and Azure ones (.../chat/completions?api-version=...)
+                route = self.path.split("?", 1)[0]
+                if not (route.endswith("/v1/chat/completions") or
+                        ("/openai/deployments/" in route and route.endswith("/chat/completions"))):
                     self._send(404, b"{}")
                     return
                 n = int(self.headers.get("Content-Length", 0))
@@ -69,7 +73,14 @@ class FakeJudgeServer:
                     self._send(200, b"<html>not json")
                     return
                 prompt = body["messages"][-1]["content"]
+                if isinstance(prompt, list):  # content parts, as the openai client sends them
+                    prompt = "".join(part.get("text", "") for part in prompt if isinstance(part, dict))
                 text = outer.reply(prompt, float(body.get("temperature", 0.0)))
+                if isinstance(text, tuple):  # (HTTP status, error message): an API error reply
+                    code, message = text
+                    self._send(code, json.dumps({"error": {"message": message, "type": "invalid_request_error",
+                                                           "code": None, "param": None}}).encode())
+                    return
                 self._send(200, json.dumps({"choices": [{"message": {"role": "assistant", "content": text}}]}).encode())
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

@@ -147,6 +147,19 @@ def test_rows_checked_against_the_task_data(tmp_path):
         load_predictions(extra, task, samples=samples)
 
 
+def test_rows_of_another_split_are_left_out(tmp_path):
+    # VK's MMMU_DEV_VAL predictions hold the dev rows; mmmu_val scores validation, so they are not samples.
+    from harness import registry
+
+    data = REPO / "tasks" / "smoke_data" / "understanding" / "MMMU_DEV_VAL.tsv"
+    task = registry.make_task("mmmu_val", {})
+    samples = task.load(str(data))
+    rows = pd.read_csv(data, sep="\t").drop(columns=["image"]).to_dict("records")
+    assert len(rows) == len(samples) + 1 and len(task.left_out) == 1
+    path = vk_tsv(tmp_path / "M_MMMU_DEV_VAL.tsv", [dict(r, prediction="A") for r in rows])
+    assert set(load_predictions(path, task, samples=samples)) == {s.id for s in samples}
+
+
 # ----------------------------------------------------------------------------- writing (export)
 def _replay_run(tmp_path, answers: dict[str, str], name="run"):
     """A run of ours on the smoke MME data, its answers replayed from our JSONL (no model needed)."""

@@ -1,8 +1,9 @@
 """mathvista_testmini through score_files, with and without a local fake judge.
 
-Extraction: VLMEvalKit e8e78f05 vlmeval/dataset/utils/mathvista.py MathVista_auxeval / post_check(prefetch=True).
-official comparison: lupantech/MathVista 53d52587 evaluation/calculate_score.py normalize_extracted_answer +
-safe_equal.  vlmevalkit comparison: VK e8e78f05 post_check(prefetch=False).
+official: lupantech/MathVista 53d52587 evaluation/extract_answer.py rules, then the judge, then
+evaluation/calculate_score.py normalize_extracted_answer + safe_equal.  vlmevalkit: VLMEvalKit e8e78f05
+vlmeval/dataset/utils/mathvista.py MathVista_auxeval / post_check(prefetch=True), then the judge, then
+post_check(prefetch=False).
 """
 
 import csv
@@ -60,7 +61,7 @@ def files(tmp_path, monkeypatch):
     return str(data), str(preds)
 
 
-EXTRACT = {"1,000": "1000", "5 cm": "5", "It is (A) red, no, (B) green": "B", "I cannot see the image": "",
+EXTRACT = {"1,000": "1000", "The answer is B": "B", "5 cm": "5", "It is (A) red, no, (B) green": "B", "I cannot see the image": "",
            "1e3": "1000", "0": "0", "[2007, 2008]": "[2007, 2008]"}
 
 
@@ -75,7 +76,8 @@ def test_no_judge_raw_prediction_is_the_extraction(files):
     assert out["per_sample"] == {"1": 0, "2": 1, "3": 1, "4": 1, "5": 1, "6": 0, "7": 1, "8": 1, "9": 1, "10": 0}
     assert out["headline"] == {"name": "accuracy", "value": 70.0, "scale": "percent"}
     assert any("raw predictions" in w for w in out["warnings"])
-    assert out["metrics"]["extracted_by"] == {"prefetch": 3, "raw prediction (no judge)": 7}
+    # extract_answer.py's rules settle 3 (3.50 parses as a float, 'green' is a choice, '0' parses as an integer)
+    assert out["metrics"]["extracted_by"] == {"rule": 3, "raw prediction (no judge)": 7}
     assert out["metrics"]["per_task"]["visual question answering"] == 75.0
     assert "calculate_score.py" in out["reference"] and "53d52587" in out["reference"]
     vk = score_files("mathvista_testmini", data, predictions=preds, profile="vlmevalkit")
@@ -87,14 +89,16 @@ def test_judge_extracts_what_rules_cannot_and_is_cached(files):
     data, preds = files
     with FakeJudgeServer(fake_extractor) as srv:
         out = score_files("mathvista_testmini", data, predictions=preds, profile="official", judge=srv.url + "#model=m")
-        # 7 samples go to the judge: all but the 3 prefetched ones (sample 8's prefetched 0 is falsy upstream)
+        # official: 7 samples go to the judge, all but the 3 that extract_answer.py's rules settle
         assert len(srv.requests) == 7
         # sample 7: the judge extracts '' and the closest choice to '' is 'red' (edit distance 3): wrong
         assert out["per_sample"] == {"1": 1, "2": 1, "3": 1, "4": 1, "5": 1, "6": 1, "7": 0, "8": 1, "9": 1, "10": 1}
         vk = score_files("mathvista_testmini", data, predictions=preds, profile="vlmevalkit", judge=srv.url + "#model=m")
-        assert len(srv.requests) == 7   # every judge call came from the cache
+        # vlmevalkit: its prefetch settles 3, 4 and 5 (not 8: a prefetched 0 is falsy upstream); sample 8 is new
+        assert len(srv.requests) == 8
         assert vk["per_sample"] == {"1": 1, "2": 1, "3": 1, "4": 1, "5": 1, "6": 1, "7": 0, "8": 1, "9": 0, "10": 1}
-        assert out["metrics"]["extracted_by"] == {"judge": 7, "prefetch": 3}
+        assert out["metrics"]["extracted_by"] == {"judge": 7, "rule": 3}
+        assert vk["metrics"]["extracted_by"] == {"judge": 7, "prefetch": 3}
 
 
 def test_judge_down_marks_pending_never_zero(files):
@@ -127,3 +131,54 @@ def test_hf_schema_ai4math(tmp_path):
     out = score(tmp_path, "mathvista_testmini", {"1": "(B) green", "2": "7"}, data=str(folder))
     assert out["per_sample"] == {"1": 1, "2": 1}
     assert out["metrics"]["per_skill"] == {"arithmetic reasoning": 100.0, "logical reasoning": 100.0}
+
+
+def test_official_sends_what_its_rules_do_not_settle_to_the_judge(files, tmp_path):
+    # VK's rule pass would read a refusal as its no-answer marker and a letter inside prose as an answer;
+    # extract_answer.py has no such rules: both go to the judge, whose extraction decides.
+    import json
+    data, _ = files
+    preds = tmp_path / "p2.jsonl"
+    preds.write_text(json.dumps({"index": "4", "prediction": "Sorry, I can't help with images of people yet."}) + "\n"
+                     + json.dumps({"index": "5", "prediction": "B"}) + "\n"      # a letter: not a choice's text
+                     + json.dumps({"index": "8", "prediction": " 0 "}) + "\n")   # int(' 0 ') parses: a rule
+    with FakeJudgeServer(lambda p, t: "yellow") as srv:
+        out = score_files("mathvista_testmini", data, predictions=str(preds), profile="official",
+                          judge=srv.url + "#model=m")
+        assert len(srv.requests) == 2
+    assert out["per_sample"] == {"4": 0, "5": 0, "8": 1}
+    assert out["metrics"]["extracted_by"] == {"judge": 2, "rule": 1}
+
+
+def test_given_extractions_are_scored_as_given(files, tmp_path):
+    # MathVista's own output file (pid -> problem with response and extraction) and our lines with
+    # 'extraction': scored through calculate_score.py's normalisation, no rules and no judge.
+    import json
+    data, _ = files
+    native = tmp_path / "output_model.json"
+    native.write_text(json.dumps({
+        "4": {"pid": "4", "response": "The answer is B", "extraction": "(A) red"},
+        "3": {"pid": "3", "response": "3.50", "extraction": 3.5},
+        "9": {"pid": "9", "response": "2007 and 2008", "extraction": [2007, 2008]},
+        "10": {"pid": "10", "response": "5 cm", "extraction": "5 cm"},
+    }))
+    lines = tmp_path / "given.jsonl"
+    lines.write_text(json.dumps({"index": "7", "prediction": "I cannot see the image", "extraction": "green"}) + "\n")
+    with FakeJudgeServer(lambda p, t: "green") as srv:
+        out = score_files("mathvista_testmini", data, predictions=str(native), profile="official",
+                          judge=srv.url + "#model=m")
+        out2 = score_files("mathvista_testmini", data, predictions=str(lines), profile="official",
+                           judge=srv.url + "#model=m")
+        assert srv.requests == []
+    assert out["per_sample"] == {"3": 1, "4": 0, "9": 1, "10": 0}
+    assert out["metrics"]["extracted_by"] == {"given": 4} and not out["warnings"]
+    assert out2["per_sample"] == {"7": 1}
+
+
+def test_native_output_with_a_bad_response_names_the_problem(files, tmp_path):
+    import json
+    data, _ = files
+    native = tmp_path / "output_model.json"
+    native.write_text(json.dumps({"4": {"response": 7, "extraction": "B"}}))
+    with pytest.raises(Exception, match=r"output_model.json: problem '4': 'response' must be a string"):
+        score_files("mathvista_testmini", data, predictions=str(native), profile="official")

@@ -33,10 +33,10 @@ def write_tsv(tmp_path, rows):
             subj, num = r["id"].rsplit("_", 1)[0].split("_", 1)[1], r["id"]
             row = {"index": r["index"], "question": "<image 1> q?", "answer": r["answer"], "split": r.get("split", "validation"),
                    "category": subj, "l2-category": subj, "id": num,
-                   "question_type": "open" if r.get("open") else "multiple-choice",
+                   "question_type": r.get("question_type") or ("open" if r.get("open") else "multiple-choice"),
                    "image": img if i == 0 else str(rows[0]["index"])}
             if not r.get("open"):
-                row.update(OPTS)
+                row.update(r.get("options", OPTS))
             w.writerow(row)
     return str(path)
 
@@ -165,3 +165,48 @@ def test_hf_schema_lmms_lab_mmmu(tmp_path):
     s = t.load(str(folder))
     assert t.request(s[0]).prompt == ("Question: <image 1> Shape?\nOptions:\nA. circle\nB. square\n"
                                       "Please select the correct answer from the options above. \n")
+
+
+def test_open_gold_list_and_short_answer_type(tmp_path):
+    # MMMU stores several accepted answers as a list (validation_Math_15: ['24/7', '3.429']); eval_open accepts
+    # any of them.  MMMU's own files call open questions 'short-answer'.
+    path = write_tsv(tmp_path, [
+        {"index": 1, "id": "validation_Math_15", "answer": "['24/7', '3.429']", "open": True},
+        {"index": 2, "id": "validation_Chemistry_30", "answer": "['$MgS$', 'MgS']", "open": True,
+         "question_type": "short-answer"},
+        {"index": 3, "id": "validation_Math_16", "answer": "['24/7', '3.429']", "open": True},
+        {"index": 4, "id": "validation_Math_17", "answer": "12", "open": True, "question_type": "short-answer"},
+    ])
+    out = score(tmp_path, "mmmu_val", {"1": "The answer is 3.429", "2": "It forms MgS.", "3": "about 3.5",
+                                       "4": "so 12"}, profile="official", data=path)
+    assert out["per_sample"] == {"1": 1, "2": 1, "3": 0, "4": 1}
+
+
+def test_option_text_none_is_kept_by_official_dropped_by_vlmevalkit(tmp_path):
+    # validation_Geography_15: option D reads 'None' and is the gold.  pandas' default read (VK's) makes it
+    # missing, so VK cannot match 'D'; the authors' scorer has the option.
+    opts = {"A": "Siltstone", "B": "Shale", "C": "Chert", "D": "None"}
+    path = write_tsv(tmp_path, [
+        {"index": 1, "id": "validation_Geography_15", "answer": "D", "options": opts},
+        {"index": 2, "id": "validation_Geography_16", "answer": "D", "options": dict(opts, D="NA")},
+        {"index": 3, "id": "validation_Geography_17", "answer": "A", "options": dict(opts, D="null")},
+    ])
+    preds = {"1": "D", "2": "(D)", "3": "A"}
+    off = score(tmp_path, "mmmu_val", preds, profile="official", data=path)
+    assert off["per_sample"] == {"1": 1, "2": 1, "3": 1}
+    vk = score(tmp_path, "mmmu_val", preds, profile="vlmevalkit", data=path)
+    assert vk["per_sample"] == {"1": 0, "2": 0, "3": 1}
+    from harness import registry
+    t = registry.make_task("mmmu_val", {})
+    s = t.load(path)
+    assert s[0].fields["D"] == "None" and "D. None" in t.request(s[0]).prompt
+
+
+def test_dev_rows_in_predictions_are_left_out_not_an_error(tmp_path, data):
+    # VK's MMMU_DEV_VAL prediction files hold the dev rows too: validation is scored, dev is reported left out.
+    p = dict(preds(), **{"26": "A"})
+    out = score(tmp_path, "mmmu_val", p, profile="official", data=data)
+    assert out["n"] == 13 and out["n_left_out"] == 1 and "26" not in out["per_sample"]
+    assert any("1 predictions left out" in w and "split dev" in w for w in out["warnings"])
+    with pytest.raises(Exception, match="not in the data"):
+        score(tmp_path, "mmmu_val", dict(preds(), **{"999": "A"}), profile="official", data=data)

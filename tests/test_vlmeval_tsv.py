@@ -9,7 +9,7 @@ from PIL import Image
 from tasks.base import TaskError
 from tasks.common import vk_catalog
 from tasks.common.hf_data import load_hf_rows, looks_like_hf_source
-from tasks.common.vlmeval_tsv import load_tsv, resolve_tsv
+from tasks.common.vlmeval_tsv import PANDAS_NA_STRINGS, as_vlmevalkit_reads, load_tsv, resolve_tsv
 
 
 def b64(colour, size=(8, 8), mode="RGB"):
@@ -32,7 +32,7 @@ def test_rows_reuse_images_lists_and_missing_values(tmp_path):
     ])
     rows = load_tsv(p, ["question", "answer"])
     assert [r.index for r in rows] == ["0", "1000000", "7"]
-    assert rows[0].fields["B"] is None        # pandas reads 'None' as missing, as VK does
+    assert rows[0].fields["B"] == "None"      # the text is kept (VK's pandas read loses it: as_vlmevalkit_reads)
     assert rows[0].fields["C"] is None        # empty cell
     assert rows[1].image_key == rows[0].image_key == "0"
     assert rows[1].image().getpixel((0, 0)) == (255, 0, 0)
@@ -107,3 +107,19 @@ def test_hf_parquet_rows_in_tsv_shape(tmp_path):
     assert rows[1].image().getpixel((0, 0)) == (0, 255, 0)
     with pytest.raises(TaskError, match=r"column\(s\) \['hint'\] missing"):
         load_hf_rows(str(pq), "test", {"hint": "hint"}, index_column=None)
+
+
+def test_na_strings_kept_as_text_and_blanked_as_vlmevalkit_reads_them(tmp_path):
+    # Every cell's text is kept (only an empty cell is missing); as_vlmevalkit_reads blanks exactly the cells
+    # pandas' default read_csv (VK's load) makes missing.
+    import pandas as pd
+
+    words = sorted(PANDAS_NA_STRINGS - {""}) + ["none", "Nan", "NONE", " None", "N.A.", "0", "-"]
+    path = tmp_path / "t.tsv"
+    write(path, ["index", "image", "A"], [[str(i + 1), b64("red"), w] for i, w in enumerate(words)] +
+          [[str(len(words) + 1), b64("red"), ""]])
+    rows = load_tsv(path)
+    assert [r.fields["A"] for r in rows] == words + [None]
+    vk_missing = pd.read_csv(path, sep="\t")["A"].isna().tolist()
+    assert [as_vlmevalkit_reads(r.fields)["A"] is None for r in rows] == vk_missing
+    assert sum(vk_missing) == len(PANDAS_NA_STRINGS)

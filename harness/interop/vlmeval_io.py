@@ -219,10 +219,13 @@ def load_predictions(path: Union[str, Path], task: Any, *, samples: Optional[lis
         log.warning("%s: the file name does not end in _%s%s (VLMEvalKit names files {model}_{dataset}); "
                     "reading it for %s anyway", path, tsv_name, path.suffix, task_id)
     by_id = {s.id: s for s in samples} if samples is not None else None
+    left_out = getattr(task, "left_out", None) or {}
     out: dict[str, str] = {}
     for key, text, rec, where in rows:
         if by_id is not None:
             sample = by_id.get(key)
+            if sample is None and key in left_out:
+                continue  # a row of another split of the same data (MMMU_DEV_VAL's dev rows)
             if sample is None:
                 raise InteropError(f"{where}: index {key!r} is not a sample of {task_id} "
                                    f"(its data has {len(by_id)} samples; was the file made on other data?)")

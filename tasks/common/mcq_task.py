@@ -7,6 +7,7 @@ per-category report live here once.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, ClassVar, Optional
@@ -18,7 +19,7 @@ from tasks.common import mcq
 from tasks.common.hf_data import Mapping, load_hf_rows, looks_like_hf_source
 from tasks.common.vk_catalog import CATALOG, fetch_tsv
 from harness.store import sha256_file
-from tasks.common.vlmeval_tsv import TsvRow, lmu_data_root, load_tsv, resolve_tsv
+from tasks.common.vlmeval_tsv import TsvRow, as_vlmevalkit_reads, lmu_data_root, load_tsv, resolve_tsv
 
 SMOKE_DIR = Path(__file__).resolve().parent.parent / "smoke_data" / "understanding"
 VK_COMMIT = "e8e78f05f3080fe28154f2130321f17951c3be94"
@@ -136,6 +137,22 @@ class VKTask(Task):
 
     # ----- helpers for scoring
     @staticmethod
+    def profile_view(samples: list[Sample], profile: str) -> list[Sample]:
+        """The samples as the profile's reference scorer sees them.
+
+        ``official``: every cell's text as written.  ``vlmevalkit``: as VK's pandas read holds them, so an option
+        whose text is an NA string (``None``, ``NA``...) is missing; the gold answer is kept as written.
+        """
+        if profile != "vlmevalkit":
+            return samples
+        out = []
+        for s in samples:
+            fields = as_vlmevalkit_reads(s.fields)
+            fields["answer"] = s.fields.get("answer")
+            out.append(dataclasses.replace(s, fields=fields))
+        return out
+
+    @staticmethod
     def text_of(pred: Optional[Prediction]) -> str:
         """VK scores ``str(prediction)``; a prediction recorded as an error scores as empty text."""
         if pred is None or pred.text is None:
@@ -213,7 +230,7 @@ class MCQTask(VKTask):
         return mcq.UNMATCHED, False
 
     def score(self, samples: list[Sample], predictions: dict[str, Prediction], ctx: ScoreContext):
-        self.profile(ctx.profile)
+        samples = self.profile_view(samples, self.profile(ctx.profile))
         judge = ctx.judge if self.use_judge(ctx) else None
         if self.circular:
             return self._score_circular(samples, predictions, judge, ctx)

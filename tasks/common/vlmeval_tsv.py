@@ -1,11 +1,16 @@
 """VLMEvalKit's TSV distribution format, read the way VLMEvalKit reads it.
 
-VK reads each benchmark TSV with ``pandas.read_csv(sep='\\t')`` (so NA-like strings such as ``None`` become
-missing, exactly as in VK), turns ``index`` into strings, and lets an image cell of 1-64 characters name the
-index of another row whose image it reuses (VK main e8e78f05, ``ImageBaseDataset.__init__`` in
-vlmeval/dataset/image_base.py).  A cell that starts with ``[`` holds a Python list of base64 images
-(``toliststr``); our models take one image, so :meth:`TsvRow.image` returns the first and
-:attr:`TsvRow.n_images` says how many there were.
+VK reads each benchmark TSV with ``pandas.read_csv(sep='\\t')``, turns ``index`` into strings, and lets an
+image cell of 1-64 characters name the index of another row whose image it reuses (VK main e8e78f05,
+``ImageBaseDataset.__init__`` in vlmeval/dataset/image_base.py).  A cell that starts with ``[`` holds a
+Python list of base64 images (``toliststr``); our models take one image, so :meth:`TsvRow.image` returns
+the first and :attr:`TsvRow.n_images` says how many there were.
+
+Missing cells.  We keep every cell's text: only an empty cell is missing (``None``).  pandas' defaults, which
+VK uses, also read the strings in :data:`PANDAS_NA_STRINGS` (``None``, ``NA``, ``N/A``, ``null``, ``nan``...)
+as missing, so an option whose text is ``None`` (MMMU ``validation_Geography_15``, the gold option D) vanishes
+in VK.  The ``official`` profiles score the text as written; the ``vlmevalkit`` profiles pass the fields
+through :func:`as_vlmevalkit_reads` first, which blanks those cells again, to compute what VK computes.
 
 Images are decoded lazily: a 15,000-row file is read in about a second and only the images a run needs are
 decoded.
@@ -26,6 +31,12 @@ from PIL import Image, UnidentifiedImageError
 
 from tasks.base import TaskError
 
+# pandas' default NA strings (read_csv's na_values when keep_default_na=True), the cells VK reads as missing.
+PANDAS_NA_STRINGS = frozenset({
+    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A",
+    "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
+})
+
 # VK treats an image cell this short (and non-empty) as a reference to another row's index.
 IMAGE_REF_MAX_CHARS = 64
 
@@ -44,6 +55,14 @@ def _clean(value: Any) -> Any:
     if isinstance(value, str) and value == "":
         return None
     return value
+
+
+def as_vlmevalkit_reads(fields: dict[str, Any]) -> dict[str, Any]:
+    """``fields`` as VK's pandas read would hold them: text that is a default NA string becomes missing.
+
+    The ``vlmevalkit`` profile's view of a row; the ``official`` profile uses the row as read (every text kept).
+    """
+    return {k: (None if isinstance(v, str) and v in PANDAS_NA_STRINGS else v) for k, v in fields.items()}
 
 
 def decode_image_b64(data: str, where: str) -> Image.Image:
@@ -142,7 +161,8 @@ def load_tsv(path: str | Path, required_columns: Iterable[str] = ("index",)) -> 
 
     path = Path(path)
     try:
-        df = pd.read_csv(path, sep="\t")
+        # Only empty cells are missing; VK's extra NA strings are applied per profile (as_vlmevalkit_reads).
+        df = pd.read_csv(path, sep="\t", keep_default_na=False, na_values=[""])
     except FileNotFoundError:
         raise TaskError(f"data file {path} does not exist") from None
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:

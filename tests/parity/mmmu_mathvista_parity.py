@@ -5,7 +5,8 @@ Upstream code is read from checkouts at run time, never copied into the project:
   ``random.seed(42)`` applies), driven in main_parse_and_eval.py's order (subjects in CAT_SHORT2LONG order,
   samples by id number);
 - lupantech/MathVista ``evaluation/calculate_score.py`` (``normalize_extracted_answer``, ``safe_equal``,
-  ``get_most_similar`` with the real ``Levenshtein.distance``);
+  ``get_most_similar`` with the real ``Levenshtein.distance``) and ``evaluation/extract_answer.py``
+  (``extract_answer``'s rules, with a stand-in model that marks where the LLM would be asked);
 - VLMEvalKit ``vlmeval/dataset/utils/mathvista.py`` ``post_check`` with ``vlmeval/utils/matching_util.py``
   ``can_infer``.
 Random responses built from trap fragments (letters in prose, option texts, refusals, 1,000 / 1e3 / 3.50,
@@ -14,8 +15,9 @@ lists, units) are scored by both sides.
   pip install --target /tmp/levpkg Levenshtein
   PYTHONPATH=/tmp/levpkg python tests/parity/mmmu_mathvista_parity.py MMMU_CHECKOUT MATHVISTA_CHECKOUT VK_CHECKOUT [N]
 
-Last run (2026-11-29, MMMU bb0b95a9, MathVista 53d52587, VK e8e78f05): 20000 MMMU samples (per-sample
-parse and correctness), 20000 MathVista extractions x 2 profiles: 0 differ.
+Last run (MMMU bb0b95a9, MathVista 53d52587, VK e8e78f05): 20000 MMMU samples (per-sample parse and
+correctness), 20000 MathVista responses (extract_answer.py's rules; the official comparison and VK's
+post_check on both profiles): 0 differ.
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ FRAGS = ["A", "B", "C", "D", "E", "(A)", "(B)", "(C)", "(D)", "a", "the", "answe
          "final", "=", "circle", "square", "big triangle", "1,000", "1e3", "3.50", "3.5", "0", "-2", "000", "12,345",
          "[1, 2]", "cm", "$", ".", ",", "!", "?", ";", ":", "'", "\n", "I cannot answer", "Sorry", "Blue", "blue",
          "result", "could be", ". The", "x = 3", "3/4", "0.25"]
+
+
+NUMBER_TRAPS = [" 12 ", "1_000", "nan", "-inf", "+3", "3.0", "", " ", "0x10", "\u0663", "1e3", "3.50", "-0"]
 
 
 def text(rng: random.Random) -> str:
@@ -104,6 +109,17 @@ def mathvista(mv_checkout: Path, vk: Path, n: int) -> int:
         m.read_json = m.save_json = None
         sys.modules.setdefault(name, m)
     up = load_module(mv_checkout / "evaluation" / "calculate_score.py", "mathvista_calculate_score_upstream")
+    # extract_answer.py's imports that its rules do not use (the OpenAI client, the prompt, the GPT wrapper)
+    for name in ("openai", "evaluation", "evaluation.prompts", "evaluation.prompts.ext_ans", "models"):
+        m = types.ModuleType(name)
+        m.AzureOpenAI, m.demo_prompt, m.gpt = object, "", None
+        sys.modules.setdefault(name, m)
+    upx = load_module(mv_checkout / "evaluation" / "extract_answer.py", "mathvista_extract_answer_upstream")
+    judge_marker = "<judge>"
+
+    class MarkerJudge:
+        def get_response(self, user_prompt):
+            return judge_marker
     ns: dict = {}
     src = (vk / "vlmeval" / "utils" / "matching_util.py").read_text()
     tree = ast.parse(src)
@@ -132,7 +148,17 @@ def mathvista(mv_checkout: Path, vk: Path, n: int) -> int:
                               "answer": rng.choice(["3.5", "0.25", "1.0", "3.14"]), "precision": rng.choice([1.0, 2.0])}
         else:
             choices, f = [], {"question_type": "free_form", "answer_type": "list", "answer": "[1, 2]", "precision": None}
-        resp = rng.choice([text(rng), rng.choice(FRAGS), rng.choice(FRAGS) + " " + rng.choice(FRAGS)])
+        resp = rng.choice([text(rng), rng.choice(FRAGS), rng.choice(FRAGS) + " " + rng.choice(FRAGS),
+                           rng.choice(NUMBER_TRAPS)] + ([rng.choice(choices)] if choices else []))
+        # official rules before the judge: extract_answer.py's extract_answer (the judge marked) vs ours
+        up_rule = upx.extract_answer(MarkerJudge(), resp, {"question_type": f["question_type"], "pid": str(i),
+                                                           "answer_type": f["answer_type"], "query": "q",
+                                                           "choices": choices or None})
+        our_rule = mv.official_rule_extraction(resp, f["question_type"], f["answer_type"], choices)
+        if (None if up_rule == judge_marker else up_rule) != our_rule:
+            bad += 1
+            if bad < 5:
+                print("MathVista rule differ:", repr(resp), f, up_rule, our_rule)
         # official comparison
         try:
             up_norm = up.normalize_extracted_answer(resp, choices, f["question_type"], f["answer_type"], f["precision"])
