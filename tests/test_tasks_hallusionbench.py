@@ -82,7 +82,10 @@ def test_official_equals_the_authors_scorer_sample_by_sample(authors_files):
     data, preds = authors_files
     with FakeJudgeServer(authors_judge) as srv:
         out = score_files("hallusionbench", data, predictions=preds, profile="official", judge=srv.url + "#model=g")
-        assert len(srv.requests) == len(AUTHORS["questions"])
+        # every distinct (question, answer) is graded; identical ones may share one cached call, and two asked
+        # at once may both reach the judge, so the count of calls is not fixed
+        distinct = {(q["question"], AUTHORS["predictions"][_index(q)]) for q in AUTHORS["questions"]}
+        assert len({r["messages"][-1]["content"] for r in srv.requests}) == len(distinct)
         sent = srv.requests[0]["messages"][0]["content"]
         first = AUTHORS["questions"][0]
         assert f"Reference answer: {first['gt_answer_details']}\n" in sent   # the authors' reference sentence
