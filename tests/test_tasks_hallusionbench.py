@@ -84,7 +84,7 @@ def test_official_equals_the_authors_scorer_sample_by_sample(authors_files):
         out = score_files("hallusionbench", data, predictions=preds, profile="official", judge=srv.url + "#model=g")
         # every distinct (question, answer) is graded; identical ones may share one cached call, and two asked
         # at once may both reach the judge, so the count of calls is not fixed
-        distinct = {(q["question"], AUTHORS["predictions"][_index(q)]) for q in AUTHORS["questions"]}
+        distinct = {(q["question"], q["gt_answer_details"], AUTHORS["predictions"][_index(q)]) for q in AUTHORS["questions"]}
         assert len({r["messages"][-1]["content"] for r in srv.requests}) == len(distinct)
         sent = srv.requests[0]["messages"][0]["content"]
         first = AUTHORS["questions"][0]
