@@ -26,8 +26,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from harness.config import ConfigError
     from harness.registry import RegistryError
     from harness.store import StoreError
-    from model_adapters.base import AdapterError
-    from tasks.base import TaskError
+    from harness.plugin import AdapterError, TaskError
 
     return (CliError, ConfigError, RegistryError, StoreError, AdapterError, TaskError, FileNotFoundError,
             AggregateError, CompareError)
@@ -322,7 +321,7 @@ def cmd_data(args: argparse.Namespace) -> int:
     rows = []
     for tid in ids:
         task = registry.make_task(tid)
-        if args.fetch and hasattr(task, "fetch"):
+        if args.fetch:
             task.fetch()
         for src in task.describe_sources():
             rows.append({"task": tid, **src})

@@ -59,7 +59,7 @@ def _worker(config_raw: dict, root: str, gpu: str, inbox, outbox, env: dict[str,
     store = RunStore(Path(root))
     store.lock(writer)
     runner = Runner(load_config(config_raw), store, writer=writer, progress=False)
-    runner.prepare()
+    runner.load_plan()
     outbox.send(("ready", -1, 0, ""))
     try:
         while True:
@@ -98,7 +98,7 @@ class _Worker:
 def run_pool(runner, gpus: list[str], retries: int = 2, outcome=None, progress: bool = True,
              worker_env: Optional[dict[str, str]] = None) -> PoolReport:
     """Infer every unfinished shard of ``runner``'s plan on ``gpus``; score tasks as they complete."""
-    runner.prepare()
+    runner.load_plan()
     report = PoolReport()
     stored = {tid: set(runner.store.read_predictions(tid)) for tid in runner.samples}
     todo = [sh for sh in runner.plan if any(s.id not in stored[sh.task_id] for s in runner.shard_samples(sh))]

@@ -26,11 +26,10 @@ from tqdm.auto import tqdm
 
 from harness import faults, registry, remote
 from harness.config import RunConfig
-from harness.plan import Shard, make_plan, ordered, shards_for, unfinished_batches
+from harness.plan import Shard, make_plan, ordered, sample_work, shards_for, unfinished_batches
 from harness.store import RunStore, StoreError, new_run_id, now_iso
-from harness.types import GenerateRequest, Prediction, Sample, TaskResult, UnderstandRequest
-from model_adapters.base import SampleErrors
-from tasks.base import ScoreContext, Task, TaskError
+from harness.types import GenerateRequest, Prediction, Sample, TaskResult
+from harness.plugin import GroupTask, SampleErrors, ScoreContext, Task, TaskError
 
 log = logging.getLogger("unitoken_eval")
 
@@ -245,13 +244,13 @@ class Runner:
         batches = list(unfinished_batches(samples, size, lambda s: s.id in done))
         with self.store.prediction_writer(task.id, self.writer) as appender, \
                 ThreadPoolExecutor(max_workers=1, thread_name_prefix="image-save") as saver, \
-                ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare") as preparer:
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="requests") as builder:
             pending: Optional[Future] = None
-            ahead = preparer.submit(self._prepare, task, batches[0]) if batches else None
+            ahead = builder.submit(self._build_batch, task, batches[0]) if batches else None
             try:
                 for i, batch in enumerate(batches):
                     prepared = ahead.result()
-                    ahead = preparer.submit(self._prepare, task, batches[i + 1]) if i + 1 < len(batches) else None
+                    ahead = builder.submit(self._build_batch, task, batches[i + 1]) if i + 1 < len(batches) else None
                     work = self._run_batch(task, batch, out_dir, skip=done, saver=saver, prepared=prepared)
                     if pending is not None:
                         commit(pending.result())
@@ -269,8 +268,8 @@ class Runner:
                 commit(pending.result())
         return stored
 
-    def _prepare(self, task: Task, batch: list[Sample]) -> tuple[list, list[Sample], dict[str, Prediction]]:
-        """The batch's requests (with the adapter's ``prepare`` done), the samples they are for, and error records
+    def _build_batch(self, task: Task, batch: list[Sample]) -> tuple[list, list[Sample], dict[str, Prediction]]:
+        """The batch's requests (with the adapter's ``preprocess`` done), the samples they are for, and error records
         of samples that could not be built (``--skip-bad``; without it the first such error is raised)."""
         requests, ready, failed = [], [], {}
         for s in batch:
@@ -283,7 +282,7 @@ class Runner:
                 log.warning("%s: sample %s recorded as an error (--skip-bad): %s", task.id, s.id, exc)
                 failed[s.id] = Prediction(sample_id=s.id, error=str(exc))
         if requests and task.kind == "understand":
-            self.adapter.prepare(requests)  # the adapter's CPU preprocessing, also off the critical path
+            self.adapter.preprocess(requests)  # the adapter's CPU preprocessing, also off the critical path
         return requests, ready, failed
 
     def _run_batch(self, task: Task, batch: list[Sample], out_dir: Path, skip: Container[str],
@@ -291,7 +290,7 @@ class Runner:
         """Records, in batch order, of the batch's samples not in ``skip`` (stored by an interrupted attempt).
 
         The whole batch goes to the model either way, so the outputs do not depend on how far that attempt got.
-        ``prepared``: :meth:`_prepare`'s result for the batch.  A generation batch's images are written by
+        ``prepared``: :meth:`_build_batch`'s result for the batch.  A generation batch's images are written by
         ``saver`` and a Future of its records is returned.
         """
         requests, ready, failed = prepared
@@ -336,7 +335,7 @@ class Runner:
             judge=make_judge(self.config.judge),
             options=dict(self.config.options.get(task.id, {})),
         )
-        if task.subtasks:
+        if isinstance(task, GroupTask):
             result = task.combine({k: v for k, v in results.items() if k in task.subtasks}, ctx)
         else:
             preds = self.store.read_predictions(task.id)
@@ -360,7 +359,7 @@ class Runner:
         self.store.write_metrics(result)
         return result
 
-    def prepare(self) -> None:
+    def load_plan(self) -> None:
         """Load every task and its samples in plan order, and cut the plan into shards."""
         task_ids = registry.expand_task_ids(self.config.tasks)
         self.tasks = {tid: self.make_task(tid) for tid in task_ids}
@@ -369,7 +368,7 @@ class Runner:
             if not task.subtasks:
                 self.samples[tid] = ordered(self.load_samples(task), task.kind)
         self.plan = make_plan([(tid, len(v)) for tid, v in self.samples.items()], self.config.shard_size,
-                              {tid: self.tasks[tid].work_per_sample() for tid in self.samples})
+                              {tid: sample_work(self.tasks[tid].images_per_sample()) for tid in self.samples})
         if self.writer in ("main", "rank0"):  # one process per run directory writes these (no racing writers)
             manifest = self.store.read_manifest()
             self.store.update_manifest(data_files={**manifest.get("data_files", {}), **self.data_sources},
@@ -426,7 +425,7 @@ class Runner:
     def run(self, rank: int = 0, world: int = 1, infer_only: bool = False) -> RunOutcome:
         """Infer this process's shards (all of them when world is 1), then score unless ``infer_only``."""
         outcome = RunOutcome(store=self.store)
-        self.prepare()
+        self.load_plan()
         try:
             outcome.inferred = self.infer_shards(shards_for(self.plan, rank, world))
         finally:

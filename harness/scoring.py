@@ -12,7 +12,7 @@ from typing import Any, Optional
 
 from harness import registry
 from harness.types import Prediction
-from tasks.base import ScoreContext, TaskError, tolerate
+from harness.plugin import ScoreContext, TaskError, tolerate
 
 
 def read_predictions_file(path: str | Path, skip_bad: bool = False) -> dict[str, Prediction]:

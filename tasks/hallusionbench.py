@@ -12,8 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from harness.types import Headline, Prediction, Sample, TaskResult
-from tasks.base import ScoreContext, TaskError
+from harness.plugin import Headline, Prediction, Sample, ScoreContext, TaskError, TaskResult
 from tasks.common.mcq_task import VK_COMMIT, VKTask, mean100
 from tasks.common.vlmeval_tsv import TsvRow
 from tasks.common.yesno import judge_yes_no, vk_yes_no
@@ -87,8 +86,7 @@ class HallusionBench(VKTask):
         profile = self.profile(ctx.profile)
         recs = list(records.values())
         if not recs:
-            return TaskResult(task=self.id, profile=profile, headline=Headline(self.headline[0], None, self.headline[1]),
-                              status="not_scored", reason="no predictions", reference=self.references[profile])
+            return self.not_scored(profile, "no predictions")
         overall = self.rates(recs)
         headline = (overall["aAcc"] + overall["fAcc"] + overall["qAcc"]) / 3
         metrics: dict[str, Any] = {"overall": overall, **self.base_metrics()}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.base import TaskError
+from harness.plugin import TaskError
 from tasks.geneval import prompts
 from tasks.geneval.detector import CLASS_NAMES
 from tasks.geneval.task import GenEval

@@ -13,7 +13,7 @@ from PIL import Image
 import tasks.geneval.detector as detector_mod
 from harness.config import load_config
 from harness.runner import Runner, start_run
-from model_adapters.base import ModelAdapter
+from harness.plugin import ModelAdapter
 
 SMOKE_YAML = Path(__file__).resolve().parents[1] / "tasks" / "suites" / "smoke.yaml"
 
@@ -74,14 +74,14 @@ def test_runner_generates_in_official_layout_and_scores_with_smoke_models(tmp_pa
 
     monkeypatch.setattr(detector_mod, "load_detector", no_detector)
     runner = Runner(cfg, store, adapter_factory=Painter, progress=False)
-    runner.prepare()
+    runner.load_plan()
     again = runner.score(runner.tasks["geneval"], runner.samples["geneval"], {})
     assert again.headline.value == r.headline.value and again.metrics == r.metrics
     assert (task_dir / "results.jsonl").read_text().splitlines() == [json.dumps(x) for x in results]
 
 
 def test_interrupted_cache_is_resumed(tmp_path):
-    from tasks.base import ScoreContext, TaskError
+    from harness.plugin import ScoreContext, TaskError
     from tasks.geneval.task import GenEval
 
     task = GenEval(_smoke_options())

@@ -145,7 +145,7 @@ def test_hub_dataset_is_announced_before_the_download(fresh_remote, monkeypatch,
 def test_official_file_downloads_are_announced(fresh_remote, monkeypatch, tmp_path, caplog):
     import urllib.request
 
-    from tasks.base import TaskError
+    from harness.plugin import TaskError
     from tasks.common.vk_catalog import fetch_tsv
     from tasks.geneval import prompts
 

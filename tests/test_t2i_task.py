@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from harness.types import Headline, Prediction, TaskResult
-from tasks.base import ScoreContext, TaskError
+from harness.plugin import ScoreContext, TaskError
 from tasks.t2i_compbench import nouns, rules, task as T
 
 

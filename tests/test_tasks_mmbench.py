@@ -9,7 +9,7 @@ import pytest
 
 from harness import registry
 from harness.types import Prediction
-from tasks.base import ScoreContext
+from harness.plugin import ScoreContext
 from tests.understanding_helpers import score
 
 # Q0 answers per copy: A, D, C, B (circle); Q1: C, B, A, D (blue); Q2: A, B ("3").

@@ -11,8 +11,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, ClassVar, Optional
 
-from harness.types import Headline, Prediction, Sample, TaskResult, UnderstandRequest
-from tasks.base import ScoreContext, Task, TaskError
+from harness.plugin import Headline, Prediction, Sample, ScoreContext, Task, TaskError, TaskResult, UnderstandRequest
 from tasks.common import circular as circ
 from tasks.common import mcq
 from tasks.common.hf_data import Mapping, load_hf_rows, looks_like_hf_source

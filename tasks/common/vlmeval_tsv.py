@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable, Optional
 
 from PIL import Image, UnidentifiedImageError
 
-from tasks.base import TaskError
+from harness.plugin import TaskError
 
 # VK treats an image cell this short (and non-empty) as a reference to another row's index.
 IMAGE_REF_MAX_CHARS = 64

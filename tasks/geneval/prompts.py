@@ -16,7 +16,7 @@ from typing import Any, Optional
 
 from harness.remote import announce
 from harness.store import sha256_file
-from tasks.base import TaskError
+from harness.plugin import TaskError
 from tasks.geneval.detector import CLASS_NAMES
 from tasks.geneval.rules import COLORS, TAGS
 

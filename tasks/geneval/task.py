@@ -23,8 +23,18 @@ from PIL import Image, ImageOps
 from harness import faults
 from harness.plan import unfinished_batches
 from harness.store import sha256_file
-from harness.types import GenerateRequest, Headline, Prediction, Sample, TaskResult
-from tasks.base import IMAGE_WORK, ScoreContext, Task, TaskError
+from harness.plugin import (
+    GenerateRequest,
+    Headline,
+    Prediction,
+    Sample,
+    ScoreContext,
+    Task,
+    TaskError,
+    TaskResult,
+    not_scored_reason,
+    not_scored_record,
+)
 from tasks.geneval import prompts
 from tasks.geneval.detector import CLASS_NAMES, ENV_CHECKPOINT, Detection, Detections, DetectorError
 from tasks.geneval.rules import COLORS, MissingColor, RuleOptions, color_targets, evaluate, keep_detections
@@ -136,8 +146,8 @@ class GenEval(Task):
         return samples[:limit] if limit else samples
 
     # ----- inference
-    def work_per_sample(self) -> float:
-        return self.n_images * IMAGE_WORK
+    def images_per_sample(self) -> int:
+        return self.n_images
 
     def request(self, sample: Sample) -> GenerateRequest:
         return GenerateRequest(sample_id=sample.id, prompt=sample.fields["prompt"], n_images=self.n_images)
@@ -213,7 +223,7 @@ class GenEval(Task):
                 except DetectorError as exc:
                     reason = f"needs the GenEval detector: {exc}"
                     ctx.warn(f"geneval not scored: {reason}")
-                    return {k: {"score": None, "status": "not_scored", "reason": reason} for k, _, _ in jobs}
+                    return {k: not_scored_record(reason) for k, _, _ in jobs}
         records = {}
         for key, path, s in jobs:
             records[key] = scorer.judge(key, path, s, cached[key], given)
@@ -223,12 +233,9 @@ class GenEval(Task):
     def aggregate(self, records: dict[str, dict[str, Any]], ctx: ScoreContext) -> TaskResult:
         prof = self.profile(ctx.profile)
         warnings: list[str] = []
-        not_scored = [r for r in records.values() if r.get("status") == "not_scored"]
-        if not_scored or not records:
-            reason = not_scored[0]["reason"] if not_scored else "no images to score"
-            return TaskResult(task=self.id, profile=prof, headline=Headline("overall", None, "fraction"),
-                              n=len(records), status="not_scored", reason=reason,
-                              reference=self.references[prof])
+        reason = not_scored_reason(records)
+        if reason is not None or not records:
+            return self.not_scored(prof, reason or "no images to score", n=len(records))
         by_tag: dict[str, list[bool]] = {}
         by_prompt: dict[str, list[bool]] = {}
         for r in records.values():
