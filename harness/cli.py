@@ -140,7 +140,7 @@ def build_config(args: argparse.Namespace):
 
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.plan import parse_shard_spec, rank_from_environment
-    from harness.runner import RunOutcome, Runner, attach_log, start_run
+    from harness.runner import execute_run
 
     config = build_config(args)
     try:
@@ -154,45 +154,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     sharded = world > 1
     if sharded and not args.out:
         raise CliError("a sharded run (--shard or torchrun/Slurm) needs --out RUN_DIR on a shared filesystem")
-    writer = f"rank{rank}" if sharded else "main"
-    store = start_run(config, Path(args.out) if args.out else None, args.resume or sharded, default_runs_root(),
-                      writer=writer)
-    attach_log(store)
-    written: list[Path] = []
-    try:
-        runner = Runner(config, store, writer=writer, progress=not args.no_progress)
-        infer_only = args.infer_only or sharded
-        if args.gpus:
-            from harness.pool import parse_gpus, run_pool
+    gpus = None
+    if args.gpus:
+        from harness.pool import parse_gpus
 
-            try:
-                gpus = parse_gpus(args.gpus)
-            except ValueError as exc:
-                raise CliError(str(exc)) from None
-            outcome = RunOutcome(store=store)
-            report = run_pool(runner, gpus, retries=args.retries, outcome=None if infer_only else outcome,
-                              progress=not args.no_progress)
-            outcome.inferred = report.inferred
-            for key, why in report.failed_shards.items():
-                outcome.failed[key] = f"shard failed: {why}"
-            if not infer_only:
-                runner.score_all(outcome, only=[t for t in runner.tasks if t not in outcome.results
-                                                and not any(k.startswith(t + "[") for k in report.failed_shards)])
-        else:
-            outcome = runner.run(rank=rank, world=world, infer_only=infer_only)
-        if not infer_only:
-            from harness.tables import write_run_tables
-
-            written = write_run_tables(store)
-            from harness.store import now_iso
-
-            store.update_manifest(finished=now_iso(), failed_tasks=outcome.failed)
-    finally:
-        store.unlock()
-    _print_summary(outcome, written)
+        try:
+            gpus = parse_gpus(args.gpus)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+    infer_only = args.infer_only or sharded
+    outcome = execute_run(config, Path(args.out) if args.out else None, resume=args.resume,
+                          runs_root=default_runs_root(), rank=rank, world=world, gpus=gpus, retries=args.retries,
+                          infer_only=infer_only, progress=not args.no_progress)
+    _print_summary(outcome, outcome.tables)
     if infer_only:
         print(f"inference only ({'shard %d of %d' % (rank, world) if sharded else 'all shards'}): "
-              f"score with `unitoken-eval run --resume --out {store.root} ...` once every shard is done")
+              f"score with `unitoken-eval run --resume --out {outcome.store.root} ...` once every shard is done")
     return EXIT_ERROR if outcome.failed else EXIT_OK
 
 

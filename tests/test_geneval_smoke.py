@@ -12,7 +12,8 @@ from PIL import Image
 
 import tasks.geneval.detector as detector_mod
 from harness.config import load_config
-from harness.runner import Runner, start_run
+from harness.manifest import start_run
+from harness.runner import Runner
 from harness.plugin import ModelAdapter
 
 SMOKE_YAML = Path(__file__).resolve().parents[1] / "tasks" / "suites" / "smoke.yaml"

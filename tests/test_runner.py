@@ -6,7 +6,8 @@ import pytest
 
 import fake_plugins
 from harness.config import ConfigError, load_config
-from harness.runner import Runner, derive_seed, start_run
+from harness.manifest import start_run
+from harness.runner import Runner, derive_seed
 from harness.store import RunStore, StoreError
 
 
