@@ -220,6 +220,19 @@ def cmd_slurm(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------- score
+def _task_options(items: list[str]) -> dict[str, Any]:
+    """``--option KEY=VALUE`` pairs; values read as YAML scalars (``10`` an int, ``false`` a bool)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise CliError(f"--option {item!r}: expected KEY=VALUE")
+        out[key.strip()] = yaml.safe_load(value) if value.strip() else value
+    return out
+
+
 def cmd_score(args: argparse.Namespace) -> int:
     from harness.scoring import score_files
 
@@ -232,6 +245,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         profile=args.profile,
         judge=args.judge,
         skip_bad=args.skip_bad,
+        options=_task_options(args.option),
     )
     if args.format == "json":
         print(json.dumps(result, ensure_ascii=False))
@@ -416,6 +430,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--predictions", help="JSONL with {'index', 'prediction'} per line")
     s.add_argument("--images", help="generation tasks: the folder of generated images in the official layout")
     s.add_argument("--detections", help="GenEval: cached detections JSONL (scores without a detector)")
+    s.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="a task option, as options.<task> of a run config (e.g. blip_model=/models/blip)")
     s.add_argument("--profile", choices=["official", "vlmevalkit"])
     s.add_argument("--judge", help="OpenAI-compatible judge endpoint URL, or 'none'")
     s.add_argument("--format", choices=["json", "text"], default="text")

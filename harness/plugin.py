@@ -120,7 +120,6 @@ class ScoreContext:
     profile: str
     work_dir: Optional[Path] = None
     judge: Optional[Judge] = None
-    options: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("unitoken_eval.score"))
 
@@ -148,8 +147,9 @@ class Task(ABC):
       headline: (metric name, scale)
       references: profile -> the scorer that profile reproduces (with commit), recorded in results
 
-    Task options (``options.<task>`` of a run config, or ``--task-option``) come in through the constructor
-    only; a task validates them there and keeps what it uses as attributes.
+    Task options (``options.<task>`` of a run config; ``score --option``) come in through the constructor
+    only; a task validates them there.  The ``request`` option (a mapping, e.g. ``{cfg: 5.0}``) is merged
+    into every request the task makes (:attr:`request_options`).
     """
 
     id: ClassVar[str]
@@ -165,6 +165,10 @@ class Task(ABC):
 
     def __init__(self, options: Optional[dict[str, Any]] = None):
         self.options = dict(options or {})
+        request = self.options.get("request", {})
+        if not isinstance(request, dict):
+            raise TaskError(f"task {self.id}: option 'request' must be a mapping of request options, got {request!r}")
+        self.request_options: dict[str, Any] = dict(request)
         # Set by the engine from --skip-bad before load(): bad rows then become samples with ``error`` set.
         self.skip_bad = False
 

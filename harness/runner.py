@@ -127,8 +127,7 @@ class Runner:
         if sample.error is not None:  # a bad row kept by --skip-bad: recorded, never sent to the model
             raise TaskError(sample.error)
         req = task.request(sample)
-        extra = self.config.options.get(task.id, {}).get("request", {})
-        req.options = {**req.options, **extra}
+        req.options = {**req.options, **task.request_options}
         req.task_id = task.id
         if isinstance(req, GenerateRequest):
             req.seed = derive_seed(self.config.seed, task.id, sample.id)
@@ -262,7 +261,6 @@ class Runner:
             profile=task.profile(self.config.profile),
             work_dir=self.store.task_dir(task.id),
             judge=make_judge(self.config.judge),
-            options=dict(self.config.options.get(task.id, {})),
         )
         if isinstance(task, GroupTask):
             result = task.combine({k: v for k, v in results.items() if k in task.subtasks}, ctx)

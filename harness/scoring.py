@@ -113,9 +113,12 @@ def score_files(
     profile: Optional[str] = None,
     judge: Optional[str] = None,
     skip_bad: bool = False,
+    options: Optional[dict[str, Any]] = None,
 ) -> dict[str, Any]:
-    """Score files as a run would; with ``skip_bad`` bad rows, images or predictions are counted as errors."""
-    options: dict[str, Any] = {}
+    """Score files as a run would; with ``skip_bad`` bad rows, images or predictions are counted as errors.
+
+    ``options`` are the task's options (as ``options.<task>`` of a run config: local scorer weights, ...)."""
+    options = dict(options or {})
     if images:
         options["images_dir"] = images
     if detections:
@@ -144,7 +147,7 @@ def score_files(
             )
     preds = {**{k: p for k, p in preds.items() if k not in bad_rows}, **bad_rows}
     work_dir = Path(images) if images else None
-    ctx = ScoreContext(profile=task.profile(profile), work_dir=work_dir, judge=make_judge(judge), options=options)
+    ctx = ScoreContext(profile=task.profile(profile), work_dir=work_dir, judge=make_judge(judge))
     result, records = score_predictions(task, samples + bad_samples, preds, ctx)
     errors = {k: p for k, p in preds.items() if p.error is not None}
     return {

@@ -110,7 +110,6 @@ def _cycles(graph: dict[str, list[tuple[str, int]]]) -> list[list[str]]:
     return found
 
 
-@pytest.mark.xfail(strict=True, reason="tasks/geneval: detector and colors are interface and factory at once")
 def test_no_import_cycle_among_project_modules():
     graph = _graph()
     cycles = _cycles(graph)

@@ -101,3 +101,30 @@ def test_a_task_written_against_the_contract_runs_its_not_scored_path():
 
     r = NeedsJudge().aggregate({}, ScoreContext(profile="official"))
     assert r.status == "not_scored" and r.headline == Headline("score", None, "percent")
+
+
+def test_request_options_travel_through_the_task_constructor(plugins, tmp_path):
+    from harness.config import load_config
+    from harness.manifest import start_run
+    from harness.runner import Runner
+
+    cfg = load_config({"model": "fake_echo_model", "tasks": ["fake_draw"],
+                       "options": {"fake_draw": {"request": {"cfg": 5.0}}}})
+    store = start_run(cfg, tmp_path / "run", resume=False, runs_root=tmp_path)
+    try:
+        runner = Runner(cfg, store, progress=False)
+        runner.load_plan()
+        task = runner.tasks["fake_draw"]
+        assert task.request_options == {"cfg": 5.0}
+        assert runner._build_request(task, runner.samples["fake_draw"][0]).options == {"cfg": 5.0}
+    finally:
+        store.unlock()
+
+
+def test_score_takes_task_options_and_the_task_validates_them(tmp_path, capsys):
+    from harness.cli import main
+
+    assert main(["score", "--task", "geneval", "--images", str(tmp_path), "--option", "detectr=smoke"]) == 2
+    assert "unknown option 'detectr'" in capsys.readouterr().err
+    assert main(["score", "--task", "geneval", "--images", str(tmp_path), "--option", "detector"]) == 2
+    assert "expected KEY=VALUE" in capsys.readouterr().err

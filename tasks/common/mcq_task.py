@@ -141,7 +141,7 @@ class VKTask(Task):
         return str(pred.text)
 
     def use_judge(self, ctx: ScoreContext) -> bool:
-        want = _truthy(ctx.options.get("judge_fallback", self.options.get("judge_fallback", False)))
+        want = _truthy(self.options.get("judge_fallback", False))
         if want and ctx.judge is None:
             ctx.warn(f"{self.id}: judge_fallback asked for but no judge given; exact matching only")
         return bool(want and ctx.judge is not None)

@@ -5,20 +5,18 @@ official layout and scores them with that category's official scorer (see the mo
 What a run used is recorded in its metrics: prompt file + sha256 (+ colour-file version), images per prompt,
 the scorer models, the noun parser, the detector (and that it is not the official UniDet by default).
 
-Task options (``options.<task>`` in a run config):
+Task options (``options.<task>`` in a run config, ``unitoken-eval score --option KEY=VALUE``):
   images_per_prompt (10), color_file_version ("current" | "before-3310c2f"), device,
   blip_model (hub id / directory, or Salesforce's original .pth), blip_tokenizer,
   clip_model, clip_dtype, depth_model, detector ("mmdet" | "mmdet:CKPT" | "unidet:UniDet_eval DIR" | "smoke"),
   detector_checkpoint (the mmdet checkpoint, same as "mmdet:CKPT"),
-  spacy_model, smoke_scorers (random-weight scorers for the offline smoke suite).
-Each option (except smoke_scorers) may also come from ``$UNITOKEN_T2I_<OPTION>`` when the option is not given.
+  spacy_model, smoke_scorers (random-weight scorers for the offline smoke suite), request (request options).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import os
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Optional
 
@@ -35,6 +33,9 @@ DEFAULT_IMAGES_PER_PROMPT = 10
 
 # Scorer models are shared by the category tasks of one process (BLIP serves four of them).
 _CACHE: dict[tuple, Any] = {}
+OPTIONS = ("images_per_prompt", "color_file_version", "device", "blip_model", "blip_tokenizer", "clip_model",
+           "clip_dtype", "depth_model", "detector", "detector_checkpoint", "spacy_model", "smoke_scorers",
+           "images_dir", "request")
 
 
 def _cached(key: tuple, build: Callable[[], Any]) -> Any:
@@ -56,6 +57,9 @@ class T2ICategory(Task):
 
     def __init__(self, options: Optional[dict[str, Any]] = None):
         super().__init__(options)
+        unknown = sorted(set(self.options) - set(OPTIONS))
+        if unknown:
+            raise TaskError(f"{self.id}: unknown option {unknown[0]!r}; the options are {', '.join(OPTIONS)}")
         try:
             self.images_per_prompt = int(self.opt("images_per_prompt", DEFAULT_IMAGES_PER_PROMPT))
         except (TypeError, ValueError):
@@ -68,11 +72,9 @@ class T2ICategory(Task):
         self._used: dict[str, str] = {}
 
     def opt(self, name: str, default: Any = None) -> Any:
-        """A task option, else ``$UNITOKEN_T2I_<NAME>`` (so ``unitoken-eval score --images`` can find local
-        weights and detectors), else the default."""
-        if self.options.get(name) is not None:
-            return self.options[name]
-        return os.environ.get(f"UNITOKEN_T2I_{name.upper()}", default)
+        """A task option given to the constructor, else ``default``."""
+        value = self.options.get(name)
+        return default if value is None else value
 
     # ----------------------------------------------------------------- data
     def load(self, source: Optional[str] = None, limit: Optional[int] = None) -> list[Sample]:
@@ -184,7 +186,7 @@ class T2ICategory(Task):
         else:
             try:
                 m = _cached((name, *key), build)
-            except (FileNotFoundError, ImportError) as exc:
+            except ImportError as exc:  # a missing extra; missing weights raise ScorerUnavailable (NotScored)
                 raise NotScored(str(exc)) from None
         self._used[name] = m.label
         return m
