@@ -17,8 +17,8 @@ from harness.types import Sample
 
 T = TypeVar("T")
 
-# One 512x512 image with CFG against one understanding prompt, in GPU time: ~0.26 s against ~0.10 s
-# (bench/records/, the H200 throughput record).  Only the order of magnitude matters here.
+# GPU time of one generated image (512x512, CFG) in understanding prompts, from the throughput record in
+# bench/records/; only its order of magnitude matters for ordering and balancing shards.
 IMAGE_WORK = 2.5
 
 
@@ -52,7 +52,7 @@ def make_plan(task_sizes: list[tuple[str, int]], shard_size: int,
 
     A shard of T2I-CompBench++ prompts (10 images each) is ~20x the GPU time of a shard of MCQ prompts; if
     it came last, one GPU would finish it while the others idle (with 256-prompt shards, ~11 minutes of an
-    H200).  Ordering by estimated work (``work_per_sample``, from :func:`sample_work`; default 1 per sample) lets the pool's queue and
+    H200).  Ordering by estimated work (``work_per_sample``, default 1 per sample) lets the pool's queue and
     :func:`shards_for` fill in around the big shards with small ones.  Equal shards keep task order.
     """
     if shard_size < 1:

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
 
-from harness.aggregate import (AggregateError, Cell, Layout, applicable_layouts, get_layout, load_layouts, published_dir,
-                               run_cells)
+from harness.aggregate import (AggregateError, Cell, Layout, applicable_layouts, get_layout, load_layouts,
+                               published_dir, run_cells)
 from harness.store import RunStore, write_atomic
 from harness.types import TaskResult
 
