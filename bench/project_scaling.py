@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 from bench.records_io import save_record  # noqa: E402
 from bench.throughput import SUITE_UNDERSTANDING  # noqa: E402
 from harness.plan import make_plan, shards_for  # noqa: E402
-from tasks.base import IMAGE_WORK  # noqa: E402
+from harness.plan import IMAGE_WORK  # noqa: E402
 
 # generation tasks as the harness runs them: (task, prompts, images per prompt, share of the benchmark's time)
 GENERATION_TASKS = {"geneval": [("geneval", 553, 4, 1.0)],

@@ -8,6 +8,7 @@ member is missing or unscored is *incomplete* and has no value; it is never comp
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ import yaml
 from harness.types import TaskResult
 
 LAYOUTS_ENV = "UNITOKEN_EVAL_LAYOUTS"
+DATA_PACKAGE = "results"
 
 
 class AggregateError(Exception):
@@ -129,13 +131,22 @@ def _num(x: float) -> str:
     return f"{x:g}"
 
 
+def published_dir() -> Path:
+    """The one home of the papers' layouts and published rows: ``results/published/``, shipped as package data.
+
+    Found by module spec, without running the package: the engine reads the data and imports no plugin.
+    """
+    spec = importlib.util.find_spec(DATA_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise AggregateError(f"the data package {DATA_PACKAGE!r} is not installed (it holds published/)")
+    return Path(next(iter(spec.submodule_search_locations))).resolve() / "published"
+
+
 def default_layouts_path() -> Path:
     env = os.environ.get(LAYOUTS_ENV)
     if env:
         return Path(env)
-    import tasks
-
-    return Path(tasks.__file__).resolve().parent / "paper_layouts.yaml"
+    return published_dir() / "paper_layouts.yaml"
 
 
 def _need(d: dict, key: str, where: str) -> Any:

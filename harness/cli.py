@@ -26,8 +26,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from harness.config import ConfigError
     from harness.registry import RegistryError
     from harness.store import StoreError
-    from model_adapters.base import AdapterError
-    from tasks.base import TaskError
+    from harness.plugin import AdapterError, TaskError
 
     return (CliError, ConfigError, RegistryError, StoreError, AdapterError, TaskError, FileNotFoundError,
             AggregateError, CompareError)
@@ -141,7 +140,7 @@ def build_config(args: argparse.Namespace):
 
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.plan import parse_shard_spec, rank_from_environment
-    from harness.runner import RunOutcome, Runner, attach_log, start_run
+    from harness.runner import execute_run
 
     config = build_config(args)
     try:
@@ -155,45 +154,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     sharded = world > 1
     if sharded and not args.out:
         raise CliError("a sharded run (--shard or torchrun/Slurm) needs --out RUN_DIR on a shared filesystem")
-    writer = f"rank{rank}" if sharded else "main"
-    store = start_run(config, Path(args.out) if args.out else None, args.resume or sharded, default_runs_root(),
-                      writer=writer)
-    attach_log(store)
-    written: list[Path] = []
-    try:
-        runner = Runner(config, store, writer=writer, progress=not args.no_progress)
-        infer_only = args.infer_only or sharded
-        if args.gpus:
-            from harness.pool import parse_gpus, run_pool
+    gpus = None
+    if args.gpus:
+        from harness.pool import parse_gpus
 
-            try:
-                gpus = parse_gpus(args.gpus)
-            except ValueError as exc:
-                raise CliError(str(exc)) from None
-            outcome = RunOutcome(store=store)
-            report = run_pool(runner, gpus, retries=args.retries, outcome=None if infer_only else outcome,
-                              progress=not args.no_progress)
-            outcome.inferred = report.inferred
-            for key, why in report.failed_shards.items():
-                outcome.failed[key] = f"shard failed: {why}"
-            if not infer_only:
-                runner.score_all(outcome, only=[t for t in runner.tasks if t not in outcome.results
-                                                and not any(k.startswith(t + "[") for k in report.failed_shards)])
-        else:
-            outcome = runner.run(rank=rank, world=world, infer_only=infer_only)
-        if not infer_only:
-            from harness.tables import write_run_tables
-
-            written = write_run_tables(store)
-            from harness.store import now_iso
-
-            store.update_manifest(finished=now_iso(), failed_tasks=outcome.failed)
-    finally:
-        store.unlock()
-    _print_summary(outcome, written)
+        try:
+            gpus = parse_gpus(args.gpus)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+    infer_only = args.infer_only or sharded
+    outcome = execute_run(config, Path(args.out) if args.out else None, resume=args.resume,
+                          runs_root=default_runs_root(), rank=rank, world=world, gpus=gpus, retries=args.retries,
+                          infer_only=infer_only, progress=not args.no_progress)
+    _print_summary(outcome, outcome.tables)
     if infer_only:
         print(f"inference only ({'shard %d of %d' % (rank, world) if sharded else 'all shards'}): "
-              f"score with `unitoken-eval run --resume --out {store.root} ...` once every shard is done")
+              f"score with `unitoken-eval run --resume --out {outcome.store.root} ...` once every shard is done")
     return EXIT_ERROR if outcome.failed else EXIT_OK
 
 
@@ -244,6 +220,19 @@ def cmd_slurm(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------- score
+def _task_options(items: list[str]) -> dict[str, Any]:
+    """``--option KEY=VALUE`` pairs; values read as YAML scalars (``10`` an int, ``false`` a bool)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise CliError(f"--option {item!r}: expected KEY=VALUE")
+        out[key.strip()] = yaml.safe_load(value) if value.strip() else value
+    return out
+
+
 def cmd_score(args: argparse.Namespace) -> int:
     from harness.scoring import score_files
 
@@ -256,6 +245,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         profile=args.profile,
         judge=args.judge,
         skip_bad=args.skip_bad,
+        options=_task_options(args.option),
     )
     if args.format == "json":
         print(json.dumps(result, ensure_ascii=False))
@@ -324,7 +314,7 @@ def cmd_data(args: argparse.Namespace) -> int:
     rows = []
     for tid in ids:
         task = registry.make_task(tid)
-        if args.fetch and hasattr(task, "fetch"):
+        if args.fetch:
             task.fetch()
         for src in task.describe_sources():
             rows.append({"task": tid, **src})
@@ -442,6 +432,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--predictions", help="JSONL with {'index', 'prediction'} per line")
     s.add_argument("--images", help="generation tasks: the folder of generated images in the official layout")
     s.add_argument("--detections", help="GenEval: cached detections JSONL (scores without a detector)")
+    s.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="a task option, as options.<task> of a run config (e.g. blip_model=/models/blip)")
     s.add_argument("--profile", choices=["official", "vlmevalkit"])
     s.add_argument("--judge", help="OpenAI-compatible judge endpoint URL, or 'none'")
     s.add_argument("--format", choices=["json", "text"], default="text")

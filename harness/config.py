@@ -8,7 +8,7 @@ from typing import Any, Literal, Optional, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from model_adapters.base import parse_model_args
+from harness.plugin import parse_model_args
 
 
 class ConfigError(Exception):

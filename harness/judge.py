@@ -26,6 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
+from harness.plugin import JudgeUnavailable
+
 CACHE_ENV = "UNITOKEN_EVAL_CACHE"
 MODEL_ENV = "UNITOKEN_JUDGE_MODEL"
 KEY_ENVS = ("UNITOKEN_JUDGE_API_KEY", "OPENAI_API_KEY")
@@ -44,8 +46,6 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 _OPENER = urllib.request.build_opener(_NoRedirect())
 
 
-class JudgeUnavailable(RuntimeError):
-    """The judge did not answer usefully within the retries and the time limit."""
 
 
 class _Transient(Exception):

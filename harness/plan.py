@@ -17,6 +17,15 @@ from harness.types import Sample
 
 T = TypeVar("T")
 
+# GPU time of one generated image (512x512, CFG) in understanding prompts, from the throughput record in
+# bench/records/; only its order of magnitude matters for ordering and balancing shards.
+IMAGE_WORK = 2.5
+
+
+def sample_work(images_per_sample: int) -> float:
+    """A sample's GPU time in understanding prompts: its images (Task.images_per_sample), or one prompt."""
+    return images_per_sample * IMAGE_WORK if images_per_sample > 0 else 1.0
+
 
 @dataclass(frozen=True)
 class Shard:
@@ -24,7 +33,7 @@ class Shard:
     index: int  # position in the whole plan
     start: int
     stop: int
-    work: float  # estimated GPU work, in understanding prompts (see Task.work_per_sample)
+    work: float  # estimated GPU work, in understanding prompts (see sample_work)
 
     @property
     def key(self) -> str:

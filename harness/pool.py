@@ -22,7 +22,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from tqdm.auto import tqdm
 
@@ -47,19 +47,18 @@ def parse_gpus(spec: str) -> list[str]:
     return ids
 
 
-def _worker(config_raw: dict, root: str, gpu: str, inbox, outbox, env: dict[str, str]) -> None:
+def _worker(runner_cls: type, config_raw: dict, root: str, gpu: str, inbox, outbox, env: dict[str, str]) -> None:
     # Bind the device before anything imports torch.
     os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     os.environ.update(env)
     from harness.config import load_config
-    from harness.runner import Runner
     from harness.store import RunStore
 
     writer = f"gpu{gpu}"
     store = RunStore(Path(root))
     store.lock(writer)
-    runner = Runner(load_config(config_raw), store, writer=writer, progress=False)
-    runner.prepare()
+    runner = runner_cls(load_config(config_raw), store, writer=writer, progress=False)
+    runner.load_plan()
     outbox.send(("ready", -1, 0, ""))
     try:
         while True:
@@ -95,10 +94,11 @@ class _Worker:
     ready: bool = False
 
 
-def run_pool(runner, gpus: list[str], retries: int = 2, outcome=None, progress: bool = True,
-             worker_env: Optional[dict[str, str]] = None) -> PoolReport:
-    """Infer every unfinished shard of ``runner``'s plan on ``gpus``; score tasks as they complete."""
-    runner.prepare()
+def run_pool(runner, gpus: list[str], retries: int = 2, on_task_done: Optional[Callable[[str], None]] = None,
+             progress: bool = True, worker_env: Optional[dict[str, str]] = None) -> PoolReport:
+    """Infer every unfinished shard of ``runner``'s plan on ``gpus``; call ``on_task_done(task_id)`` as each
+    task's last shard comes in (the runner scores it there while the workers go on)."""
+    runner.load_plan()
     report = PoolReport()
     stored = {tid: set(runner.store.read_predictions(tid)) for tid in runner.samples}
     todo = [sh for sh in runner.plan if any(s.id not in stored[sh.task_id] for s in runner.shard_samples(sh))]
@@ -108,12 +108,9 @@ def run_pool(runner, gpus: list[str], retries: int = 2, outcome=None, progress: 
     failed_tasks: set[str] = set()
 
     def maybe_score(tid: str) -> None:
-        if outcome is None or remaining_by_task[tid] or tid in failed_tasks:
+        if on_task_done is None or remaining_by_task[tid] or tid in failed_tasks:
             return
-        runner.score_all(outcome, only=[tid])
-        for gid, task in runner.tasks.items():  # group tasks whose members are all in
-            if task.subtasks and gid not in outcome.results and all(m in outcome.results for m in task.subtasks):
-                runner.score_all(outcome, only=[gid])
+        on_task_done(tid)
 
     ctx = mp.get_context("spawn")
     config_raw = runner.config.model_dump()
@@ -126,7 +123,9 @@ def run_pool(runner, gpus: list[str], retries: int = 2, outcome=None, progress: 
     def spawn(gpu: str) -> None:
         to_child_r, to_child_w = ctx.Pipe(duplex=False)
         from_child_r, from_child_w = ctx.Pipe(duplex=False)
-        p = ctx.Process(target=_worker, args=(config_raw, str(runner.store.root), gpu, to_child_r, from_child_w, env),
+        # The runner's class goes by reference (spawn pickles it by name), so this module needs no runner import.
+        p = ctx.Process(target=_worker, args=(type(runner), config_raw, str(runner.store.root), gpu, to_child_r,
+                                              from_child_w, env),
                         name=f"unitoken-eval-gpu{gpu}")
         p.start()
         to_child_r.close()

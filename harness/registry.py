@@ -13,6 +13,8 @@ from functools import lru_cache
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
+from harness.plugin import ModelAdapter, Task
+
 TASK_GROUP = "unitoken_eval.tasks"
 ADAPTER_GROUP = "unitoken_eval.model_adapters"
 SUITE_GROUP = "unitoken_eval.suites"
@@ -62,8 +64,6 @@ def suite_ids() -> list[str]:
 
 
 def task_class(task_id: str):
-    from tasks.base import Task
-
     cls = _load(TASK_GROUP, "task", task_id)
     if not (isinstance(cls, type) and issubclass(cls, Task)):
         raise RegistryError(f"task {task_id!r} entry point does not name a Task subclass: {cls!r}")
@@ -71,8 +71,6 @@ def task_class(task_id: str):
 
 
 def adapter_class(adapter_id: str):
-    from model_adapters.base import ModelAdapter
-
     cls = _load(ADAPTER_GROUP, "model adapter", adapter_id)
     if not (isinstance(cls, type) and issubclass(cls, ModelAdapter)):
         raise RegistryError(f"model adapter {adapter_id!r} entry point does not name a ModelAdapter subclass: {cls!r}")

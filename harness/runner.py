@@ -1,42 +1,34 @@
 """Execute a run: load tasks, send batches to the adapter, append predictions, score, aggregate, tabulate.
 
-The runner never knows the model: it asks the adapter for a batch size per request kind and hands it
-batches.  Everything produced is appended to the store as it is produced, so a killed run resumes where it
-stopped and never repeats (or duplicates) a finished sample.
+:func:`execute_run` is the one way a run runs, in this process, as one rank of a torchrun/Slurm job, or on a
+local pool of GPU workers (harness/pool.py); what follows inference (scoring, tables, the finished mark) is
+decided here for all three.  The runner never knows the model: it asks the adapter for a batch size per
+request kind and hands it batches.  Everything produced is appended to the store as it is produced, so a
+killed run resumes where it stopped and never repeats (or duplicates) a finished sample.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import platform
-import socket
-import subprocess
-import sys
 import time
 import traceback
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Container, Optional
 
 from tqdm.auto import tqdm
 
-from harness import faults, registry, remote
+from harness import faults, manifest, registry, remote
 from harness.config import RunConfig
-from harness.plan import Shard, make_plan, ordered, shards_for, unfinished_batches
-from harness.store import RunStore, StoreError, new_run_id, now_iso
-from harness.types import GenerateRequest, Prediction, Sample, TaskResult, UnderstandRequest
-from model_adapters.base import SampleErrors
-from tasks.base import ScoreContext, Task, TaskError
+from harness.plan import Shard, make_plan, ordered, sample_work, shards_for, unfinished_batches
+from harness.plugin import GroupTask, SampleErrors, ScoreContext, Task, TaskError
+from harness.scoring import make_judge, score_predictions
+from harness.store import RunStore
+from harness.types import GenerateRequest, Prediction, Sample, TaskResult
 
 log = logging.getLogger("unitoken_eval")
-
-# The fields of a config that must match for --resume to continue a run rather than mix two runs.
-_IDENTITY_FIELDS = ("model", "model_args", "profile", "limit", "smoke", "seed", "data", "options")
-# Fields that only change how work is spread or reported may differ between a run and its resumption.
 
 
 def derive_seed(base: int, task_id: str, sample_id: str) -> int:
@@ -45,58 +37,13 @@ def derive_seed(base: int, task_id: str, sample_id: str) -> int:
     return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
 
-def package_versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in ("unitoken-eval", "torch", "transformers", "tokenizers", "huggingface-hub", "datasets", "pandas",
-                 "numpy", "pillow", "safetensors", "scipy", "mmdet", "mmengine", "mmcv-lite", "spacy"):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
-
-
-def runtime_info() -> dict[str, Any]:
-    """What besides versions changes float results on "the same hardware": device, thread count, kernels."""
-    info: dict[str, Any] = {"cpu_count": os.cpu_count()}
-    torch = sys.modules.get("torch")  # imported by the adapter by now; never imported just for the manifest
-    if torch is not None:
-        info.update(torch_threads=torch.get_num_threads(),
-                    deterministic_algorithms=torch.are_deterministic_algorithms_enabled(),
-                    cuda=torch.version.cuda, cuda_devices=[torch.cuda.get_device_name(i)
-                                                           for i in range(torch.cuda.device_count())])
-        if torch.backends.cudnn.is_available():
-            info["cudnn"] = torch.backends.cudnn.version()
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "CUBLAS_WORKSPACE_CONFIG", "CUDA_VISIBLE_DEVICES"):
-        if os.environ.get(var) is not None:
-            info[var] = os.environ[var]
-    return info
-
-
-def git_commit() -> Optional[str]:
-    here = Path(__file__).resolve().parent
-    try:
-        res = subprocess.run(
-            ["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    commit = res.stdout.strip()
-    if res.returncode != 0 or not commit:
-        return None
-    dirty = subprocess.run(
-        ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
-        capture_output=True, text=True, timeout=5, check=False,
-    ).stdout.strip()
-    return commit + ("-dirty" if dirty else "")
-
-
 @dataclass
 class RunOutcome:
     store: RunStore
     results: dict[str, TaskResult] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
     inferred: int = 0
+    tables: list[Path] = field(default_factory=list)
 
 
 class Runner:
@@ -126,27 +73,8 @@ class Runner:
                 cls = registry.adapter_class(self.config.model)
                 remote.announce_model_args(self.config.model, self.config.model_args)
                 self._adapter = cls(**self.config.model_args)
-            self._check_fingerprint(self._adapter.fingerprint())
-            manifest = self.store.read_manifest()
-            self.store.update_manifest(model_fingerprint=self._adapter.fingerprint(), runtime=runtime_info(),
-                                       remote_sources=remote.merge(manifest.get("remote_sources")))
+            manifest.record_model(self.store, self._adapter.fingerprint())
         return self._adapter
-
-    def _check_fingerprint(self, fingerprint: Any) -> None:
-        """Refuse a resumed run whose model's fingerprint is not the one the manifest recorded when it started
-        (a replayed file edited, a checkpoint re-uploaded): its records would mix two models."""
-        import json
-
-        from harness.store import redact
-
-        now = json.loads(json.dumps(redact(fingerprint), default=str))
-        before = self.store.read_manifest().get("model_fingerprint")
-        if before is not None and before != now:
-            keys = sorted(k for k in {*before, *now} if before.get(k) != now.get(k)) \
-                if isinstance(before, dict) and isinstance(now, dict) else []
-            raise StoreError(f"{self.store.root} was started with another model fingerprint (differs in "
-                             f"{', '.join(keys) or 'value'}: {before} vs now {now}); a resumed run must use the same "
-                             "model, so start a new run")
 
     def _understand(self, task: Task, ready: list[Sample], requests: list) -> tuple[list, dict[str, str]]:
         """The adapter's answers, and (under --skip-bad) the samples it reported unanswerable with
@@ -199,8 +127,7 @@ class Runner:
         if sample.error is not None:  # a bad row kept by --skip-bad: recorded, never sent to the model
             raise TaskError(sample.error)
         req = task.request(sample)
-        extra = self.config.options.get(task.id, {}).get("request", {})
-        req.options = {**req.options, **extra}
+        req.options = {**req.options, **task.request_options}
         req.task_id = task.id
         if isinstance(req, GenerateRequest):
             req.seed = derive_seed(self.config.seed, task.id, sample.id)
@@ -245,13 +172,13 @@ class Runner:
         batches = list(unfinished_batches(samples, size, lambda s: s.id in done))
         with self.store.prediction_writer(task.id, self.writer) as appender, \
                 ThreadPoolExecutor(max_workers=1, thread_name_prefix="image-save") as saver, \
-                ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare") as preparer:
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="requests") as builder:
             pending: Optional[Future] = None
-            ahead = preparer.submit(self._prepare, task, batches[0]) if batches else None
+            ahead = builder.submit(self._build_batch, task, batches[0]) if batches else None
             try:
                 for i, batch in enumerate(batches):
                     prepared = ahead.result()
-                    ahead = preparer.submit(self._prepare, task, batches[i + 1]) if i + 1 < len(batches) else None
+                    ahead = builder.submit(self._build_batch, task, batches[i + 1]) if i + 1 < len(batches) else None
                     work = self._run_batch(task, batch, out_dir, skip=done, saver=saver, prepared=prepared)
                     if pending is not None:
                         commit(pending.result())
@@ -269,8 +196,8 @@ class Runner:
                 commit(pending.result())
         return stored
 
-    def _prepare(self, task: Task, batch: list[Sample]) -> tuple[list, list[Sample], dict[str, Prediction]]:
-        """The batch's requests (with the adapter's ``prepare`` done), the samples they are for, and error records
+    def _build_batch(self, task: Task, batch: list[Sample]) -> tuple[list, list[Sample], dict[str, Prediction]]:
+        """The batch's requests (with the adapter's ``preprocess`` done), the samples they are for, and error records
         of samples that could not be built (``--skip-bad``; without it the first such error is raised)."""
         requests, ready, failed = [], [], {}
         for s in batch:
@@ -283,7 +210,7 @@ class Runner:
                 log.warning("%s: sample %s recorded as an error (--skip-bad): %s", task.id, s.id, exc)
                 failed[s.id] = Prediction(sample_id=s.id, error=str(exc))
         if requests and task.kind == "understand":
-            self.adapter.prepare(requests)  # the adapter's CPU preprocessing, also off the critical path
+            self.adapter.preprocess(requests)  # the adapter's CPU preprocessing, also off the critical path
         return requests, ready, failed
 
     def _run_batch(self, task: Task, batch: list[Sample], out_dir: Path, skip: Container[str],
@@ -291,7 +218,7 @@ class Runner:
         """Records, in batch order, of the batch's samples not in ``skip`` (stored by an interrupted attempt).
 
         The whole batch goes to the model either way, so the outputs do not depend on how far that attempt got.
-        ``prepared``: :meth:`_prepare`'s result for the batch.  A generation batch's images are written by
+        ``prepared``: :meth:`_build_batch`'s result for the batch.  A generation batch's images are written by
         ``saver`` and a Future of its records is returned.
         """
         requests, ready, failed = prepared
@@ -334,33 +261,20 @@ class Runner:
             profile=task.profile(self.config.profile),
             work_dir=self.store.task_dir(task.id),
             judge=make_judge(self.config.judge),
-            options=dict(self.config.options.get(task.id, {})),
         )
-        if task.subtasks:
+        if isinstance(task, GroupTask):
             result = task.combine({k: v for k, v in results.items() if k in task.subtasks}, ctx)
+            result.warnings = list(dict.fromkeys(result.warnings + ctx.warnings))
         else:
-            preds = self.store.read_predictions(task.id)
-            errors = {k: p for k, p in preds.items() if p.error is not None}
-            usable = {k: p for k, p in preds.items() if p.error is None}
-            missing = [s.id for s in samples if s.id not in preds]
-            if missing:
-                ctx.warn(f"{task.id}: {len(missing)} samples have no prediction (first: {missing[0]})")
-            records = task.score([s for s in samples if s.id in usable], usable, ctx)
-            self.store.write_scores(task.id, records)
-            faults.failpoint("before_metrics", task.id)
-            result = task.aggregate(records, ctx)
-            result.n_errors = len(errors)
-            result.n_samples = len(samples)
-            result.n_missing = len(missing)
-            if errors:
-                first = next(iter(errors.values()))
-                ctx.warn(f"{task.id}: {len(errors)} of {len(samples)} samples recorded as errors, not in the metrics "
-                         f"(first: {first.sample_id}: {first.error})")
-        result.warnings = list(dict.fromkeys(result.warnings + ctx.warnings))
+            def keep(records: dict[str, dict[str, Any]]) -> None:
+                self.store.write_scores(task.id, records)
+                faults.failpoint("before_metrics", task.id)
+
+            result, _ = score_predictions(task, samples, self.store.read_predictions(task.id), ctx, keep_records=keep)
         self.store.write_metrics(result)
         return result
 
-    def prepare(self) -> None:
+    def load_plan(self) -> None:
         """Load every task and its samples in plan order, and cut the plan into shards."""
         task_ids = registry.expand_task_ids(self.config.tasks)
         self.tasks = {tid: self.make_task(tid) for tid in task_ids}
@@ -369,11 +283,9 @@ class Runner:
             if not task.subtasks:
                 self.samples[tid] = ordered(self.load_samples(task), task.kind)
         self.plan = make_plan([(tid, len(v)) for tid, v in self.samples.items()], self.config.shard_size,
-                              {tid: self.tasks[tid].work_per_sample() for tid in self.samples})
+                              {tid: sample_work(self.tasks[tid].images_per_sample()) for tid in self.samples})
         if self.writer in ("main", "rank0"):  # one process per run directory writes these (no racing writers)
-            manifest = self.store.read_manifest()
-            self.store.update_manifest(data_files={**manifest.get("data_files", {}), **self.data_sources},
-                                       remote_sources=remote.merge(manifest.get("remote_sources")))
+            manifest.record_data(self.store, self.data_sources)
 
     def shard_samples(self, shard: Shard) -> list[Sample]:
         return self.samples[shard.task_id][shard.start : shard.stop]
@@ -423,83 +335,63 @@ class Runner:
                 outcome.failed[tid] = f"{type(exc).__name__}: {exc}"
                 log.error("%s: scoring failed: %s\n%s", tid, exc, traceback.format_exc())
 
-    def run(self, rank: int = 0, world: int = 1, infer_only: bool = False) -> RunOutcome:
-        """Infer this process's shards (all of them when world is 1), then score unless ``infer_only``."""
+    def score_completed(self, outcome: RunOutcome, task_id: str) -> None:
+        """Score a task whose samples are all in, then every group task whose members are all scored now."""
+        self.score_all(outcome, only=[task_id])
+        for gid, task in self.tasks.items():
+            if isinstance(task, GroupTask) and gid not in outcome.results \
+                    and all(m in outcome.results for m in task.subtasks):
+                self.score_all(outcome, only=[gid])
+
+    def run(self, rank: int = 0, world: int = 1, infer_only: bool = False, gpus: Optional[list[str]] = None,
+            retries: int = 2) -> RunOutcome:
+        """Infer, then (unless ``infer_only``) score, tabulate and mark the run finished.
+
+        Inference runs this process's shards of a ``world``-process job (all of them when world is 1), or with
+        ``gpus`` every shard on a local pool of workers, which scores each task as its last shard comes in.
+        A task with a failed shard is left unscored and named in ``outcome.failed``.
+        """
         outcome = RunOutcome(store=self.store)
-        self.prepare()
-        try:
-            outcome.inferred = self.infer_shards(shards_for(self.plan, rank, world))
-        finally:
-            self.close()
-        if not infer_only:
-            self.score_all(outcome)
-            self.store.update_manifest(remote_sources=remote.merge(self.store.read_manifest().get("remote_sources")))
+        if gpus:
+            from harness.pool import run_pool
+
+            report = run_pool(self, gpus, retries=retries, progress=self.progress,
+                              on_task_done=None if infer_only else lambda tid: self.score_completed(outcome, tid))
+            outcome.inferred = report.inferred
+            for key, why in report.failed_shards.items():
+                outcome.failed[key] = f"shard failed: {why}"
+        else:
+            self.load_plan()
+            try:
+                outcome.inferred = self.infer_shards(shards_for(self.plan, rank, world))
+            finally:
+                self.close()
+        if infer_only:
+            return outcome
+        unfinished = {key.split("[", 1)[0] for key in outcome.failed if "[" in key}  # tasks with a failed shard
+        self.score_all(outcome, only=[t for t in self.tasks if t not in outcome.results and t not in unfinished])
+        manifest.record_downloads(self.store)
+        from harness.tables import write_run_tables
+
+        outcome.tables = write_run_tables(self.store)
+        manifest.record_finished(self.store, outcome.failed)
         return outcome
 
 
-def make_judge(spec: Optional[str]):
-    """The judge client for ``--judge`` (None or 'none' means no judge)."""
-    if spec in (None, "", "none"):
-        return None
-    from harness.judge import Judge
+def execute_run(config: RunConfig, out: Optional[Path], *, resume: bool, runs_root: Path, rank: int = 0,
+                world: int = 1, gpus: Optional[list[str]] = None, retries: int = 2, infer_only: bool = False,
+                progress: bool = True) -> RunOutcome:
+    """Run ``config`` into the run directory ``out`` (a new one under ``runs_root`` when None).
 
-    return Judge.from_spec(spec)
-
-
-def start_run(config: RunConfig, out: Optional[Path], resume: bool, runs_root: Path, writer: str = "main") -> RunStore:
-    """Create a new run directory or reopen one for --resume, refusing to mix two different runs.
-
-    ``--resume`` on a directory that holds no run yet starts one there, so one command line serves the
-    first attempt and every retry (what a preemptible job wants).
+    ``world`` > 1: this process is rank ``rank`` of a torchrun/Slurm job sharing ``out``; it only infers.
+    ``gpus``: a local pool, one worker per GPU.  Otherwise everything runs in this process.
     """
-    identity = {k: v for k, v in config.model_dump().items() if k in _IDENTITY_FIELDS}
-    remote.reset()
-    if out is None:
-        if resume:
-            raise StoreError("--resume needs --out RUN_DIR (the run to continue)")
-        out = runs_root / new_run_id(config.model)
-    store = RunStore(out)
-    if store.exists():
-        if not resume:
-            raise StoreError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
-        manifest = store.read_manifest()
-        before = manifest.get("identity", {})
-        from harness.store import redact
-
-        now = redact(identity)
-        diffs = [k for k in _IDENTITY_FIELDS if before.get(k) != now.get(k)]
-        if diffs:
-            raise StoreError(
-                f"{out} was started with different {', '.join(diffs)}; "
-                "a resumed run must use the same model, data and options (start a new run instead)"
-            )
-        tasks = list(dict.fromkeys(manifest.get("tasks", []) + config.tasks))
-        store.lock(writer)
-        store.update_manifest(tasks=tasks, resumed=manifest.get("resumed", []) + [now_iso()], finished=None)
-        return store
-    store.lock(writer)
-    store.write_manifest(
-        {
-            "run_id": store.root.name,
-            "identity": identity,
-            "tasks": config.tasks,
-            "config": config.model_dump(),
-            "versions": package_versions(),
-            "git_commit": git_commit(),
-            "seed": config.seed,
-            "host": socket.gethostname(),
-            "platform": platform.platform(),
-            "argv": sys.argv,
-            "started": now_iso(),
-            "finished": None,
-        }
-    )
-    return store
-
-
-def attach_log(store: RunStore) -> logging.Handler:
-    handler = logging.FileHandler(store.root / "run.log", encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.getLogger("unitoken_eval").addHandler(handler)
-    logging.getLogger("unitoken_eval").setLevel(logging.INFO)
-    return handler
+    sharded = world > 1
+    writer = f"rank{rank}" if sharded else "main"
+    store = manifest.start_run(config, out, resume or sharded, runs_root, writer=writer)
+    manifest.attach_log(store)
+    try:
+        return Runner(config, store, writer=writer, progress=progress).run(
+            rank=rank, world=world, infer_only=infer_only or sharded, gpus=gpus, retries=retries)
+    finally:
+        store.unlock()

@@ -1,18 +1,67 @@
-"""``unitoken-eval score``: score a predictions file (or a folder of generated images) without a model.
+"""Scoring: one path from stored predictions to a task's result, used by a run and by ``unitoken-eval score``.
 
-This is the same scoring code a run uses; it exists so predictions made elsewhere (another harness, an
-earlier run) can be checked against the reference scorers.
+``score`` scores a predictions file (or a folder of generated images) without a model, so predictions made
+elsewhere (another harness, an earlier run) are checked by exactly the code a run uses.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from harness import registry
 from harness.types import Prediction
-from tasks.base import ScoreContext, TaskError, tolerate
+from harness.plugin import NotScored, ScoreContext, Task, TaskError, tolerate
+from harness.types import Sample, TaskResult
+
+
+def make_judge(spec: Optional[str]):
+    """The judge client for ``--judge`` (None or 'none' means no judge)."""
+    if spec in (None, "", "none"):
+        return None
+    from harness.judge import Judge
+
+    return Judge.from_spec(spec)
+
+
+def score_predictions(
+    task: Task,
+    samples: list[Sample],
+    predictions: dict[str, Prediction],
+    ctx: ScoreContext,
+    keep_records: Optional[Callable[[dict[str, dict[str, Any]]], None]] = None,
+) -> tuple[TaskResult, dict[str, dict[str, Any]]]:
+    """A task's result and per-sample records from its samples and their predictions.
+
+    Error predictions (bad input under ``--skip-bad``) are counted, not scored; samples without a prediction
+    are counted as missing; both are said in the warnings.  ``keep_records`` stores the per-sample records
+    before they are aggregated (a run's scores.jsonl).  :class:`NotScored` from the task becomes a not-scored
+    result with its reason.
+    """
+    errors = {k: p for k, p in predictions.items() if p.error is not None}
+    usable = {k: p for k, p in predictions.items() if p.error is None}
+    missing = [s.id for s in samples if s.id not in predictions]
+    if missing:
+        ctx.warn(f"{task.id}: {len(missing)} samples have no prediction (first: {missing[0]})")
+    records: dict[str, dict[str, Any]] = {}
+    try:
+        records = task.score([s for s in samples if s.id in usable], usable, ctx)
+        if keep_records is not None:
+            keep_records(records)
+        result = task.aggregate(records, ctx)
+    except NotScored as exc:
+        ctx.warn(f"{task.id}: not scored: {exc}")
+        result = task.not_scored(ctx.profile, str(exc))
+    result.n_errors = len(errors)
+    result.n_samples = len(samples)
+    result.n_missing = len(missing)
+    if errors:
+        first = next(iter(errors.values()))
+        ctx.warn(f"{task.id}: {len(errors)} of {len(samples)} samples recorded as errors, not in the metrics "
+                 f"(first: {first.sample_id}: {first.error})")
+    result.warnings = list(dict.fromkeys(result.warnings + ctx.warnings))
+    return result, records
 
 
 def read_predictions_file(path: str | Path, skip_bad: bool = False) -> dict[str, Prediction]:
@@ -68,11 +117,12 @@ def score_files(
     profile: Optional[str] = None,
     judge: Optional[str] = None,
     skip_bad: bool = False,
+    options: Optional[dict[str, Any]] = None,
 ) -> dict[str, Any]:
-    """Score files as a run would; with ``skip_bad`` bad rows, images or predictions are counted as errors."""
-    from harness.runner import make_judge
+    """Score files as a run would; with ``skip_bad`` bad rows, images or predictions are counted as errors.
 
-    options: dict[str, Any] = {}
+    ``options`` are the task's options (as ``options.<task>`` of a run config: local scorer weights, ...)."""
+    options = dict(options or {})
     if images:
         options["images_dir"] = images
     if detections:
@@ -83,6 +133,7 @@ def score_files(
     task.skip_bad = skip_bad
     samples = task.load(data, None)
     bad_rows = {s.id: Prediction(sample_id=s.id, error=s.error) for s in samples if s.error is not None}
+    bad_samples = [s for s in samples if s.error is not None]
     samples = [s for s in samples if s.error is None]
     left_out: dict[str, str] = {}
     if task.kind == "generate":
@@ -95,8 +146,7 @@ def score_files(
         native = task.read_native_predictions(Path(predictions))
         preds = native if native is not None else read_predictions_file(predictions, skip_bad=skip_bad)
         # Rows of another split of the same file (MMMU_DEV_VAL's dev rows) are counted as left out, not refused.
-        task_left_out = getattr(task, "left_out", {})
-        left_out = {k: task_left_out[k] for k in preds if k in task_left_out}
+        left_out = {k: task.left_out[k] for k in preds if k in task.left_out}
         preds = {k: p for k, p in preds.items() if k not in left_out}
         known = {s.id for s in samples} | set(bad_rows)
         unknown = [k for k in preds if k not in known]
@@ -104,20 +154,15 @@ def score_files(
             raise TaskError(
                 f"{predictions}: {len(unknown)} indices are not in the data of {task_id} (first: {unknown[0]!r})"
             )
-    errors = {**{k: p for k, p in preds.items() if p.error is not None}, **bad_rows}
-    preds = {k: p for k, p in preds.items() if p.error is None and k not in bad_rows}
+    preds = {**{k: p for k, p in preds.items() if k not in bad_rows}, **bad_rows}
     work_dir = Path(images) if images else None
-    ctx = ScoreContext(profile=task.profile(profile), work_dir=work_dir, judge=make_judge(judge), options=options)
-    scored = [s for s in samples if s.id in preds]
-    records = task.score(scored, preds, ctx)
-    result = task.aggregate(records, ctx)
+    ctx = ScoreContext(profile=task.profile(profile), work_dir=work_dir, judge=make_judge(judge))
     if left_out:
         why = sorted(set(left_out.values()))
         ctx.warn(f"{task_id}: {len(left_out)} predictions left out, for rows outside the scored data "
                  f"({', '.join(why)})")
-    if errors:
-        ctx.warn(f"{task_id}: {len(errors)} samples recorded as errors, not in the metrics "
-                 f"(first: {next(iter(errors.values())).error})")
+    result, records = score_predictions(task, samples + bad_samples, preds, ctx)
+    errors = {k: p for k, p in preds.items() if p.error is not None}
     return {
         "task": task_id,
         "profile": result.profile,
@@ -125,12 +170,13 @@ def score_files(
         "metrics": result.metrics,
         "per_sample": {k: v.get("score") for k, v in records.items()},
         "n": result.n,
-        "n_samples": len(samples) + len(bad_rows),
-        "n_errors": len(errors),
+        "n_samples": result.n_samples,
+        "n_errors": result.n_errors,
+        "n_missing": result.n_missing,
         "n_left_out": len(left_out),
         "errors": {k: p.error for k, p in errors.items()},
         "status": result.status,
         "reason": result.reason,
         "reference": result.reference,
-        "warnings": result.warnings + [w for w in ctx.warnings if w not in result.warnings],
+        "warnings": result.warnings,
     }

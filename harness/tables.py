@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
 
-from harness.aggregate import AggregateError, Cell, Layout, applicable_layouts, get_layout, load_layouts, run_cells
+from harness.aggregate import (AggregateError, Cell, Layout, applicable_layouts, get_layout, load_layouts,
+                               published_dir, run_cells)
 from harness.store import RunStore, write_atomic
 from harness.types import TaskResult
 
@@ -75,9 +76,7 @@ class Table:
 
 # ------------------------------------------------------------------------------------------- building
 def published_path(name: str) -> Path:
-    from results import PUBLISHED_DIR
-
-    return PUBLISHED_DIR / name
+    return published_dir() / name
 
 
 def load_published(layout: Layout, baselines: str) -> list[Row]:

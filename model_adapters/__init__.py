@@ -1,1 +1,1 @@
-"""Model adapters: one folder per model family; the engine only sees ``model_adapters.base.ModelAdapter``."""
+"""Model adapters: one folder per model family; the engine only sees ``harness.plugin.ModelAdapter``."""

@@ -19,8 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from harness.types import UnderstandRequest
-from model_adapters.base import AdapterError
+from harness.plugin import AdapterError, UnderstandRequest
 from model_adapters.unitoken import batching
 from model_adapters.unitoken import configuration as C
 from model_adapters.unitoken.adapter import ChameleonFamilyAdapter

@@ -22,8 +22,7 @@ from typing import Any, Optional
 import numpy as np
 from PIL import Image
 
-from harness.types import GenerateRequest, Kind, UnderstandRequest
-from model_adapters.base import AdapterError, ModelAdapter
+from harness.plugin import AdapterError, GenerateRequest, Kind, ModelAdapter, UnderstandRequest
 
 USER, ASSISTANT, SEP = "<|User|>", "<|Assistant|>", "\n\n"
 DEFAULT_CFG = 5.0

@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from model_adapters.base import AdapterError
+from harness.plugin import AdapterError
 from model_adapters.unitoken.adapter import ChameleonFamilyAdapter
 
 LUMINA_T2I = "Generate an image of {W}x{H} according to the following prompt:\n{{prompt}}"

@@ -25,8 +25,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from harness.store import sha256_file
-from harness.types import Kind, UnderstandRequest
-from model_adapters.base import AdapterError, ModelAdapter, SampleErrors
+from harness.plugin import AdapterError, Kind, ModelAdapter, SampleErrors, UnderstandRequest
 
 _ARGS = ("source", "format", "task", "data", "batch_size")
 
@@ -108,7 +107,7 @@ class ReplayAdapter(ModelAdapter):
     def _answers_for(self, task_id: str) -> dict[str, str]:
         if task_id not in self._answers:
             from harness import interop, registry
-            from tasks.base import TaskError
+            from harness.plugin import TaskError
 
             task = registry.make_task(task_id, {})
             kwargs: dict[str, Any] = {}

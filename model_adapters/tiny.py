@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from model_adapters.base import AdapterError
+from harness.plugin import AdapterError
 from model_adapters.unitoken.adapter import UniTokenAdapter
 
 WRITER_VERSION = 3  # 3: tokenizer fills all 65536 ids

@@ -6,7 +6,7 @@ on it are not comparable (its rows are mapped here only so users can reproduce l
 
 from __future__ import annotations
 
-from tasks.base import TaskError
+from harness.plugin import TaskError
 from tasks.common.mcq_task import SMOKE_DIR, VK_COMMIT, MCQTask
 
 

@@ -24,9 +24,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Optional
 
+from harness.plugin import Headline, Prediction, Sample, ScoreContext, TaskError, TaskResult
 from harness.store import sha256_file
-from harness.types import Headline, Prediction, Sample, TaskResult
-from tasks.base import ScoreContext, TaskError
 from tasks.common.mcq_task import VK_COMMIT, VKTask, mean100
 from tasks.common.vlmeval_tsv import TsvRow
 from tasks.common.yesno import judge_yes_no, vk_yes_no
@@ -250,8 +249,7 @@ class HallusionBench(VKTask):
         profile = self.profile(ctx.profile)
         recs = list(records.values())
         if not recs:
-            return TaskResult(task=self.id, profile=profile, headline=Headline(self.headline[0], None, self.headline[1]),
-                              status="not_scored", reason="no predictions", reference=self.references[profile])
+            return self.not_scored(profile, "no predictions")
         if profile == "official":
             return self._aggregate_official(recs, ctx)
         overall = vk_rates(recs)

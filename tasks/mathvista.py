@@ -30,8 +30,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Optional
 
-from harness.types import Headline, Prediction, Sample, TaskResult
-from tasks.base import ScoreContext, TaskError
+from harness.plugin import Headline, Prediction, Sample, ScoreContext, TaskError, TaskResult
 from tasks.common import mcq
 from tasks.common.mcq_task import VK_COMMIT, VKTask, mean100
 
@@ -251,7 +250,7 @@ class MathVistaTestmini(VKTask):
             else:
                 todo.append((s, self.text_of(predictions[s.id])))
         if todo:
-            from harness.judge import JudgeUnavailable
+            from harness.plugin import JudgeUnavailable
 
             prompts = [extraction_prompt(str(s.fields.get("question")), t) for s, t in todo]
             replies = judge.complete_many(prompts, temperature=0.0, max_tokens=128, return_errors=True)
@@ -307,9 +306,7 @@ class MathVistaTestmini(VKTask):
         for w in warnings:
             ctx.warn(w)
         if pending:
-            return TaskResult(task=self.id, profile=profile, headline=Headline(self.headline[0], None, self.headline[1]),
-                              metrics=metrics, n=len(done), status="not_scored",
-                              reason=f"{pending} samples pending judge (the judge was unavailable)",
-                              reference=self.references[profile], warnings=warnings)
+            return self.not_scored(profile, f"{pending} samples pending judge (the judge was unavailable)",
+                                   metrics=metrics, n=len(done), warnings=warnings)
         return TaskResult(task=self.id, profile=profile, headline=Headline(self.headline[0], acc, self.headline[1]),
                           metrics=metrics, n=len(done), reference=self.references[profile], warnings=warnings)

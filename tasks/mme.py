@@ -13,8 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from harness.types import Headline, Prediction, Sample, TaskResult
-from tasks.base import ScoreContext
+from harness.plugin import Headline, Prediction, Sample, ScoreContext, TaskResult
 from tasks.common.mcq_task import IMAGE_KEY, VK_COMMIT, VKTask, mean100
 from tasks.common.yesno import judge_yes_no, mme_parse_pred_ans, vk_yes_no
 

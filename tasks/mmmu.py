@@ -35,8 +35,7 @@ import string
 from collections import defaultdict
 from typing import Any, Optional
 
-from harness.types import Headline, Prediction, Sample, TaskResult
-from tasks.base import ScoreContext, TaskError
+from harness.plugin import Headline, Prediction, Sample, ScoreContext, TaskError, TaskResult
 from tasks.common import mcq
 from tasks.common.mcq_task import VK_COMMIT, MCQTask, mean100
 from tasks.common.vlmeval_tsv import TsvRow
@@ -265,7 +264,7 @@ class MMMUVal(MCQTask):
         scored = self.profile_view([s for s in samples if s.id in predictions], profile)
         if profile == "official":
             return self._score_official(scored, predictions)
-        from harness.judge import JudgeUnavailable
+        from harness.plugin import JudgeUnavailable
 
         judge = ctx.judge
         out: dict[str, dict[str, Any]] = {}
@@ -350,9 +349,7 @@ class MMMUVal(MCQTask):
         if pending:
             metrics["pending_judge"] = pending
             metrics["accuracy_scored_samples"] = overall
-            return TaskResult(task=self.id, profile=profile, headline=Headline(self.headline[0], None, self.headline[1]),
-                              metrics=metrics, n=len(records), status="not_scored",
-                              reason=f"{pending} samples pending judge (the judge was unavailable)",
-                              reference=self.references[profile])
+            return self.not_scored(profile, f"{pending} samples pending judge (the judge was unavailable)",
+                                   metrics=metrics, n=len(records))
         return TaskResult(task=self.id, profile=profile, headline=Headline(self.headline[0], overall, self.headline[1]),
                           metrics=metrics, n=len(records), reference=self.references[profile])

@@ -21,8 +21,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any, Optional
 
-from harness.types import Headline, Prediction, Sample, TaskResult
-from tasks.base import ScoreContext
+from harness.plugin import Headline, Prediction, Sample, ScoreContext, TaskResult
 from tasks.common.mcq_task import VK_COMMIT, VKTask
 
 CAPABILITIES = ("rec", "ocr", "know", "gen", "spat", "math")
@@ -126,7 +125,7 @@ class MMVet(VKTask):
             for s in todo:
                 out[s.id].update(score=None, status=NEEDS_JUDGE)
             return out
-        from harness.judge import JudgeUnavailable
+        from harness.plugin import JudgeUnavailable
 
         prompts = {s.id: grader_prompt(str(s.fields.get("question")), str(s.fields.get("answer")),
                                        self.text_of(predictions[s.id])) for s in todo}
@@ -161,7 +160,7 @@ class MMVet(VKTask):
                         out: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         from concurrent.futures import ThreadPoolExecutor
 
-        from harness.judge import JudgeUnavailable
+        from harness.plugin import JudgeUnavailable
 
         def one(k: str):
             try:
@@ -211,8 +210,6 @@ class MMVet(VKTask):
             ctx.warn(warning)
             if done:
                 metrics["score_scored_samples"] = mean
-            return TaskResult(task=self.id, profile=profile, headline=Headline(self.headline[0], None, self.headline[1]),
-                              metrics=metrics, n=len(done), status="not_scored", reason=reason,
-                              reference=self.references[profile], warnings=[warning])
+            return self.not_scored(profile, reason, metrics=metrics, n=len(done), warnings=[warning])
         return TaskResult(task=self.id, profile=profile, headline=Headline(self.headline[0], mean, self.headline[1]),
                           metrics=metrics, n=len(done), reference=self.references[profile])

@@ -11,8 +11,7 @@ from __future__ import annotations
 import ast
 from typing import Any
 
-from harness.types import Headline, Prediction, Sample, TaskResult
-from tasks.base import ScoreContext, TaskError
+from harness.plugin import Headline, Prediction, Sample, ScoreContext, TaskError, TaskResult
 from tasks.common.mcq_task import VK_COMMIT, VKTask
 
 HME = "Handwritten Mathematical Expression Recognition"

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from PIL import Image
 
-from harness.types import GenerateRequest, Headline, Sample, TaskResult, UnderstandRequest
-from model_adapters.base import ModelAdapter
-from tasks.base import Task
+from harness.plugin import GenerateRequest, Headline, ModelAdapter, Sample, Task, TaskResult, UnderstandRequest
 
 
 class EchoQA(Task):
@@ -52,8 +50,11 @@ class TwoPictures(Task):
         out = [Sample(id=str(i), fields={"prompt": f"picture {i}"}) for i in range(3)]
         return out[:limit] if limit else out
 
+    def images_per_sample(self):
+        return 2
+
     def request(self, sample):
-        return GenerateRequest(sample_id=sample.id, prompt=sample.fields["prompt"], n_images=2)
+        return GenerateRequest(sample_id=sample.id, prompt=sample.fields["prompt"], n_images=self.images_per_sample())
 
     def image_path(self, sample, k):
         return f"{int(sample.id):05d}/samples/{k:05d}.png"

@@ -8,7 +8,7 @@ import torch
 pytest.importorskip("transformers")
 from transformers import ChameleonConfig  # noqa: E402
 
-from model_adapters.base import AdapterError  # noqa: E402
+from harness.plugin import AdapterError  # noqa: E402
 from model_adapters.unitoken import batching  # noqa: E402
 from model_adapters.unitoken.configuration import ModelArgs  # noqa: E402
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from harness.scoring import read_predictions_file
 from harness.store import StoreError, read_jsonl
-from tasks.base import TaskError
+from harness.plugin import TaskError
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),

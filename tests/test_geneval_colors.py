@@ -8,7 +8,8 @@ import torch
 from PIL import Image
 
 from tasks.geneval.colors import OPENAI_MEAN, OPENAI_STD, ColorClassifier, clip_pixels, object_crop
-from tasks.geneval.detector import Detection
+from tasks.common.detection import Detection
+from tasks.geneval.loading import load_color_classifier
 from tasks.geneval.rules import COLORS
 
 
@@ -104,8 +105,8 @@ def test_zero_shot_uses_the_three_templates_and_colour_order():
 
 
 def test_smoke_classifier_weights_are_unit_norm_and_deterministic():
-    a = ColorClassifier.load("smoke")
-    b = ColorClassifier.load("smoke")
+    a = load_color_classifier("smoke")
+    b = load_color_classifier("smoke")
     w = a._class_weights("car")
     assert w.shape[1] == 10 and torch.allclose(w.norm(dim=0), torch.ones(10), atol=1e-5)
     img = Image.fromarray(np.random.RandomState(1).randint(0, 256, (64, 64, 3)).astype(np.uint8))
@@ -116,7 +117,7 @@ def test_smoke_classifier_weights_are_unit_norm_and_deterministic():
 
 
 def test_missing_clip_weights_are_reported_as_such(tmp_path):
-    from tasks.geneval.detector import DetectorError
+    from tasks.common.scorer_models import ScorerUnavailable
 
-    with pytest.raises(DetectorError, match="colour classifier"):
-        ColorClassifier.load(str(tmp_path / "no-clip-here"))
+    with pytest.raises(ScorerUnavailable, match="colour classifier.*color_model=PATH"):
+        load_color_classifier(str(tmp_path / "no-clip-here"))

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tasks.geneval.detector import sort_by_class
-from tasks.geneval.legacy_sort import argsort_numpy123
+from tasks.common.detection import sort_by_class
+from tasks.common.detection.legacy_sort import argsort_numpy123
 
 CASES = json.loads((Path(__file__).parent / "data" / "geneval_numpy123_argsort.json").read_text())
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tasks.base import TaskError
+from harness.plugin import TaskError
 from tasks.geneval import prompts
-from tasks.geneval.detector import CLASS_NAMES
+from tasks.common.detection import CLASS_NAMES
 from tasks.geneval.task import GenEval
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "geneval"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tasks.geneval.detector import Detection
+from tasks.common.detection import Detection
 from tasks.geneval.rules import (MissingColor, RuleOptions, box_iou, color_targets, evaluate, keep_detections,
                                  relative_position)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from harness.scoring import score_files
-from tasks.base import TaskError
+from harness.plugin import TaskError
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "geneval"
 OFFICIAL = SHARED / "evaluation_metadata.jsonl"

@@ -10,10 +10,11 @@ import pytest
 import yaml
 from PIL import Image
 
-import tasks.geneval.detector as detector_mod
+import tasks.common.detection.loading as detector_mod
 from harness.config import load_config
-from harness.runner import Runner, start_run
-from model_adapters.base import ModelAdapter
+from harness.manifest import start_run
+from harness.runner import Runner
+from harness.plugin import ModelAdapter
 
 SMOKE_YAML = Path(__file__).resolve().parents[1] / "tasks" / "suites" / "smoke.yaml"
 
@@ -74,14 +75,14 @@ def test_runner_generates_in_official_layout_and_scores_with_smoke_models(tmp_pa
 
     monkeypatch.setattr(detector_mod, "load_detector", no_detector)
     runner = Runner(cfg, store, adapter_factory=Painter, progress=False)
-    runner.prepare()
+    runner.load_plan()
     again = runner.score(runner.tasks["geneval"], runner.samples["geneval"], {})
     assert again.headline.value == r.headline.value and again.metrics == r.metrics
     assert (task_dir / "results.jsonl").read_text().splitlines() == [json.dumps(x) for x in results]
 
 
 def test_interrupted_cache_is_resumed(tmp_path):
-    from tasks.base import ScoreContext, TaskError
+    from harness.plugin import ScoreContext, TaskError
     from tasks.geneval.task import GenEval
 
     task = GenEval(_smoke_options())
@@ -95,20 +96,20 @@ def test_interrupted_cache_is_resumed(tmp_path):
             p.parent.mkdir(parents=True, exist_ok=True)
             Image.new("RGB", (64, 48), (40 * k, 90, 200)).save(p)
     preds = task.predictions_from_images(images, samples)
-    ctx = ScoreContext(profile="official", work_dir=tmp_path, options=dict(task.options))
+    ctx = ScoreContext(profile="official", work_dir=tmp_path)
     full = task.score(samples, preds, ctx)
     lines = (tmp_path / "detections.jsonl").read_text().splitlines()
     # a run killed mid-write: 5 complete lines and half of the sixth
     (tmp_path / "detections.jsonl").write_text("\n".join(lines[:5]) + "\n" + lines[5][:20])
-    again = task.score(samples, preds, ScoreContext(profile="official", work_dir=tmp_path, options=dict(task.options)))
+    again = task.score(samples, preds, ScoreContext(profile="official", work_dir=tmp_path))
     assert {k: v["correct"] for k, v in again.items()} == {k: v["correct"] for k, v in full.items()}
     assert (tmp_path / "detections.jsonl").read_text().splitlines() == lines[:5] + lines[5:]
     # another detector setting invalidates the cache instead of mixing detections
-    ctx = ScoreContext(profile="official", work_dir=tmp_path, options={**task.options, "threshold": 0.5})
-    task.score(samples, preds, ctx)
+    ctx = ScoreContext(profile="official", work_dir=tmp_path)
+    GenEval({**task.options, "threshold": 0.5}).score(samples, preds, ctx)
     assert any("another detector or thresholds" in w for w in ctx.warnings)
     assert (tmp_path / "detections.jsonl.old").read_text().splitlines() == lines
     # a detections.jsonl the scorer did not write is never overwritten
     (tmp_path / "detections.jsonl.meta.json").unlink()
     with pytest.raises(TaskError, match="not written by this scorer"):
-        task.score(samples, preds, ScoreContext(profile="official", work_dir=tmp_path, options=dict(task.options)))
+        task.score(samples, preds, ScoreContext(profile="official", work_dir=tmp_path))

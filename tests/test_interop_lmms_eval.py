@@ -253,7 +253,7 @@ def test_missing_extra_says_which_to_install(monkeypatch):
 SCRIPTED = '''
 """A test adapter whose answers depend only on the prompt: mixed right/wrong pairs, several answer styles."""
 import hashlib
-from model_adapters.base import ModelAdapter
+from harness.plugin import ModelAdapter
 
 STYLES = ["Yes", "No", "yes, it is.", "No.", "Not sure", "maybe", "YES", "no"]
 

@@ -12,7 +12,7 @@ from PIL import Image
 
 from harness import registry
 from harness.types import GenerateRequest, UnderstandRequest
-from model_adapters.base import AdapterError
+from harness.plugin import AdapterError
 from model_adapters.janus import JanusAdapter, _SeededCFGSampler, build_prompt
 from model_adapters.janus_tiny import write_tiny_janus
 

@@ -19,8 +19,8 @@ def test_plan_cuts_tasks_into_numbered_shards_heaviest_first():
 
 def _suite_plan():
     """The paper suite's shape: 11 understanding tasks, GenEval (4 images per prompt) and the three T2I
-    categories (10 each), 256-sample shards, images weighted as tasks/base.py weighs them."""
-    from tasks.base import IMAGE_WORK
+    categories (10 each), 256-sample shards, images weighted as harness/plan.py weighs them."""
+    from harness.plan import IMAGE_WORK
 
     und = [("mmmu", 900), ("mmb_en", 4329), ("mmb_cn", 4329), ("seed", 14233), ("mmstar", 1500), ("mathvista", 1000),
            ("hallusion", 951), ("ai2d", 3088), ("ocr", 1000), ("mme", 2374), ("mmvet", 218)]

@@ -5,7 +5,8 @@ from collections import defaultdict
 
 from harness.config import load_config
 from harness.pool import run_pool
-from harness.runner import RunOutcome, Runner, start_run
+from harness.manifest import start_run
+from harness.runner import RunOutcome, Runner
 
 
 def _setup(tmp_path, **args):
@@ -17,6 +18,11 @@ def _setup(tmp_path, **args):
     })
     store = start_run(cfg, tmp_path / "run", resume=False, runs_root=tmp_path)
     return cfg, store, trace
+
+
+def _pool(runner, gpus, outcome, **kw):
+    """The pool as a run drives it: the runner scores each task as its last shard comes in."""
+    return run_pool(runner, gpus, on_task_done=lambda tid: runner.score_completed(outcome, tid), **kw)
 
 
 def _bindings(trace):
@@ -31,7 +37,7 @@ def _bindings(trace):
 def test_three_fake_gpus_share_the_work_each_bound_to_its_own_device(plugins, tmp_path):
     cfg, store, trace = _setup(tmp_path)
     outcome = RunOutcome(store=store)
-    report = run_pool(Runner(cfg, store, progress=False), ["0", "1", "2"], outcome=outcome, progress=False)
+    report = _pool(Runner(cfg, store, progress=False), ["0", "1", "2"], outcome, progress=False)
     assert report.inferred == 27 and not report.failed_shards
     # Each worker process saw exactly one device, and the devices were the ones asked for.
     bindings = _bindings(trace)
@@ -48,7 +54,7 @@ def test_three_fake_gpus_share_the_work_each_bound_to_its_own_device(plugins, tm
 def test_a_killed_worker_loses_no_sample_and_duplicates_none(plugins, tmp_path):
     cfg, store, trace = _setup(tmp_path, die_on="q13")
     outcome = RunOutcome(store=store)
-    report = run_pool(Runner(cfg, store, progress=False), ["0", "1"], outcome=outcome, progress=False)
+    report = _pool(Runner(cfg, store, progress=False), ["0", "1"], outcome, progress=False)
     assert (trace / "died-once").exists()
     assert not report.failed_shards and sum(report.attempts.values()) == 1
     ids = []
@@ -63,7 +69,7 @@ def test_a_shard_that_keeps_failing_is_reported_and_the_rest_finish(plugins, tmp
     runner = Runner(cfg, store, progress=False)
     outcome = RunOutcome(store=store)
     # With no retries, the first death is final for that shard.
-    report = run_pool(runner, ["0"], retries=0, outcome=outcome, progress=False)
+    report = _pool(runner, ["0"], outcome, retries=0, progress=False)
     (bad,) = [sh for sh in runner.plan if any(s.id == "q5" for s in runner.shard_samples(sh))]
     assert list(report.failed_shards) == [bad.key]
     assert "fake_draw" in outcome.results and "fake_echo" not in outcome.results

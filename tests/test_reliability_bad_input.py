@@ -223,4 +223,4 @@ def test_geneval_folder_with_a_missing_sample(tmp_path, capsys, what):
     n_prompts = len(meta.read_text().splitlines())
     assert out["n_errors"] == 1 and out["n_samples"] == n_prompts and named in out["errors"]["00003"]
     assert out["n"] == n_prompts - 1 and out["metrics"]["n_prompts"] == n_prompts - 1
-    assert any("1 samples recorded as errors" in w for w in out["warnings"])
+    assert any(f"1 of {n_prompts} samples recorded as errors" in w for w in out["warnings"])

@@ -27,7 +27,7 @@ _FORBIDDEN_CALLS = {
 }
 _FORBIDDEN_BUILTINS = {"eval", "exec", "compile", "__import__"}
 _ALLOWED_IMPORT = {  # (file, builtin): why it is safe
-    ("tasks/geneval/checkpoint.py", "__import__"): "imports numpy's own module by a fixed name to allowlist it",
+    ("tasks/common/detection/checkpoint.py", "__import__"): "imports numpy's own module by a fixed name to allowlist it",
 }
 
 
@@ -145,7 +145,7 @@ def test_hub_dataset_is_announced_before_the_download(fresh_remote, monkeypatch,
 def test_official_file_downloads_are_announced(fresh_remote, monkeypatch, tmp_path, caplog):
     import urllib.request
 
-    from tasks.base import TaskError
+    from harness.plugin import TaskError
     from tasks.common.vk_catalog import fetch_tsv
     from tasks.geneval import prompts
 
@@ -193,7 +193,7 @@ def test_model_args_naming_a_hub_repo_are_announced_and_recorded_and_secrets_nev
 def test_user_named_detector_config_is_announced_as_code(fresh_remote, tmp_path, caplog):
     """mmengine executes a .py config: naming one in a run config must say so (before mmdet is even needed)."""
     pytest.importorskip("mmdet")
-    from tasks.geneval.mmdet_backend import MMDetMask2Former
+    from tasks.common.detection.mask2former import MMDetMask2Former
 
     cfg = tmp_path / "my_config.py"
     cfg.write_text("raise SystemExit('executed')\n")

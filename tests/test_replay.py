@@ -20,7 +20,7 @@ from harness.cli import main
 from harness.scoring import score_files
 from harness.store import RunStore
 from harness.types import UnderstandRequest
-from model_adapters.base import AdapterError, SampleErrors
+from harness.plugin import AdapterError, SampleErrors
 from model_adapters.replay import ReplayAdapter
 
 SMOKE_MME = Path(__file__).resolve().parents[1] / "tasks" / "smoke_data" / "understanding" / "MME.tsv"

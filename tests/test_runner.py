@@ -6,7 +6,8 @@ import pytest
 
 import fake_plugins
 from harness.config import ConfigError, load_config
-from harness.runner import Runner, derive_seed, start_run
+from harness.manifest import start_run
+from harness.runner import Runner, derive_seed
 from harness.store import RunStore, StoreError
 
 
@@ -159,7 +160,7 @@ def test_the_next_batch_is_built_while_the_model_answers_and_a_bad_sample_waits_
     when its batch comes up, with every earlier batch stored."""
     import threading
 
-    from tasks.base import TaskError
+    from harness.plugin import TaskError
 
     built = threading.Event()
     overlapped = []
@@ -183,7 +184,7 @@ def test_the_next_batch_is_built_while_the_model_answers_and_a_bad_sample_waits_
     prepared_in = []
     monkeypatch.setattr(fake_plugins.EchoQA, "request", request)
     monkeypatch.setattr(fake_plugins.EchoModel, "understand", understand)
-    monkeypatch.setattr(fake_plugins.EchoModel, "prepare",
+    monkeypatch.setattr(fake_plugins.EchoModel, "preprocess",
                         lambda self, reqs: prepared_in.append((threading.current_thread().name, len(reqs))))
     cfg = _config(tasks=["fake_echo"])  # batches of 3
     store = start_run(cfg, tmp_path / "run", resume=False, runs_root=tmp_path)
@@ -193,7 +194,7 @@ def test_the_next_batch_is_built_while_the_model_answers_and_a_bad_sample_waits_
     store.unlock()
     assert overlapped == [True]
     # the adapter's own CPU preparation runs there too, once per built batch
-    assert prepared_in and all(name.startswith("prepare") and n == 3 for name, n in prepared_in)
+    assert prepared_in and all(name.startswith("requests") and n == 3 for name, n in prepared_in)
     order = [s.id for s in runner.samples["fake_echo"]]  # plan order; batches of 3 cut from it
     bad_batch = order.index("q7") // 3
     assert bad_batch >= 1 and sorted(store.read_predictions("fake_echo")) == sorted(order[: 3 * bad_batch])

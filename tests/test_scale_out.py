@@ -28,8 +28,10 @@ def test_slurm_array_then_scoring_job(plugins, tmp_path, monkeypatch, capsys):
         assert main(args) == 0
     monkeypatch.delenv("SLURM_ARRAY_TASK_ID")
     monkeypatch.delenv("SLURM_ARRAY_TASK_COUNT")
-    assert {p.name for p in (out / "tasks" / "fake_echo").glob("predictions-*.jsonl")} == {
-        "predictions-rank0.jsonl"}  # 10 samples = one shard of 256: only rank 0 had work
+    # One shard per task: fake_draw (3 prompts x 2 images, work 15) is heavier than fake_echo (10 prompts), so
+    # rank 0 takes fake_draw and rank 1 fake_echo; rank 2 has no work.
+    assert {p.name for p in (out / "tasks" / "fake_echo").glob("predictions-*.jsonl")} == {"predictions-rank1.jsonl"}
+    assert {p.name for p in (out / "tasks" / "fake_draw").glob("predictions-*.jsonl")} == {"predictions-rank0.jsonl"}
     capsys.readouterr()
     assert main(_run_line(score)) == 0
     summary = capsys.readouterr().out

@@ -7,6 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
+from tasks.common.scorer_models import ScorerUnavailable
 from tasks.t2i_compbench import blip_vqa, clipscore, nouns
 
 
@@ -177,5 +178,5 @@ def test_original_salesforce_checkpoint_loads_into_transformers_classes(tmp_path
     im = Image.fromarray((np.random.RandomState(5).rand(40, 40, 3) * 255).astype("uint8"))
     assert m.yes_prob([im], ["a red dog?"]) == pytest.approx(ref.yes_prob([im], ["a red dog?"]), abs=1e-6)
     torch.save({"model": {"foo": torch.zeros(1)}}, tmp_path / "other.pth")
-    with pytest.raises(FileNotFoundError, match="not an original BLIP VQA checkpoint"):
+    with pytest.raises(ScorerUnavailable, match="not an original BLIP VQA checkpoint"):
         blip_original.load_original(str(tmp_path / "other.pth"), str(tmp_path / "tok"), "cpu")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tasks.base import TaskError
+from harness.plugin import TaskError
 from tasks.t2i_compbench import naming, prompts
 from tasks.t2i_compbench.task import T2IColor, T2IComplex, T2INumeracy, T2IShape
 

@@ -11,9 +11,10 @@ import yaml
 from PIL import Image
 
 from harness.config import load_config
-from harness.runner import Runner, start_run
+from harness.manifest import start_run
+from harness.runner import Runner
 from harness.types import GenerateRequest
-from model_adapters.base import ModelAdapter
+from harness.plugin import ModelAdapter
 from tasks.suites import SMOKE
 
 

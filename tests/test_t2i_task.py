@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from harness.types import Headline, Prediction, TaskResult
-from tasks.base import ScoreContext, TaskError
+from harness.plugin import ScoreContext, TaskError
 from tasks.t2i_compbench import nouns, rules, task as T
 
 
@@ -209,14 +209,14 @@ def test_mmdet_label_and_comparability_warning(tmp_path, monkeypatch):
         sizes = []
 
         def detect(self, images, min_score=0.0, with_masks=True):
-            from tasks.geneval.detector import Detection
+            from tasks.common.detection import Detection
 
             self.sizes.extend(im.size for im in images)
             return [{"computer mouse": [Detection(box=[0, 0, 50, 50], score=0.9)],
                      "dog": [Detection(box=[200, 0, 260, 50], score=0.8), Detection(box=[0, 0, 9, 9], score=0.5)]}
                     for _ in images]
 
-    import tasks.geneval.detector as gd
+    import tasks.common.detection.loading as gd
 
     monkeypatch.setattr(gd, "load_detector", lambda spec=None, **k: FakeInner())
     monkeypatch.setattr(nouns, "load_nlp", lambda model=None: nouns.SmokeParser())
@@ -247,12 +247,19 @@ def test_prompts_with_the_wrong_number_of_images_are_flagged(tmp_path):
         t.score(samples, preds, ctx)
 
 
-def test_options_fall_back_to_environment(monkeypatch):
-    monkeypatch.setenv("UNITOKEN_T2I_IMAGES_PER_PROMPT", "4")
+def test_options_travel_only_through_the_constructor_and_are_validated(monkeypatch):
+    monkeypatch.setenv("UNITOKEN_T2I_IMAGES_PER_PROMPT", "4")  # the environment is not a second road
     monkeypatch.setenv("UNITOKEN_T2I_BLIP_MODEL", "/models/blip")
     t = T.T2IColor()
-    assert t.images_per_prompt == 4 and t.opt("blip_model") == "/models/blip"
-    assert T.T2IColor({"images_per_prompt": 2}).images_per_prompt == 2  # an explicit option wins
+    assert t.images_per_prompt == 10 and t.opt("blip_model") is None
+    t = T.T2IColor({"images_per_prompt": 2, "blip_model": "/models/blip", "request": {"cfg": 5.0}})
+    assert (t.images_per_prompt, t.opt("blip_model"), t.request_options) == (2, "/models/blip", {"cfg": 5.0})
+    with pytest.raises(TaskError, match="unknown option 'blip_modle'"):
+        T.T2IColor({"blip_modle": "/models/blip"})
+    with pytest.raises(TaskError, match="images_per_prompt must be an integer"):
+        T.T2IColor({"images_per_prompt": "ten"})
+    with pytest.raises(TaskError, match="'request' must be a mapping"):
+        T.T2IColor({"request": 5.0})
 
 
 def test_unidet_adapter_with_a_user_checkout(tmp_path, monkeypatch):

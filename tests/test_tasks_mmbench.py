@@ -9,7 +9,7 @@ import pytest
 
 from harness import registry
 from harness.types import Prediction
-from tasks.base import ScoreContext
+from harness.plugin import ScoreContext
 from tests.understanding_helpers import score
 
 # Q0 answers per copy: A, D, C, B (circle); Q1: C, B, A, D (blue); Q2: A, B ("3").
@@ -56,12 +56,13 @@ def test_judge_fallback_is_opt_in():
     judge = Judge()
     recs = task.score(samples, preds, ScoreContext(profile="official", judge=judge))
     assert recs["2"]["score"] == 0 and judge.calls == 0             # judge given but not asked for
-    recs = task.score(samples, preds, ScoreContext(profile="official", judge=judge, options={"judge_fallback": True}))
+    task = registry.make_task("mmbench_dev_en", {"judge_fallback": True})
+    recs = task.score(samples, preds, ScoreContext(profile="official", judge=judge))
     # copy 1000002 resolved to B (right); copy 3000001 ('答案是D。', unmatched) resolved to B (wrong, answer D)
     assert recs["2"]["score"] == 1 and recs["1"]["score"] == 0 and judge.calls == 2
     wrong = {**preds, "1000001": Prediction(sample_id="1000001", text="A"), "3000001": Prediction(sample_id="3000001", text="?")}
     judge.calls = 0
-    recs = task.score(samples, wrong, ScoreContext(profile="official", judge=judge, options={"judge_fallback": True}))
+    recs = task.score(samples, wrong, ScoreContext(profile="official", judge=judge))
     assert recs["1"]["score"] == 0 and judge.calls == 1   # rule-matched wrong copy ends group 1 before its judge call
 
 

@@ -127,7 +127,7 @@ def test_cfg_mix_and_top_k_by_hand(adapter):
 
 
 def test_kv_cache_int8_is_a_named_generation_option_with_its_own_fingerprint(adapter):
-    from model_adapters.base import AdapterError
+    from harness.plugin import AdapterError
 
     fast = UniTokenAdapter(path=str(adapter.ckpt), gen_batch_size="4", kv_cache="int8")
     assert fast.fingerprint()["kv_cache"] == "int8" and "kv_cache" not in adapter.fingerprint()
@@ -177,7 +177,7 @@ def test_prepare_ahead_gives_the_same_prefixes_with_no_pixel_work_left_in_line(a
 
     plain = adapter.build_prefixes(requests())
     ahead = requests()
-    adapter.prepare(ahead)
+    adapter.preprocess(ahead)
     assert ahead[0].prepared is ahead[1].prepared and not ahead[3].prepared
     assert set(ahead[2].prepared) == {"vq_pixels", "siglip_views"}
 
@@ -191,7 +191,7 @@ def test_prepare_ahead_gives_the_same_prefixes_with_no_pixel_work_left_in_line(a
 
 
 def test_prefill_fp8_is_a_named_understanding_option_with_its_own_fingerprint(adapter, monkeypatch):
-    from model_adapters.base import AdapterError
+    from harness.plugin import AdapterError
     from model_adapters.unitoken import decoding
 
     fast = UniTokenAdapter(path=str(adapter.ckpt), prefill="fp8")

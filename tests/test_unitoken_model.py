@@ -14,7 +14,7 @@ pytest.importorskip("transformers")
 from safetensors import safe_open  # noqa: E402
 from safetensors.torch import load_file, save_file  # noqa: E402
 
-from model_adapters.base import AdapterError  # noqa: E402
+from harness.plugin import AdapterError  # noqa: E402
 from model_adapters.unitoken import UniTokenAdapter  # noqa: E402
 from model_adapters.unitoken.modeling import UniTokenModel  # noqa: E402
 from model_adapters.unitoken.processing import (  # noqa: E402

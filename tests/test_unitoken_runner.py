@@ -12,7 +12,8 @@ from PIL import Image
 pytest.importorskip("transformers")
 from harness import registry  # noqa: E402
 from harness.config import load_config  # noqa: E402
-from harness.runner import Runner, start_run  # noqa: E402
+from harness.manifest import start_run  # noqa: E402
+from harness.runner import Runner  # noqa: E402
 from harness.types import UnderstandRequest  # noqa: E402
 from model_adapters.unitoken import configuration as C  # noqa: E402
 

@@ -6,7 +6,7 @@ import io
 import pytest
 from PIL import Image
 
-from tasks.base import TaskError
+from harness.plugin import TaskError
 from tasks.common import vk_catalog
 from tasks.common.hf_data import load_hf_rows, looks_like_hf_source
 from tasks.common.vlmeval_tsv import PANDAS_NA_STRINGS, as_vlmevalkit_reads, load_tsv, resolve_tsv

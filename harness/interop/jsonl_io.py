@@ -33,7 +33,7 @@ def load_predictions(path: Union[str, Path], task: Any, *, samples: Optional[lis
                      source: Optional[str] = None) -> dict[str, str]:
     """Sample id -> prediction text; with ``samples``, an index that is not one of them is an error."""
     from harness.scoring import read_predictions_file
-    from tasks.base import TaskError
+    from harness.plugin import TaskError
 
     try:
         preds = read_predictions_file(path)

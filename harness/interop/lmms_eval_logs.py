@@ -262,7 +262,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--data", default=None, help="the data lmms-eval read (e.g. a parquet folder); default: the task's")
     ap.add_argument("--out", required=True, help="predictions JSONL to write")
     args = ap.parse_args(argv)
-    from tasks.base import TaskError
+    from harness.plugin import TaskError
 
     try:
         preds = load_predictions(Path(args.log), args.task, source=args.data)

@@ -28,8 +28,7 @@ from lmms_eval.api.model import lmms  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from harness import registry  # noqa: E402
-from harness.types import UnderstandRequest  # noqa: E402
-from model_adapters.base import AdapterError  # noqa: E402
+from harness.plugin import AdapterError, UnderstandRequest  # noqa: E402
 
 log = logging.getLogger("unitoken_eval.lmms_eval")
 

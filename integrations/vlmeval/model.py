@@ -36,8 +36,7 @@ from vlmeval.smp import LMUDataRoot  # noqa: E402
 from vlmeval.vlm.base import BaseModel  # noqa: E402
 
 from harness import registry  # noqa: E402
-from harness.types import UnderstandRequest  # noqa: E402
-from model_adapters.base import AdapterError, parse_model_args  # noqa: E402
+from harness.plugin import AdapterError, UnderstandRequest, parse_model_args  # noqa: E402
 
 log = logging.getLogger("unitoken_eval.vlmeval")
 

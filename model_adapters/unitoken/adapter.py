@@ -24,8 +24,7 @@ from typing import Any, Optional
 import torch
 from PIL import Image
 
-from harness.types import GenerateRequest, Kind, UnderstandRequest
-from model_adapters.base import AdapterError, ModelAdapter
+from harness.plugin import AdapterError, GenerateRequest, Kind, ModelAdapter, UnderstandRequest
 from model_adapters.chameleon_vq.background import BackgroundDecoder
 
 from . import batching
@@ -163,7 +162,7 @@ class ChameleonFamilyAdapter(ModelAdapter):
             suffixes.append(after)
         return pending, group, suffixes
 
-    def prepare(self, requests: list[UnderstandRequest]) -> None:
+    def preprocess(self, requests: list[UnderstandRequest]) -> None:
         """The VQ crop and the SigLIP views of each request's image, as CPU tensors (~17 ms per 640x480 image
         on one core, bench/records/cpu-side-*.json), computed while the GPU works on the previous batch.
         Requests with the same ``image_key`` share one result.  A failure is left for the in-line path to report."""
@@ -190,7 +189,7 @@ class ChameleonFamilyAdapter(ModelAdapter):
     def build_prefixes(self, requests: list[UnderstandRequest]):
         """Distinct (image, text-before-image) prefixes -> embeddings; each request's group and text suffix."""
         pending, group, suffixes = self.group_prompts(requests)
-        # what prepare() computed ahead, by image object (each pending image is some request's own)
+        # what preprocess() computed ahead, by image object (each pending image is some request's own)
         ahead = {id(r.images[0]): r.prepared for r in requests if r.images and r.prepared}
         prefixes = []
         imgs = [img for _, img in pending if img is not None]

@@ -14,7 +14,7 @@ from typing import Optional
 
 import torch
 
-from model_adapters.base import AdapterError
+from harness.plugin import AdapterError
 
 UNDERSTAND_CAP = 16   # the batch bench/throughput.py measures understanding at (40k prefill tokens/s)
 GENERATE_CAP = 192    # the largest measured image batch (int8 KV, 138 GB on an H200); bf16 fills 141 GB at 104

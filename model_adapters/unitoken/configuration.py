@@ -18,7 +18,7 @@ from typing import Any, Optional
 
 import torch
 
-from model_adapters.base import AdapterError
+from harness.plugin import AdapterError
 
 INDEX_FILE = "model.safetensors.index.json"
 SINGLE_FILE = "model.safetensors"

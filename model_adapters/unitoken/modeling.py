@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from model_adapters.base import AdapterError
+from harness.plugin import AdapterError
 
 from . import configuration as C
 from .processing import TextTokenizer, VisionLayout, siglip_pixels

@@ -15,7 +15,7 @@ from typing import Any, Callable, Optional, Union
 from PIL import Image
 
 from harness.remote import announce_hub, is_hub_id
-from tasks.base import TaskError
+from harness.plugin import TaskError
 from tasks.common.vlmeval_tsv import TsvRow, _clean
 
 Mapping = dict[str, Union[str, Callable[[dict[str, Any]], Any]]]

@@ -12,8 +12,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, ClassVar, Optional
 
-from harness.types import Headline, Prediction, Sample, TaskResult, UnderstandRequest
-from tasks.base import ScoreContext, Task, TaskError
+from harness.plugin import Headline, Prediction, Sample, ScoreContext, Task, TaskError, TaskResult, UnderstandRequest
 from tasks.common import circular as circ
 from tasks.common import mcq
 from tasks.common.hf_data import Mapping, load_hf_rows, looks_like_hf_source
@@ -160,7 +159,7 @@ class VKTask(Task):
         return str(pred.text)
 
     def use_judge(self, ctx: ScoreContext) -> bool:
-        want = _truthy(ctx.options.get("judge_fallback", self.options.get("judge_fallback", False)))
+        want = _truthy(self.options.get("judge_fallback", False))
         if want and ctx.judge is None:
             ctx.warn(f"{self.id}: judge_fallback asked for but no judge given; exact matching only")
         return bool(want and ctx.judge is not None)

@@ -16,7 +16,7 @@ from typing import Optional
 
 from harness.remote import announce
 from harness.store import file_digest
-from tasks.base import TaskError
+from harness.plugin import TaskError
 
 _BASE = "https://opencompass.openxlab.space/utils"
 

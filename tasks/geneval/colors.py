@@ -23,9 +23,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 from PIL import Image
 
-from harness.remote import announce_if_remote
-
-from tasks.geneval.detector import Detection, DetectorError
+from tasks.common.detection import Detection
 from tasks.geneval.rules import COLORS
 
 DEFAULT_MODEL = "openai/clip-vit-large-patch14"
@@ -84,29 +82,6 @@ class ColorClassifier:
         self.image_size = image_size
         self.caveat = caveat
         self._weights: dict[str, Any] = {}
-
-    @classmethod
-    def load(cls, name_or_path: Optional[str] = None, device: Optional[str] = None) -> "ColorClassifier":
-        import torch
-
-        name_or_path = name_or_path or DEFAULT_MODEL
-        if name_or_path == "smoke":
-            from tasks.geneval.smoke_models import smoke_color_classifier
-
-            return smoke_color_classifier(device or "cpu")
-        announce_if_remote(name_or_path, "GenEval colour classifier (CLIP) weights")
-        try:
-            from transformers import AutoTokenizer, CLIPModel
-
-            model = CLIPModel.from_pretrained(name_or_path)
-            tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-        except OSError as exc:
-            raise DetectorError(
-                f"cannot load the GenEval colour classifier {name_or_path!r} ({exc}); it needs the OpenAI CLIP "
-                f"ViT-L/14 weights ({DEFAULT_MODEL} on the Hugging Face hub, or a local copy via color_model=PATH)"
-            ) from None
-        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        return cls(model, tokenizer, device, name_or_path, int(model.config.vision_config.image_size))
 
     def _autocast(self):
         import torch

@@ -16,8 +16,8 @@ from typing import Any, Optional
 
 from harness.remote import announce
 from harness.store import sha256_file
-from tasks.base import TaskError
-from tasks.geneval.detector import CLASS_NAMES
+from harness.plugin import TaskError
+from tasks.common.detection import CLASS_NAMES
 from tasks.geneval.rules import COLORS, TAGS
 
 COMMIT = "af4902f24d3ca90ebbb446dd9891a59e0f82725f"

@@ -22,11 +22,22 @@ from PIL import Image, ImageOps
 
 from harness import faults
 from harness.plan import unfinished_batches
-from harness.store import sha256_file
-from harness.types import GenerateRequest, Headline, Prediction, Sample, TaskResult
-from tasks.base import IMAGE_WORK, ScoreContext, Task, TaskError
+from harness.store import JsonlAppender, sha256_file
+from harness.plugin import (
+    GenerateRequest,
+    Headline,
+    Prediction,
+    Sample,
+    NotScored,
+    ScoreContext,
+    Task,
+    TaskError,
+    TaskResult,
+    not_scored_reason,
+    not_scored_record,
+)
 from tasks.geneval import prompts
-from tasks.geneval.detector import CLASS_NAMES, ENV_CHECKPOINT, Detection, Detections, DetectorError
+from tasks.common.detection import CLASS_NAMES, ENV_CHECKPOINT, Detection, Detections
 from tasks.geneval.rules import COLORS, MissingColor, RuleOptions, color_targets, evaluate, keep_detections
 
 log = logging.getLogger("unitoken_eval.geneval")
@@ -35,6 +46,10 @@ SMOKE_DIR = Path(__file__).resolve().parent.parent / "smoke_data" / "geneval"
 IMAGE_NAME = re.compile(r"\d+\.png")  # evaluate_images.py scores every samples/ file matching this
 DETECTIONS_FILE = "detections.jsonl"
 RESULTS_FILE = "results.jsonl"
+# Task options (``options.geneval`` of a run config; ``score`` passes images_dir and detections).
+OPTIONS = ("images_per_prompt", "verify_prompts", "detector", "detector_checkpoint", "detector_config", "device",
+           "detector_batch_size", "detector_chunk", "color_model", "detections", "images_dir", "threshold",
+           "counting_threshold", "max_objects", "max_overlap", "position_threshold", "request")
 
 
 def _truthy(value: Any) -> bool:
@@ -113,7 +128,17 @@ class GenEval(Task):
 
     def __init__(self, options: Optional[dict[str, Any]] = None):
         super().__init__(options)
-        self.n_images = int(self.options.get("images_per_prompt", 4))
+        unknown = sorted(set(self.options) - set(OPTIONS))
+        if unknown:
+            raise TaskError(f"geneval: unknown option {unknown[0]!r}; the options are {', '.join(OPTIONS)}")
+        try:
+            self.n_images = int(self.options.get("images_per_prompt", 4))
+            self.rule_options = RuleOptions.from_options(self.options)
+            self.detector_chunk = max(1, int(self.options.get("detector_chunk", 16)))
+        except (TypeError, ValueError) as exc:
+            raise TaskError(f"geneval: a numeric option has a non-numeric value ({exc})") from None
+        if self.n_images < 1:
+            raise TaskError("geneval: images_per_prompt must be at least 1")
         self.data_sha256: Optional[str] = None
 
     # ----- data
@@ -136,8 +161,8 @@ class GenEval(Task):
         return samples[:limit] if limit else samples
 
     # ----- inference
-    def work_per_sample(self) -> float:
-        return self.n_images * IMAGE_WORK
+    def images_per_sample(self) -> int:
+        return self.n_images
 
     def request(self, sample: Sample) -> GenerateRequest:
         return GenerateRequest(sample_id=sample.id, prompt=sample.fields["prompt"], n_images=self.n_images)
@@ -181,12 +206,9 @@ class GenEval(Task):
         return Prediction(sample_id=s.id, images=[str(sample_dir / n) for n in names])
 
     # ----- scoring
-    def _opt(self, ctx: ScoreContext, key: str, default: Any = None) -> Any:
-        return ctx.options.get(key, self.options.get(key, default))
-
     def score(self, samples: list[Sample], predictions: dict[str, Prediction],
               ctx: ScoreContext) -> dict[str, dict[str, Any]]:
-        opts = RuleOptions.from_options({**self.options, **ctx.options})
+        opts = self.rule_options
         base = Path(ctx.work_dir) if ctx.work_dir else Path(".")
         jobs = []  # (image key, absolute path, sample)
         for s in samples:
@@ -197,7 +219,7 @@ class GenEval(Task):
                 ctx.warn(f"geneval: prompt {s.id} has {len(pred.images)} images, expected {self.n_images}")
             for rel in pred.images:
                 jobs.append((image_key(rel), base / rel, s))
-        given = self._opt(ctx, "detections")
+        given = self.options.get("detections")
         scorer = Scorer(self, ctx, opts)
         if given:
             cached = read_detections_file(Path(given))
@@ -210,10 +232,10 @@ class GenEval(Task):
             if any(k not in cached for k, _, _ in jobs):
                 try:
                     scorer.detect_all(jobs, cached)
-                except DetectorError as exc:
+                except NotScored as exc:  # no detector or colour model: never scored as zero
                     reason = f"needs the GenEval detector: {exc}"
                     ctx.warn(f"geneval not scored: {reason}")
-                    return {k: {"score": None, "status": "not_scored", "reason": reason} for k, _, _ in jobs}
+                    return {k: not_scored_record(reason) for k, _, _ in jobs}
         records = {}
         for key, path, s in jobs:
             records[key] = scorer.judge(key, path, s, cached[key], given)
@@ -223,12 +245,9 @@ class GenEval(Task):
     def aggregate(self, records: dict[str, dict[str, Any]], ctx: ScoreContext) -> TaskResult:
         prof = self.profile(ctx.profile)
         warnings: list[str] = []
-        not_scored = [r for r in records.values() if r.get("status") == "not_scored"]
-        if not_scored or not records:
-            reason = not_scored[0]["reason"] if not_scored else "no images to score"
-            return TaskResult(task=self.id, profile=prof, headline=Headline("overall", None, "fraction"),
-                              n=len(records), status="not_scored", reason=reason,
-                              reference=self.references[prof])
+        reason = not_scored_reason(records)
+        if reason is not None or not records:
+            return self.not_scored(prof, reason or "no images to score", n=len(records))
         by_tag: dict[str, list[bool]] = {}
         by_prompt: dict[str, list[bool]] = {}
         for r in records.values():
@@ -273,7 +292,7 @@ class Scorer:
         self.caveats: list[str] = []
 
     def opt(self, key: str, default: Any = None) -> Any:
-        return self.task._opt(self.ctx, key, default)
+        return self.task.options.get(key, default)
 
     # --- cache
     def _cache_identity(self) -> dict[str, Any]:
@@ -302,23 +321,12 @@ class Scorer:
         # who made the cache travels with it, so a smoke cache keeps its "numbers meaningless" label
         self.scorer = meta.get("scorer", f"cached detections {path}")
         self.caveats = list(meta.get("caveats", []))
-        try:
-            return read_detections_file(path)
-        except TaskError:
-            # a line cut by an interrupted run: keep the readable prefix
-            good = []
-            for line in path.read_text(encoding="utf-8").splitlines():
-                try:
-                    json.loads(line)
-                    good.append(line)
-                except json.JSONDecodeError:
-                    break
-            path.write_text("".join(g + "\n" for g in good), encoding="utf-8")
-            return read_detections_file(path)
+        JsonlAppender(path, fsync=False).close()  # cuts a line an interrupted pass left unfinished
+        return read_detections_file(path)
 
     def _load_models(self) -> None:
-        from tasks.geneval.colors import ColorClassifier
-        from tasks.geneval.detector import load_detector
+        from tasks.common.detection.loading import load_detector
+        from tasks.geneval.loading import load_color_classifier
 
         if self.detector is None:
             kwargs = {k: v for k, v in {
@@ -328,7 +336,7 @@ class Scorer:
             if self.detector.caveat and self.detector.caveat not in self.caveats:
                 self.caveats.append(self.detector.caveat)
         if self.colors is None:
-            self.colors = ColorClassifier.load(self.opt("color_model"), self.opt("device"))
+            self.colors = load_color_classifier(self.opt("color_model"), self.opt("device"))
             if self.colors.caveat and self.colors.caveat not in self.caveats:
                 self.caveats.append(self.colors.caveat)
         self.scorer = f"{self.detector.name}; colours: {self.colors.name}"
@@ -345,8 +353,8 @@ class Scorer:
             self.work_dir.mkdir(parents=True, exist_ok=True)
             meta = {**self._cache_identity(), "scorer": self.scorer, "caveats": self.caveats}
             (self.work_dir / (DETECTIONS_FILE + ".meta.json")).write_text(json.dumps(meta))
-            appender = open(self.work_dir / DETECTIONS_FILE, "a", encoding="utf-8")
-        chunk = max(1, int(self.opt("detector_chunk", 16)))
+            appender = JsonlAppender(self.work_dir / DETECTIONS_FILE)
+        chunk = self.task.detector_chunk
         had = set(cached)
         try:
             for part in unfinished_batches(jobs, chunk, lambda job: job[0] in had):
@@ -359,8 +367,7 @@ class Scorer:
                     self._classify_colors(im, dets, s.fields["metadata"])
                     cached[key] = dets
                     if appender is not None:
-                        appender.write(json.dumps({"filename": key, "detections": detections_to_json(dets)}) + "\n")
-                        appender.flush()
+                        appender.write([{"filename": key, "detections": detections_to_json(dets)}])
                 faults.failpoint("detections", self.task.id)
         finally:
             if appender is not None:

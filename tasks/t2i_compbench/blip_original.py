@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Any, Optional
 
-from harness.remote import announce_if_remote
+from tasks.common.scorer_models import ScorerUnavailable, load_pretrained
 
 # The original BLIP ViT-B/16 + BERT-base (BLIPvqa_eval/configs/med_config.json, models/blip.py create_vit).
 ORIGINAL_VISION = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
@@ -65,11 +65,11 @@ def load_original(path: str, tokenizer_id: Optional[str] = None, device: Optiona
 
     p = Path(path).expanduser()
     if not p.is_file():
-        raise FileNotFoundError(f"BLIP checkpoint {p} does not exist")
+        raise ScorerUnavailable(f"BLIP checkpoint {p} does not exist")
     ckpt = torch.load(p, map_location="cpu", weights_only=True)
     state = ckpt.get("model", ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict) or "visual_encoder.pos_embed" not in state:
-        raise FileNotFoundError(f"{p} is not an original BLIP VQA checkpoint (no model.visual_encoder.pos_embed)")
+        raise ScorerUnavailable(f"{p} is not an original BLIP VQA checkpoint (no model.visual_encoder.pos_embed)")
     state = convert_state_dict(state)
     vcfg = dict(ORIGINAL_VISION, **(vision or {}))
     n_pos = state["vision_model.embeddings.position_embedding"].shape[1] - 1
@@ -80,14 +80,10 @@ def load_original(path: str, tokenizer_id: Optional[str] = None, device: Optiona
     missing = [k for k in missing if not _IGNORABLE.search(k)]
     unexpected = [k for k in unexpected if not _IGNORABLE.search(k)]
     if missing or unexpected:
-        raise FileNotFoundError(
+        raise ScorerUnavailable(
             f"{p}: does not fit BLIP VQA ViT-B (missing {missing[:3]}, unexpected {unexpected[:3]})"
         )
     tok_id = tokenizer_id or DEFAULT_MODEL
-    announce_if_remote(tok_id, "T2I-CompBench++ BLIP tokenizer")
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(tok_id)
-    except OSError as exc:
-        raise FileNotFoundError(f"BLIP tokenizer {tok_id!r} cannot be loaded ({str(exc).splitlines()[0]}); "
-                                "give it with the task option blip_tokenizer=PATH") from None
+    (tokenizer,) = load_pretrained("T2I-CompBench++ BLIP tokenizer", tok_id, "blip_tokenizer", DEFAULT_MODEL,
+                                   AutoTokenizer.from_pretrained)
     return BlipVQA(model, tokenizer, device or default_device(), label=f"BLIP VQA original checkpoint {p.name}")

@@ -27,7 +27,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 from PIL import Image
 
-from harness.remote import announce_if_remote
+from tasks.common.scorer_models import load_pretrained
 
 DEFAULT_MODEL = "Salesforce/blip-vqa-capfilt-large"
 IMAGE_SIZE = 480
@@ -116,15 +116,8 @@ class BlipVQA:
 
         model_id = model_id or DEFAULT_MODEL
         device = device or default_device()
-        announce_if_remote(model_id, "T2I-CompBench++ BLIP VQA weights")
-        try:
-            model = BlipForQuestionAnswering.from_pretrained(model_id)
-            tokenizer = AutoTokenizer.from_pretrained(model_id)
-        except OSError as exc:
-            raise FileNotFoundError(
-                f"BLIP VQA weights {model_id!r} cannot be loaded ({str(exc).splitlines()[0]}); give a local copy "
-                f"of {DEFAULT_MODEL} with the task option blip_model=PATH"
-            ) from None
+        model, tokenizer = load_pretrained("T2I-CompBench++ BLIP VQA weights", model_id, "blip_model", DEFAULT_MODEL,
+                                           BlipForQuestionAnswering.from_pretrained, AutoTokenizer.from_pretrained)
         return cls(model, tokenizer, device, label=f"BLIP VQA {model_id} (transformers)", batch_size=batch_size)
 
     def yes_prob(self, images: list, questions: list[str]) -> list[float]:

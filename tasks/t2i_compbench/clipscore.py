@@ -17,7 +17,7 @@ from typing import Optional
 import numpy as np
 from PIL import Image
 
-from harness.remote import announce_if_remote
+from tasks.common.scorer_models import load_pretrained
 
 from tasks.t2i_compbench.blip_vqa import CLIP_MEAN, CLIP_STD, default_device
 
@@ -62,15 +62,8 @@ class ClipScorer:
         from transformers import CLIPModel, CLIPTokenizer
 
         model_id = model_id or DEFAULT_MODEL
-        announce_if_remote(model_id, "T2I-CompBench++ CLIP weights")
-        try:
-            model = CLIPModel.from_pretrained(model_id)
-            tokenizer = CLIPTokenizer.from_pretrained(model_id)
-        except OSError as exc:
-            raise FileNotFoundError(
-                f"CLIP weights {model_id!r} cannot be loaded ({str(exc).splitlines()[0]}); give a local copy of "
-                f"{DEFAULT_MODEL} with the task option clip_model=PATH"
-            ) from None
+        model, tokenizer = load_pretrained("T2I-CompBench++ CLIP weights", model_id, "clip_model", DEFAULT_MODEL,
+                                           CLIPModel.from_pretrained, CLIPTokenizer.from_pretrained)
         return cls(model, tokenizer, device or default_device(), dtype, label=f"CLIP {model_id} (transformers)")
 
     def scores(self, images: list, texts: list[str]) -> list[float]:

@@ -15,7 +15,7 @@ from typing import Optional
 import numpy as np
 from PIL import Image
 
-from harness.remote import announce_if_remote
+from tasks.common.scorer_models import load_pretrained
 
 from tasks.t2i_compbench.blip_vqa import default_device
 from tasks.t2i_compbench.detectors import scoring_size
@@ -71,14 +71,8 @@ class MidasDepth:
         from transformers import DPTForDepthEstimation
 
         model_id = model_id or DEFAULT_MODEL
-        announce_if_remote(model_id, "T2I-CompBench++ depth model")
-        try:
-            model = DPTForDepthEstimation.from_pretrained(model_id)
-        except OSError as exc:
-            raise FileNotFoundError(
-                f"depth model {model_id!r} cannot be loaded ({str(exc).splitlines()[0]}); give a local copy of "
-                f"{DEFAULT_MODEL} with the task option depth_model=PATH"
-            ) from None
+        (model,) = load_pretrained("T2I-CompBench++ depth model", model_id, "depth_model", DEFAULT_MODEL,
+                                   DPTForDepthEstimation.from_pretrained)
         return cls(model, device or default_device(), label=f"MiDaS DPT-Hybrid {model_id} (transformers)")
 
     def depth_maps(self, images: list[Image.Image]) -> list[np.ndarray]:

@@ -6,7 +6,7 @@ distance rule assumes.  Every backend here is run on that same resized image and
 :class:`~tasks.t2i_compbench.rules.Det` lists in that frame, highest score first.
 
 Backends (task option ``detector``):
-  ``mmdet`` (default) / ``mmdet:/path/ckpt.pth``: the GenEval Mask2Former (tasks.geneval.detector), 80 COCO
+  ``mmdet`` (default) / ``mmdet:/path/ckpt.pth``: the GenEval Mask2Former (tasks.common.detection), 80 COCO
       classes; results say "detector: mmdet Mask2Former (not the official UniDet)";
   ``unidet:/path/to/T2I-CompBench/UniDet_eval``: the official UniDet, for users who have detectron2 and the
       UniDet weights in upstream's layout (imported lazily; not verified here: detectron2 is not on PyPI);
@@ -55,11 +55,11 @@ def to_scoring_frame(image: Image.Image) -> Image.Image:
 
 
 class GenEvalDetector:
-    """The GenEval detector (tasks.geneval.detector) seen through T2I-CompBench's flat detection lists."""
+    """The GenEval detector (tasks.common.detection) seen through T2I-CompBench's flat detection lists."""
 
     def __init__(self, spec: str = "mmdet", threshold: float = SCORE_THRESHOLD):
         try:
-            from tasks.geneval.detector import load_detector
+            from tasks.common.detection.loading import load_detector
         except ImportError as exc:
             raise DetectorUnavailable(f"the GenEval detector module cannot be imported ({exc})") from None
         try:

@@ -18,7 +18,7 @@ from typing import Optional
 
 from harness.remote import announce
 from harness.store import sha256_file
-from tasks.base import TaskError
+from harness.plugin import TaskError
 
 REPO = "Karine-Huang/T2I-CompBench"
 COMMIT = "1b7094991a57f3c22abdd4f6e8ba6c1a15517073"

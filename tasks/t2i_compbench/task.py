@@ -5,27 +5,26 @@ official layout and scores them with that category's official scorer (see the mo
 What a run used is recorded in its metrics: prompt file + sha256 (+ colour-file version), images per prompt,
 the scorer models, the noun parser, the detector (and that it is not the official UniDet by default).
 
-Task options (``options.<task>`` in a run config):
+Task options (``options.<task>`` in a run config, ``unitoken-eval score --option KEY=VALUE``):
   images_per_prompt (10), color_file_version ("current" | "before-3310c2f"), device,
   blip_model (hub id / directory, or Salesforce's original .pth), blip_tokenizer,
   clip_model, clip_dtype, depth_model, detector ("mmdet" | "mmdet:CKPT" | "unidet:UniDet_eval DIR" | "smoke"),
   detector_checkpoint (the mmdet checkpoint, same as "mmdet:CKPT"),
-  spacy_model, smoke_scorers (random-weight scorers for the offline smoke suite).
-Each option (except smoke_scorers) may also come from ``$UNITOKEN_T2I_<OPTION>`` when the option is not given.
+  spacy_model, smoke_scorers (random-weight scorers for the offline smoke suite), request (request options).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import os
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Optional
 
 from PIL import Image
 
-from harness.types import GenerateRequest, Headline, Prediction, Sample, TaskResult
-from tasks.base import IMAGE_WORK, ScoreContext, Task, TaskError
+from harness.plugin import GenerateRequest, Headline, Prediction, Sample, TaskResult
+from harness.plugin import (GroupTask, NotScored, ScoreContext, Task, TaskError, not_scored_reason,
+                            not_scored_record)
 from tasks.t2i_compbench import naming, nouns, prompts, rules
 
 _UPSTREAM = "Karine-Huang/T2I-CompBench @1b70949"
@@ -34,16 +33,15 @@ DEFAULT_IMAGES_PER_PROMPT = 10
 
 # Scorer models are shared by the category tasks of one process (BLIP serves four of them).
 _CACHE: dict[tuple, Any] = {}
+OPTIONS = ("images_per_prompt", "color_file_version", "device", "blip_model", "blip_tokenizer", "clip_model",
+           "clip_dtype", "depth_model", "detector", "detector_checkpoint", "spacy_model", "smoke_scorers",
+           "images_dir", "request")
 
 
 def _cached(key: tuple, build: Callable[[], Any]) -> Any:
     if key not in _CACHE:
         _CACHE[key] = build()
     return _CACHE[key]
-
-
-class NotScored(Exception):
-    """A scorer dependency is missing: the category is reported as not scored, with this reason."""
 
 
 def _mean(values: list[float]) -> Optional[float]:
@@ -59,6 +57,9 @@ class T2ICategory(Task):
 
     def __init__(self, options: Optional[dict[str, Any]] = None):
         super().__init__(options)
+        unknown = sorted(set(self.options) - set(OPTIONS))
+        if unknown:
+            raise TaskError(f"{self.id}: unknown option {unknown[0]!r}; the options are {', '.join(OPTIONS)}")
         try:
             self.images_per_prompt = int(self.opt("images_per_prompt", DEFAULT_IMAGES_PER_PROMPT))
         except (TypeError, ValueError):
@@ -71,11 +72,9 @@ class T2ICategory(Task):
         self._used: dict[str, str] = {}
 
     def opt(self, name: str, default: Any = None) -> Any:
-        """A task option, else ``$UNITOKEN_T2I_<NAME>`` (so ``unitoken-eval score --images`` can find local
-        weights and detectors), else the default."""
-        if self.options.get(name) is not None:
-            return self.options[name]
-        return os.environ.get(f"UNITOKEN_T2I_{name.upper()}", default)
+        """A task option given to the constructor, else ``default``."""
+        value = self.options.get(name)
+        return default if value is None else value
 
     # ----------------------------------------------------------------- data
     def load(self, source: Optional[str] = None, limit: Optional[int] = None) -> list[Sample]:
@@ -117,8 +116,8 @@ class T2ICategory(Task):
             prompts.official_file(name, version)
 
     # ----------------------------------------------------------------- generation
-    def work_per_sample(self) -> float:
-        return self.images_per_prompt * IMAGE_WORK
+    def images_per_sample(self) -> int:
+        return self.images_per_prompt
 
     def request(self, sample: Sample) -> GenerateRequest:
         return GenerateRequest(sample_id=sample.id, prompt=sample.fields["prompt"], n_images=self.images_per_prompt)
@@ -187,7 +186,7 @@ class T2ICategory(Task):
         else:
             try:
                 m = _cached((name, *key), build)
-            except (FileNotFoundError, ImportError) as exc:
+            except ImportError as exc:  # a missing extra; missing weights raise ScorerUnavailable (NotScored)
                 raise NotScored(str(exc)) from None
         self._used[name] = m.label
         return m
@@ -263,7 +262,7 @@ class T2ICategory(Task):
             per_image = self.score_images(items)
         except NotScored as exc:
             ctx.warn(f"{self.id}: not scored: {exc}")
-            return {s.id: {"score": None, "not_scored": str(exc)} for s, _ in items}
+            return {s.id: not_scored_record(str(exc)) for s, _ in items}
         records = {}
         for s, paths in items:
             recs = per_image[s.id]
@@ -294,12 +293,10 @@ class T2ICategory(Task):
 
     def aggregate(self, records: dict[str, dict[str, Any]], ctx: ScoreContext) -> TaskResult:
         prof = self.profile(ctx.profile)
-        reason = next((r["not_scored"] for r in records.values() if r.get("not_scored")), None)
+        reason = not_scored_reason(records)
         meta = self.provenance()
         if reason is not None or not records:
-            return TaskResult(task=self.id, profile=prof, headline=Headline(self.metric, None, "fraction"),
-                              metrics=meta, n=0, status="not_scored", reason=reason or "no predictions to score",
-                              reference=self.references.get(prof))
+            return self.not_scored(prof, reason or "no predictions to score", metrics=meta, n=0)
         scores = [x for r in records.values() for x in r.get("image_scores", []) if x is not None]
         n_bad = sum(1 for r in records.values() for x in r.get("image_scores", []) if x is None)
         warnings = []
@@ -534,7 +531,7 @@ CATEGORY_TASKS = (T2IColor, T2IShape, T2ITexture, T2ISpatial, T2ISpatial3D, T2IN
 PAPER_COLUMNS = ("color", "shape", "texture")
 
 
-class T2ICompBench(Task):
+class T2ICompBench(GroupTask):
     """The group: runs the eight categories; headline = mean of Color, Shape, Texture (the UniToken paper's
     three T2I-CompBench++ columns), every category in metrics."""
 
@@ -543,18 +540,6 @@ class T2ICompBench(Task):
     headline = ("mean_color_shape_texture", "fraction")
     references = {"official": f"per category, {_UPSTREAM}"}
     subtasks = tuple(c.id for c in CATEGORY_TASKS)
-
-    def load(self, source: Optional[str] = None, limit: Optional[int] = None) -> list[Sample]:
-        return []
-
-    def request(self, sample: Sample):
-        raise TaskError("t2i_compbench is a group task: its categories make the requests")
-
-    def score(self, samples, predictions, ctx):
-        raise TaskError("t2i_compbench is a group task: score its categories")
-
-    def aggregate(self, records, ctx):
-        raise TaskError("t2i_compbench is a group task: see combine()")
 
     def combine(self, members: dict[str, TaskResult], ctx: ScoreContext) -> TaskResult:
         prof = self.profile(ctx.profile)
@@ -570,9 +555,7 @@ class T2ICompBench(Task):
         cols = [metrics[c] for c in PAPER_COLUMNS]
         if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in cols):
             missing = [c for c in PAPER_COLUMNS if metrics[c] is None]
-            return TaskResult(task=self.id, profile=prof, headline=Headline(self.headline[0], None, "fraction"),
-                              metrics=metrics, status="not_scored", reference=self.references[prof],
-                              reason=f"categories not scored: {', '.join(missing)}")
+            return self.not_scored(prof, f"categories not scored: {', '.join(missing)}", metrics=metrics)
         n = sum(members[c.id].n for c in CATEGORY_TASKS if c.id in members)
         return TaskResult(task=self.id, profile=prof, headline=Headline(self.headline[0], sum(cols) / 3, "fraction"),
                           metrics=metrics, n=n, reference=self.references[prof])

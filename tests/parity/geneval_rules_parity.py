@@ -89,7 +89,7 @@ def canon(reason: str) -> list[str]:
 
 def compare_ours(data: Path, upstream_out: Path) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from tasks.geneval.detector import sort_by_class
+    from tasks.common.detection import sort_by_class
     from tasks.geneval.rules import RuleOptions, evaluate, keep_detections
 
     ups = [json.loads(x) for x in upstream_out.read_text().splitlines()]

@@ -27,7 +27,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tasks.base import ScoreContext  # noqa: E402
+from harness.plugin import ScoreContext  # noqa: E402
 from tasks.common import circular, mcq, yesno  # noqa: E402
 from tasks.hallusionbench import vk_rates  # noqa: E402
 from tasks.mme import MME  # noqa: E402

@@ -1,28 +1,29 @@
-"""The object-detector interface GenEval's rules read (and T2I-CompBench++'s spatial/numeracy rules reuse).
+"""The object detector GenEval's rules read and T2I-CompBench++'s spatial/numeracy rules reuse: its interface.
 
 GenEval's evaluate_images.py reads mmdet 2.x output: per COCO class, an (n, 5) array of [x1, y1, x2, y2, score]
 and, for Mask2Former, one binary mask per row.  Every backend here returns that shape, as plain
 :class:`Detection` records keyed by GenEval's class names, so the rules never see a detector library's types.
 
-Backends are chosen by a spec string so a run configuration can name one:
+Backends (built by :func:`tasks.common.detection.loading.load_detector` from a spec string a run
+configuration can name):
   ``mmdet`` / ``mmdet:/path/to/checkpoint.pth`` / ``/path/to/checkpoint.pth``: mmdet 3 Mask2Former Swin-S
-      (the GenEval detector; checkpoint from the spec, the ``checkpoint=`` argument or
+      (the GenEval detector, ``mask2former.py``; checkpoint from the spec, the ``checkpoint=`` argument or
       ``$UNITOKEN_GENEVAL_DETECTOR``);
-  ``smoke``: a tiny random-weight mask-classification detector over the same 80 classes, for offline smoke
-      runs only (its numbers mean nothing).
+  ``smoke``: a tiny random-weight mask-classification detector over the same 80 classes (``smoke.py``), for
+      offline smoke runs only (its numbers mean nothing).
 """
 
 from __future__ import annotations
 
-import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Optional, Union
+from typing import Any, Optional
 
 import numpy as np
 from PIL import Image
 
-from tasks.geneval.legacy_sort import argsort_numpy123
+from harness.plugin import NotScored
+from tasks.common.detection.legacy_sort import argsort_numpy123
 
 # The 80 COCO classes in COCO's category order, as GenEval names them (three renamed: "computer mouse",
 # "tv remote", "computer keyboard").  Index i here is mmdet's label i for a COCO-trained model.
@@ -42,8 +43,8 @@ ENV_CHECKPOINT = "UNITOKEN_GENEVAL_DETECTOR"
 CHECKPOINT_NAME = "mask2former_swin-s-p4-w7-224_8xb2-lsj-50e_coco_20220504_001756-c9d0c4f2.pth"
 
 
-class DetectorError(Exception):
-    """The detector cannot be built or run (missing extra, missing or wrong checkpoint)."""
+class DetectorError(NotScored):
+    """The detector cannot be built or run (missing extra, missing or wrong checkpoint): not scored, never 0."""
 
 
 @dataclass
@@ -95,7 +96,7 @@ def sort_by_class(labels: np.ndarray, scores: np.ndarray, boxes: np.ndarray, mas
 
     mmdet 2.x's ``bbox2result``/``mask2result`` kept each class's instances in the order the head emitted
     them and GenEval sorts by score afterwards with ``np.argsort(scores)[::-1]`` under NumPy 1.23.  Newer
-    NumPy orders equal scores differently, so the 1.23 algorithm is reproduced (tasks.geneval.legacy_sort)
+    NumPy orders equal scores differently, so the 1.23 algorithm is reproduced (legacy_sort.py)
     on the float32 scores: ties come out exactly as upstream's.
     """
     out: Detections = {}
@@ -118,37 +119,3 @@ def sort_by_class(labels: np.ndarray, scores: np.ndarray, boxes: np.ndarray, mas
         if dets:
             out[name] = dets
     return out
-
-
-def load_detector(spec: Union[str, Detector, None] = None, **kwargs: Any) -> Detector:
-    """Build a detector from a spec string (see the module docstring) or pass one through.
-
-    Keyword arguments go to the backend: ``checkpoint``, ``config``, ``device`` ("cuda", "cpu", or None for
-    CUDA when present), ``batch_size``.
-    """
-    if isinstance(spec, Detector):
-        return spec
-    spec = (spec or "mmdet").strip()
-    if spec == "smoke":
-        from tasks.geneval.smoke_models import SmokeDetector
-
-        return SmokeDetector(**{k: v for k, v in kwargs.items() if k in ("device",)})
-    checkpoint = kwargs.pop("checkpoint", None)
-    if spec.startswith("mmdet:"):
-        checkpoint = spec[len("mmdet:"):] or checkpoint
-    elif spec != "mmdet":
-        if spec.endswith((".pth", ".pt", ".ckpt")) or os.path.sep in spec:
-            checkpoint = spec
-        else:
-            raise DetectorError(f"unknown detector spec {spec!r}: use 'mmdet', 'mmdet:/path/to/checkpoint.pth' "
-                                f"or 'smoke'")
-    checkpoint = checkpoint or os.environ.get(ENV_CHECKPOINT)
-    if not checkpoint:
-        raise DetectorError(
-            "the GenEval detector needs its checkpoint: download the mmdet 3.x Mask2Former Swin-S weights "
-            f"({CHECKPOINT_NAME}, listed in mmdet 3.3's configs/mask2former/metafile.yml) and pass "
-            f"detector_checkpoint=PATH or set ${ENV_CHECKPOINT}"
-        )
-    from tasks.geneval.mmdet_backend import MMDetMask2Former
-
-    return MMDetMask2Former(checkpoint=checkpoint, **kwargs)

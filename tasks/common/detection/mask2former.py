@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from harness.remote import announce_code
-from tasks.geneval.detector import CLASS_NAMES, Detections, Detector, DetectorError, sort_by_class
+from tasks.common.detection import CLASS_NAMES, Detections, Detector, DetectorError, sort_by_class
 
 log = logging.getLogger("unitoken_eval.geneval")
 
@@ -49,7 +49,7 @@ class MMDetMask2Former(Detector):
     def __init__(self, checkpoint: Optional[str] = None, config: Optional[str] = None,
                  device: Optional[str] = None, batch_size: Any = None, random_weights: bool = False):
         try:
-            from tasks.geneval.mmcv_compat import ensure_mmcv_ops
+            from tasks.common.detection.mmcv_compat import ensure_mmcv_ops
 
             self.ops = ensure_mmcv_ops()
             import torch
@@ -83,7 +83,7 @@ class MMDetMask2Former(Detector):
         self._torch = torch
 
     def _load_weights(self, checkpoint: str) -> None:
-        from tasks.geneval.checkpoint import load_checkpoint_safely, state_dict_of
+        from tasks.common.detection.checkpoint import load_checkpoint_safely, state_dict_of
 
         try:
             ckpt = load_checkpoint_safely(checkpoint)
