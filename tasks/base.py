@@ -50,9 +50,8 @@ class ScoreContext:
         self.log.warning(message)
 
 
-# One 512x512 image with CFG against one understanding prompt, in GPU time on an H200: ~0.26 s (3.9 images/s,
-# bf16 KV) against ~0.10 s (the paper suite's understanding prompts, 59 min for 34.9k of them), both from
-# bench/records/throughput-NVIDIA-H200-20261129-084902.json.  Only the order of magnitude matters here.
+# GPU time of one 512x512 image with CFG relative to one understanding prompt (docs/performance.md has the
+# measured rates); only the order of magnitude matters for ordering shards.
 IMAGE_WORK = 2.5
 
 
