@@ -218,7 +218,7 @@ def test_answer_session_is_kept_across_batches_of_other_sizes_and_lengths():
     sessions = []
     for prefixes, suffixes, group, new in batches:
         got = dec.answer(prefixes, suffixes, group, max_new_tokens=new, eos=eos)
-        sessions.append((dec.stats["sessions"], dec._session["rows"], dec._session["len"]))
+        sessions.append((dec.stats["sessions"], dec._session.rows, dec._session.length))
         for r in range(len(suffixes)):
             emb = torch.cat([prefixes[group[r]], model.embed_tokens(torch.tensor(suffixes[r])).detach()])
             assert got[r] == _hf_greedy(model, head, emb, new, eos), (len(sessions), r)

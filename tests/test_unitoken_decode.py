@@ -134,7 +134,7 @@ def test_kv_cache_int8_is_a_named_generation_option_with_its_own_fingerprint(ada
     req = GenerateRequest("g", "a red cube", n_images=2, seed=5, options={"cfg": 3.0, "image_top_k": 50})
     exact, approx = adapter.generate_with_tokens([req])[0], fast.generate_with_tokens([req])[0]
     dec = fast.decoders.image_decoder
-    assert dec.kv_cache == "int8" and dec._session["lean"].kv.quantized
+    assert dec.kv_cache == "int8" and dec._session.lean.kv.quantized
     for toks in approx["token_ids"]:
         body = torch.tensor(toks[3:-1]).view(32, 33)
         assert toks[:3] == [8197, 8820, 8820] and toks[-1] == 8196 and bool((body[:, 32] == 8803).all())
@@ -241,7 +241,7 @@ def test_answer_session_serves_the_next_batch_and_image_generation_frees_it(adap
     first = [x["token_ids"] for x in adapter.understand_with_tokens(reqs)]
     dec = adapter.decoders.answer_decoder
     opened = dec.stats["sessions"]
-    assert dec._session is not None and dec._session["rows"] >= 3
+    assert dec._session is not None and dec._session.rows >= 3
     # a smaller batch afterwards runs in the same session (no new cache, graphs kept), with the same answers
     assert [x["token_ids"] for x in adapter.understand_with_tokens(reqs[1:])] == first[1:]
     assert adapter.decoders.answer_decoder is dec and dec.stats["sessions"] == opened

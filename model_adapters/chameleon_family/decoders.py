@@ -9,7 +9,8 @@ session for the next batch of the same shape.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence
 
 import torch
 
@@ -18,6 +19,39 @@ from .graphs import GraphSteps, round_up
 from .grid import ImageGrid
 from .sampling import cfg_mix, gumbel_topk_sample, row_noise
 from .weights import ModelWeights
+
+
+@dataclass
+class AnswerSession:
+    """What :class:`PrefixSharingGreedyDecoder` keeps between batches: a forward with its KV cache for up to
+    ``rows`` prompts of ``length`` columns and ``new`` answer tokens, the answer buffer, the static state the
+    decode step advances in place (so a captured graph can replay it), the step and its graphs."""
+
+    rows: int
+    length: int
+    new: int
+    lean: LeanChameleon
+    out: torch.Tensor
+    state: dict[str, torch.Tensor]
+    step: Callable[[int], None]
+    runner: GraphSteps
+
+
+@dataclass
+class ImageSession:
+    """What :class:`CFGImageDecoder` keeps for batches of one ``key`` (rows, prompt width, sampling settings):
+    the forward with its KV cache, the forced-token schedule, per-batch noise and padding buffers, the token
+    buffer, the step's static state, the step and its graphs."""
+
+    key: tuple
+    lean: LeanChameleon
+    schedule: torch.Tensor
+    noise: torch.Tensor
+    pad: torch.Tensor
+    out: torch.Tensor
+    state: dict[str, torch.Tensor]
+    runner: GraphSteps
+    step: Optional[Callable[[int], None]] = None
 
 
 class PrefixSharingGreedyDecoder:
@@ -49,18 +83,18 @@ class PrefixSharingGreedyDecoder:
         self.fused, self.compile_prefill = fused, compile_prefill
         self.weights = weights if weights is not None else ModelWeights(model)
         self.stats = {"prefill_tokens": 0, "prompt_tokens": 0, "sessions": 0}
-        self._session: Optional[dict] = None
+        self._session: Optional[AnswerSession] = None
 
     def release(self) -> None:
         """Drop the kept session (KV cache, graphs) so its memory can be used for something else."""
         self._session = None
 
-    def _session_for(self, rows: int, length: int, new: int) -> dict:
+    def _session_for(self, rows: int, length: int, new: int) -> AnswerSession:
         sess = self._session
-        if sess is not None and rows <= sess["rows"] and length <= sess["len"] and new <= sess["new"]:
+        if sess is not None and rows <= sess.rows and length <= sess.length and new <= sess.new:
             return sess
         if sess is not None:  # grow to cover both the old and the new shape
-            rows, length, new = max(rows, sess["rows"]), max(length, sess["len"]), max(new, sess["new"])
+            rows, length, new = max(rows, sess.rows), max(length, sess.length), max(new, sess.new)
         self._session = None  # free the old cache before allocating the new one
         length = round_up(length, self.LEN_BUCKET, 1 << 30)
         lean = LeanChameleon(self.model, self.lm_head, rows, length, fused=self.fused,
@@ -82,8 +116,8 @@ class PrefixSharingGreedyDecoder:
             col.add_(1)
             stp.add_(1)
 
-        self._session = {"rows": rows, "len": length, "new": new, "lean": lean, "out": out, "state": state,
-                         "step": step, "runner": GraphSteps(self.use_graphs, min_replays=1)}
+        self._session = AnswerSession(rows, length, new, lean, out, state, step,
+                                      GraphSteps(self.use_graphs, min_replays=1))
         self.stats["sessions"] += 1
         return self._session
 
@@ -102,8 +136,8 @@ class PrefixSharingGreedyDecoder:
         P = max(p.shape[0] for p in prefixes)
         S = max(len(s) for s in suffixes)
         sess = self._session_for(R, P + S + max_new_tokens, max_new_tokens)
-        lean, out, state = sess["lean"], sess["out"], sess["state"]
-        rows = sess["rows"]
+        lean, out, state = sess.lean, sess.out, sess.state
+        rows = sess.rows
         order += [order[0]] * (rows - R)  # spare rows: copies of the first prompt
         dev = lean.device
         hidden = prefixes[0].shape[1]
@@ -146,7 +180,7 @@ class PrefixSharingGreedyDecoder:
         for s in range(1, max_new_tokens):
             if s % 4 == 0 and bool(torch.isin(out[:R, :s], eos_t).any(1).all()):
                 break  # every row has ended (checked every few steps: each check waits for the GPU)
-            sess["runner"](sess["step"], lengths[s], state, remaining=lengths[s:].count(lengths[s]))
+            sess.runner(sess.step, lengths[s], state, remaining=lengths[s:].count(lengths[s]))
             produced = s + 1
         result: list[list[int]] = [[] for _ in range(R)]
         done = out[:R].cpu().tolist()
@@ -184,33 +218,33 @@ class CFGImageDecoder:
         self.use_graphs = (device.type == "cuda") if use_graphs is None else use_graphs
         self.fused = fused
         self.weights = weights if weights is not None else ModelWeights(model)
-        self._session: Optional[dict] = None
+        self._session: Optional[ImageSession] = None
 
     def release(self) -> None:
         """Drop the kept session (KV cache, graphs) so its memory can be used for something else."""
         self._session = None
 
     def _open(self, key: tuple, B: int, width: int, guided: bool, cfg: float, image_top_k: int,
-              temperature: float) -> dict:
+              temperature: float) -> ImageSession:
         grid = self.grid
         n = grid.n_tokens
         R = 2 * B if guided else B
         lean = LeanChameleon(self.model, self.lm_head, R, width + n, fused=self.fused, kv_cache=self.kv_cache,
                              weights=self.weights)
         dev = lean.device
-        sess = {
-            "key": key, "lean": lean, "runner": GraphSteps(self.use_graphs),
-            "schedule": grid.schedule().to(dev),
-            "noise": torch.empty((B, n, image_top_k), dtype=torch.float32, device=dev),
-            "pad": torch.zeros(R, dtype=torch.long, device=dev),
-            "out": torch.empty((B, n), dtype=torch.long, device=dev),
+        sess = ImageSession(
+            key=key, lean=lean, runner=GraphSteps(self.use_graphs),
+            schedule=grid.schedule().to(dev),
+            noise=torch.empty((B, n, image_top_k), dtype=torch.float32, device=dev),
+            pad=torch.zeros(R, dtype=torch.long, device=dev),
+            out=torch.empty((B, n), dtype=torch.long, device=dev),
             # Static state the step reads and advances in place (so a captured graph can replay it).
-            "state": {"tok": torch.zeros(R, dtype=torch.long, device=dev),
-                      "col": torch.tensor(width, device=dev), "step": torch.tensor(1, device=dev)},
-        }
+            state={"tok": torch.zeros(R, dtype=torch.long, device=dev),
+                   "col": torch.tensor(width, device=dev), "step": torch.tensor(1, device=dev)},
+        )
         # Only image ids can be sampled, so logits (and CFG, top-k) are computed over that id range alone.
         lo, hi = grid.image_lo, grid.image_hi + 1
-        state, out, noise, pad, schedule = sess["state"], sess["out"], sess["noise"], sess["pad"], sess["schedule"]
+        state, out, noise, pad, schedule = sess.state, sess.out, sess.noise, sess.pad, sess.schedule
 
         def step(length: int) -> None:
             tok, col, stp = state["tok"], state["col"], state["step"]
@@ -227,7 +261,7 @@ class CFGImageDecoder:
             col.add_(1)
             stp.add_(1)
 
-        sess["step"] = step
+        sess.step = step
         return sess
 
     @torch.no_grad()
@@ -242,11 +276,11 @@ class CFGImageDecoder:
         n = grid.n_tokens
         image_top_k = min(int(image_top_k), grid.image_hi + 1 - grid.image_lo)
         key = (B, width, guided, float(cfg) if guided else None, image_top_k, float(temperature))
-        if self._session is None or self._session["key"] != key:
+        if self._session is None or self._session.key != key:
             self._session = None  # free the old cache before allocating the new one
             self._session = self._open(key, B, width, guided, cfg, image_top_k, temperature)
         sess = self._session
-        lean, state, out = sess["lean"], sess["state"], sess["out"]
+        lean, state, out = sess.lean, sess.state, sess.out
         dev = lean.device
         # Prefill: cond rows left-padded to `width`; uncond rows hold BOI in the last prompt column.
         ids = torch.zeros((R, width), dtype=torch.long)
@@ -258,22 +292,22 @@ class CFGImageDecoder:
             ids[B:, -1] = boi
             pad[B:] = width - 1
         ids = ids.to(dev)
-        sess["pad"].copy_(pad)
-        pad = sess["pad"]
+        sess.pad.copy_(pad)
+        pad = sess.pad
         cols = torch.arange(width + n, device=dev)
         lean.valid[:R] = cols[None, :] >= pad[:, None]
         positions = (torch.arange(width, device=dev)[None, :] - pad[:, None]).clamp(min=0)
         lean.forward(positions, 0, width, ids=ids)
 
-        sess["noise"].copy_(row_noise(seeds, n, image_top_k, dev))
+        sess.noise.copy_(row_noise(seeds, n, image_top_k, dev))
         out.fill_(0)
-        out[:, 0] = sess["schedule"][0]
+        out[:, 0] = sess.schedule[0]
         state["tok"].copy_(out[:, 0].repeat(2 if guided else 1))
         state["col"].fill_(width)
         state["step"].fill_(1)
-        runner = sess["runner"]
+        runner = sess.runner
         # Columns 0..width+s-1 hold the context including the token fed at step s.
         lengths = [round_up(width + s, self.bucket, lean.max_len) for s in range(n)]
         for s in range(1, n):
-            runner(sess["step"], lengths[s], state, remaining=lengths[s:].count(lengths[s]))
+            runner(sess.step, lengths[s], state, remaining=lengths[s:].count(lengths[s]))
         return out.cpu()
