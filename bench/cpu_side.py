@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.records_io import save_record  # noqa: E402
 from harness.store import RunStore  # noqa: E402
-from model_adapters.chameleon_vq import processing as vq_processing  # noqa: E402
+from model_adapters.chameleon_family.vq import processing as vq_processing  # noqa: E402
 from model_adapters.unitoken.processing import VisionLayout, siglip_pixels  # noqa: E402
 from tasks.common.vlmeval_tsv import decode_image_b64  # noqa: E402
 

@@ -15,3 +15,11 @@ def save_record(rec: dict, folder: str | Path, stem: str) -> Path:
     print(json.dumps(rec, indent=2))
     print(f"record: {path}")
     return path
+
+
+def latest_record(folder: str | Path, stem: str) -> Path:
+    """The newest ``folder/<stem>-*.json`` by the time stamp in its name (one record of each kind is kept)."""
+    found = sorted(Path(folder).glob(f"{stem}-*.json"))
+    if not found:
+        raise FileNotFoundError(f"no {stem}-*.json record in {folder}")
+    return found[-1]

@@ -35,7 +35,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.records_io import save_record  # noqa: E402
-from model_adapters.chameleon_fast import CFGImageDecoder, ImageGrid, LeanChameleon, PrefixSharingGreedyDecoder  # noqa: E402
+from model_adapters.chameleon_family.decoders import CFGImageDecoder, PrefixSharingGreedyDecoder  # noqa: E402
+from model_adapters.chameleon_family.forward import LeanChameleon  # noqa: E402
+from model_adapters.chameleon_family.grid import ImageGrid  # noqa: E402
 
 # Samples per benchmark (understanding: prompts; groups share one image) under the paper's protocols.
 SUITE_UNDERSTANDING = {
@@ -102,16 +104,6 @@ def bench_understanding(model, head, cfg, args, rec):
         return [(torch.randn(P, H, generator=g) * 0.02).to(dev, dtype) for _ in range(n)]
 
     suffix = [int(x) for x in torch.randint(10, 8000, (S - 1,), generator=g)] + [8710]
-    from torch.nn.attention import SDPBackend
-
-    backends = {"default+cudnn": [SDPBackend.CUDNN_ATTENTION], "default+flash": [SDPBackend.FLASH_ATTENTION]}.get(
-        rec.get("prefill_best") or "", None)
-    rec["understanding_prefill_backend"] = rec.get("prefill_best") or "default"
-
-    def PrefixSharingGreedyDecoder(model, head, **kw):  # noqa: N802 - the bench's configured decoder
-        from model_adapters.chameleon_fast import PrefixSharingGreedyDecoder as D
-
-        return D(model, head, prefill_backends=backends, **kw)
 
     def rates(dec, pre):
         """Seconds of one batch end to end, and of its prefill alone (one answer token), on ``dec``'s warm
@@ -173,9 +165,7 @@ def bench_understanding(model, head, cfg, args, rec):
     rec["understanding_fp8"]["first_token_agreement_with_bf16"] = sum(
         x == y for x, y in zip(first, fp8.answer(pre, [suffix] * G, list(range(G)), 1, [8710]))) / G
     fp8.release()
-    from model_adapters.chameleon_fast import release_fp8_weights
-
-    release_fp8_weights(model)  # ~7 GB that the generation batches below need
+    fp8.weights.release_fp8()  # ~7 GB that the generation batches below need
     del pre, shared
     gc.collect()
     torch.cuda.empty_cache() if torch.cuda.is_available() else None
@@ -215,31 +205,19 @@ def _cache_kw(model, cache):
 
 
 def bench_prefill_variants(model, head, cfg, args, rec):
-    """Prefill of a batch of ~4.7k-token prompts: separate vs fused projections, attention backends."""
-    from torch.nn.attention import SDPBackend
-
+    """Prefill of a batch of ~4.7k-token prompts: the decoders' path, and the same through float8 GEMMs."""
     dev = next(model.parameters()).device
     dtype = next(model.parameters()).dtype
     P, G = args.prefix_len + args.suffix_len, args.und_batch
     emb = (torch.randn(G, P, cfg.hidden_size, device=dev) * 0.02).to(dtype)
     pos = torch.arange(P, device=dev)[None].expand(G, P)
     out = {}
-    import model_adapters.chameleon_fast as cf
-
-    # default: what the decoders do (separate projections with compiled SwiGLU from SEPARATE_PROJECTIONS_FROM
-    # tokens); fused_wide: the fused GEMMs at any width.
-    wide_from = cf.SEPARATE_PROJECTIONS_FROM
-    variants = [("default", True, None, wide_from, "bf16"), ("fused_wide", True, None, 1 << 62, "bf16"),
-                # float8 GEMMs (prefill=fp8, opt-in): not exact, so never the "best" the exact paths use
-                ("default+fp8", True, None, min(wide_from, G * P), "fp8")]
-    if dev.type == "cuda":
-        variants += [("default+cudnn", True, [SDPBackend.CUDNN_ATTENTION], wide_from, "bf16"),
-                     ("default+flash", True, [SDPBackend.FLASH_ATTENTION], wide_from, "bf16")]
+    # default: what the decoders do; default+fp8: float8 GEMMs (prefill=fp8, opt-in, not exact)
+    variants = [("default", "bf16"), ("default+fp8", "fp8")]
     logits = {}
-    for name, fused, backends, threshold, prefill in variants:
-        cf.SEPARATE_PROJECTIONS_FROM = threshold
+    for name, prefill in variants:
         try:
-            lean = cf.LeanChameleon(model, head, G, P, fused=fused, prefill_backends=backends, prefill=prefill)
+            lean = LeanChameleon(model, head, G, P, fused=True, prefill=prefill)
             lean.valid[:] = True
             logits[name] = lean.forward(pos, 0, P, embeds=emb, dense_causal=True)
             _, secs = timed(lean.forward, pos, 0, P, embeds=emb, dense_causal=True)
@@ -249,16 +227,13 @@ def bench_prefill_variants(model, head, cfg, args, rec):
                 out[name]["last_logits_vs_default"] = {
                     "mean_abs_diff_over_std": float((a - b).abs().mean() / a.std()),
                     "argmax_agreement": float((a.argmax(-1) == b.argmax(-1)).float().mean())}
+            lean.weights.release_fp8()
             del lean
-        except Exception as exc:  # a backend this build lacks
+        except Exception as exc:  # e.g. float8 GEMMs this GPU lacks
             out[name] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
-        finally:
-            cf.SEPARATE_PROJECTIONS_FROM = wide_from
         gc.collect()
         torch.cuda.empty_cache() if dev.type == "cuda" else None
     rec["prefill_variants"] = out
-    ok = {k: v["tokens_per_s"] for k, v in out.items() if "tokens_per_s" in v and "fp8" not in k}
-    rec["prefill_best"] = max(ok, key=ok.get) if ok else None
 
 
 def check_graphs_fp32(rec, device):
@@ -285,8 +260,6 @@ def check_graphs_fp32(rec, device):
     x = PrefixSharingGreedyDecoder(m, h, use_graphs=True).answer(pre, [[5, 8710], [6, 7, 8710], [9, 8710]], [0, 0, 1], 40, [8710])
     y = PrefixSharingGreedyDecoder(m, h, use_graphs=False).answer(pre, [[5, 8710], [6, 7, 8710], [9, 8710]], [0, 0, 1], 40, [8710])
     rec["check_graphs_equal_eager_fp32"] = {"generation": bool(torch.equal(a, b)), "understanding": x == y}
-    from model_adapters.chameleon_fast import LeanChameleon
-
     e = torch.randn(3, 77, 256, generator=g).to(device)
     pos = torch.arange(77, device=device)[None].expand(3, 77)
     outs = []
@@ -337,7 +310,7 @@ def bench_generation(model, head, cfg, args, rec):
     dec.release()
     check_int8_logits(model, head, rec, steps=256 if not args.quick else 8)
     runs = []
-    from model_adapters.chameleon_vq.background import BackgroundDecoder
+    from model_adapters.chameleon_family.vq.background import BackgroundDecoder
 
     vq = _vq_model(args, dev)
     for spec in str(args.gen_runs).split(","):
@@ -423,7 +396,7 @@ def bench_generation(model, head, cfg, args, rec):
 
 def _vq_model(args, device):
     """Our VQ-GAN at Meta's shape (tiny with --quick), random weights, float32 as the adapter loads it."""
-    from model_adapters.chameleon_vq import VQImageTokenizer, build_vocabulary_map
+    from model_adapters.chameleon_family.vq import VQImageTokenizer, build_vocabulary_map
 
     dd = {"double_z": False, "z_channels": 8 if args.quick else 256, "resolution": 512, "in_channels": 3,
           "out_ch": 3, "ch": 32 if args.quick else 128, "ch_mult": [1, 1, 2, 2, 4],
@@ -496,11 +469,11 @@ def projection(rec, und: dict, gen: dict) -> dict:
     suffix = rec["config"]["suffix_len"]
     per_batch = und["prompts"]
     # Decode seconds of a batch by answer length (kept graphs), measured for each length the suite uses;
-    # records before 2026-11-29 09:00 only timed one length: per token from (end to end - prefill only).
+    # older records timed one length only: per token from (end to end - prefill only).
     by_len = rec.get("understanding_decode_by_answer_tokens", {}).get("by_answer_tokens", {})
     per_tok = max(0.0, und["seconds"] - und["prefill_only_seconds"]) / max(1, und["answer_tokens"] - 1)
     vision = rec.get("vision", {})
-    # records before 2026-11-29 05:30 measured transformers' VQ encoder in bf16 ("vqgan_encode_per_s")
+    # older records measured transformers' VQ encoder in bf16 ("vqgan_encode_per_s")
     enc = vision.get("vqgan_encode_fp32_per_s") or vision.get("vqgan_encode_per_s")
     v_per_img = (1 / vision["siglip_5_views_per_s"] + 1 / enc) if vision else 0.0
     rows, total = {}, 0.0
@@ -566,7 +539,7 @@ def main(argv=None):
     ap.add_argument("--und-batch", type=int, default=16)
     ap.add_argument("--naive-prompts", type=int, default=4)
     ap.add_argument("--gen-runs", default="bf16:104,int8:192",
-                    help="comma-separated KV-cache:images runs (bf16 = exact cache, int8 = model_adapters/kv_cache.py)")
+                    help="comma-separated KV-cache:images runs (bf16 = exact cache, int8 = model_adapters/chameleon_family/kv_cache.py)")
     ap.add_argument("--gen-prompt-len", type=int, default=40)
     ap.add_argument("--naive-steps", type=int, default=64)
     ap.add_argument("--vision-images", type=int, default=32)

@@ -1,4 +1,4 @@
-"""How long scoring a full-size MMBench-style predictions file takes (the issue asks: seconds, not minutes).
+"""How long scoring a full-size MMBench-style predictions file takes (it should take seconds, not minutes).
 
 Builds a 15,000-row VK-schema TSV (3,750 questions x 4 circular copies, every row's image a reference to one
 shared base64 image, as VK's TSVs store copies) and a predictions JSONL with a mix of letters, option texts

@@ -2,7 +2,7 @@
 LLM + SigLIP so400m + adapter as sharded safetensors with q/k norms [1, 128], Meta-shaped VQ-GAN files), load
 it through the ``unitoken`` adapter exactly as a downloaded checkpoint, and time both paths.
 
-GPU (the lead's H200):  python bench/unitoken_release_layout.py --out /data/ut7b   (~15 GB on disk)
+GPU (~140 GB of GPU memory):  python bench/unitoken_release_layout.py --out /data/ut7b   (~15 GB on disk)
 CPU check of the script: python bench/unitoken_release_layout.py --quick           (tiny shapes, meaningless)
 
 Writes bench/records/unitoken-release-layout-<local time>.json.  Random weights never emit the end-of-turn

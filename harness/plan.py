@@ -50,9 +50,8 @@ def make_plan(task_sizes: list[tuple[str, int]], shard_size: int,
               work_per_sample: Optional[dict[str, float]] = None) -> list[Shard]:
     """Cut each task into shards of at most ``shard_size`` samples, heaviest shards first.
 
-    A shard of T2I-CompBench++ prompts (10 images each) is ~20x the GPU time of a shard of MCQ prompts; if
-    it came last, one GPU would finish it while the others idle (with 256-prompt shards, ~11 minutes of an
-    H200).  Ordering by estimated work (``work_per_sample``, default 1 per sample) lets the pool's queue and
+    A shard of T2I-CompBench++ prompts (10 images each) takes many times the GPU time of a shard of MCQ
+    prompts; if it came last, one GPU would finish it while the others idle.  Ordering by estimated work (``work_per_sample``, default 1 per sample) lets the pool's queue and
     :func:`shards_for` fill in around the big shards with small ones.  Equal shards keep task order.
     """
     if shard_size < 1:

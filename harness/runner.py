@@ -163,7 +163,7 @@ class Runner:
             if bar is not None:
                 bar.update(len(records))
 
-        # Generated images are encoded and written (~25-40 ms per 512px PNG) in a background thread while the
+        # Generated images are encoded and written (PNG encoding is slow CPU work) in a background thread while the
         # model draws the next batch; a batch's records are appended only once all its images are on disk, so
         # a kill loses at most that batch, which a resumed run draws again whole (the same images).
         # Requests (image files and base64 cells decoded to pixels) are built one batch ahead in another thread,

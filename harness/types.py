@@ -55,7 +55,7 @@ class UnderstandRequest:
     # The task the sample belongs to (set by the runner): sample ids repeat across benchmarks, so an adapter
     # that looks answers up (replay) needs both.
     task_id: Optional[str] = None
-    # What the adapter's prepare() computed ahead on the CPU (pixel tensors): scratch, never serialised.
+    # What the adapter's preprocess() computed ahead on the CPU (pixel tensors): scratch, never serialised.
     prepared: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 

@@ -1,4 +1,4 @@
-"""Chameleon-7B (``facebook/chameleon-7b``, transformers' converted layout) on the UniToken code path.
+"""Chameleon-7B (``facebook/chameleon-7b``, transformers' converted layout) on the Chameleon-family code path.
 
 Understanding only: Meta's release withholds image generation (its image-output logits are masked in
 transformers' ``ChameleonForConditionalGeneration.forward`` too).  Inputs follow transformers'
@@ -19,10 +19,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from harness.plugin import AdapterError, UnderstandRequest
-from model_adapters.unitoken import batching
+from harness.types import UnderstandRequest
+from harness.plugin import AdapterError
+from model_adapters.chameleon_family.adapter import ChameleonFamilyAdapter
 from model_adapters.unitoken import configuration as C
-from model_adapters.unitoken.adapter import ChameleonFamilyAdapter
 from model_adapters.unitoken.modeling import UniTokenModel
 
 IMAGE = "<image>"
@@ -54,25 +54,24 @@ class ChameleonAdapter(ChameleonFamilyAdapter):
     capabilities = frozenset({"understand"})
     vision = False
 
-    def __init__(self, **model_args: Any):
-        super(ChameleonFamilyAdapter, self).__init__(**model_args)
-        self.args = C.ModelArgs.parse(model_args)
+    def _check_args(self) -> None:
         if self.args.vqgan or self.args.vision_config:
             raise AdapterError("model chameleon: vqgan= / vision_config= do not apply (its VQ encoder is in the checkpoint)")
-        self.ckpt = C.resolve_checkpoint(self.args.path)
-        self.device = self.args.torch_device()
-        self.dtype = self.args.torch_dtype(self.device)
-        self.anyres = False
-        self.model = UniTokenModel(self.ckpt, self.device, self.dtype, vision=False, keep_vq=True)
-        vm = self.model.release_config["vocabulary_map"]
+
+    def _resolve_anyres(self) -> bool:
+        return False
+
+    def _load_model(self) -> UniTokenModel:
+        model = UniTokenModel(self.ckpt, self.device, self.dtype, vision=False, keep_vq=True)
+        vm = model.release_config["vocabulary_map"]
         for name in (IMAGE, "<racm3:break>", "<eoss>", "</s>"):
             if name not in vm:
                 raise AdapterError(f"{self.ckpt / 'config.json'}: vocabulary_map has no {name!r}")
         self.image_id, self.boi, self.eoi, self.eos = vm[IMAGE], vm["<racm3:break>"], vm["<eoss>"], vm["</s>"]
-        self.vq = None
-        comp = self.args.compile.lower()
-        self.use_graphs = (self.device.type == "cuda") if comp == "auto" else comp == "true"
-        batching.resolve(self.args, self.model.config, self.device, self.dtype, None)
+        return model
+
+    def _load_vq(self):
+        return None  # the checkpoint's own ``model.vqmodel`` encodes images (:meth:`image_ids`)
 
     def generate(self, requests):
         raise AdapterError(f"model {self.id} cannot generate images (Meta's Chameleon release withholds image output)")

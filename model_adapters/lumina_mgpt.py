@@ -1,4 +1,4 @@
-"""Lumina-mGPT (``Alpha-VLLM/Lumina-mGPT-7B-{512,768,1024}``) on the UniToken code path.
+"""Lumina-mGPT (``Alpha-VLLM/Lumina-mGPT-7B-{512,768,1024}``) on the Chameleon-family code path.
 
 Same vendored Chameleon layout as UniToken (config.json with vocabulary_map, ``model.*``, ``lm_head``,
 q/k norms ``[1, head_dim]``) but no SigLIP tower: images enter as the discrete block only, cropped with the
@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.plugin import AdapterError
-from model_adapters.unitoken.adapter import ChameleonFamilyAdapter
+from model_adapters.chameleon_family.adapter import ChameleonFamilyAdapter
+from model_adapters.chameleon_family.grid import ImageGrid
 
 LUMINA_T2I = "Generate an image of {W}x{H} according to the following prompt:\n{{prompt}}"
 
@@ -39,16 +40,14 @@ class LuminaMGPTAdapter(ChameleonFamilyAdapter):
         if str(res) not in ("512", "768", "1024"):
             raise AdapterError(f"model argument resolution={res!r}: expected 512, 768 or 1024")
         self.resolution = int(res)
-        from model_adapters.chameleon_vq import crop_sizes_for
+        from model_adapters.chameleon_family.vq import crop_sizes_for
 
         self.crop_sizes = crop_sizes_for(self.resolution)
         self.t2i_template = LUMINA_T2I.format(W=self.resolution, H=self.resolution)
         model_args = dict(model_args, anyres="false")
         super().__init__(**model_args)
 
-    def image_grid(self):
-        from model_adapters.chameleon_fast import ImageGrid
-
+    def image_grid(self) -> ImageGrid:
         n = self.resolution // 16  # codes per side
         return ImageGrid(rows=n, cols=n, size_token=self.vq.vocab.size_id(self.resolution // 32),
                          newline=self.vq.vocab.newline, eoi=self.vq.vocab.eoi)

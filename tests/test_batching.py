@@ -9,7 +9,7 @@ pytest.importorskip("transformers")
 from transformers import ChameleonConfig  # noqa: E402
 
 from harness.plugin import AdapterError  # noqa: E402
-from model_adapters.unitoken import batching  # noqa: E402
+from model_adapters.chameleon_family import batching  # noqa: E402
 from model_adapters.unitoken.configuration import ModelArgs  # noqa: E402
 
 SEVEN_B = ChameleonConfig()  # Chameleon-7B's shape: hidden 4096, 32 layers, 32 heads

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from model_adapters.chameleon_fast import (
-    CFGImageDecoder, ImageGrid, LeanChameleon, cfg_mix, gumbel_topk_sample, row_noise,
-)
+from model_adapters.chameleon_family.decoders import CFGImageDecoder
+from model_adapters.chameleon_family.forward import LeanChameleon
+from model_adapters.chameleon_family.grid import ImageGrid
+from model_adapters.chameleon_family.sampling import cfg_mix, gumbel_topk_sample, row_noise
 
 transformers = pytest.importorskip("transformers")
 from transformers import ChameleonConfig, ChameleonModel  # noqa: E402
@@ -64,12 +65,21 @@ def test_fused_projections_compute_the_same_and_keep_the_module_working():
     ids = torch.tensor([[5, 9, 100, 8197]])
     before = _hf_logits(model, head, ids[0].tolist())
     lean = LeanChameleon(model, head, max_rows=1, max_len=4, fused=True)
-    assert lean.fused and model._lean_fused
+    assert lean.fused and lean.weights.fused
+    assert not any(k.startswith("_lean") for m in model.modules() for k in vars(m))  # nothing parked on the model
     lean.valid[:] = True
     got = lean.forward(torch.arange(4)[None], 0, 4, ids=ids, dense_causal=True)
     torch.testing.assert_close(got[0], before, rtol=1e-4, atol=1e-4)
     # transformers' own forward still runs on the fused weights (the modules hold views).
     torch.testing.assert_close(_hf_logits(model, head, ids[0].tolist()), before, rtol=1e-5, atol=1e-5)
+    # another forward over the same model views the joined matrices again instead of copying them
+    again = LeanChameleon(model, head, max_rows=1, max_len=4, fused=True)
+    assert again.weights is not lean.weights
+    assert again.weights.qkv[0].data_ptr() == lean.weights.qkv[0].data_ptr()
+    assert again.weights.gate_up[1].data_ptr() == lean.weights.gate_up[1].data_ptr()
+    assert torch.equal(again.weights.qkv[0], lean.weights.qkv[0])
+    again.valid[:] = True
+    torch.testing.assert_close(again.forward(torch.arange(4)[None], 0, 4, ids=ids, dense_causal=True), got)
 
 
 def _reference_generate(model, head, prompt, seed, cfg, k, temperature, grid):
@@ -169,7 +179,7 @@ def _hf_greedy(model, head, embeds, max_new, eos):
 
 @pytest.mark.parametrize("second_len", [6, 9])  # unequal prefixes (masked path), equal (flash causal path)
 def test_prefix_sharing_gives_each_prompt_what_it_would_get_alone(second_len):
-    from model_adapters.chameleon_fast import PrefixSharingGreedyDecoder
+    from model_adapters.chameleon_family.decoders import PrefixSharingGreedyDecoder
 
     model, head = _tiny()
     g = torch.Generator().manual_seed(3)
@@ -191,7 +201,7 @@ def test_answer_session_is_kept_across_batches_of_other_sizes_and_lengths():
     """One decoder answers a stream of batches: fewer rows than its session (spare rows), then a longer prompt
     and answer (the session grows), then a short batch again (reused); every answer is what the prompt gets
     alone, and stale cache columns of an earlier batch never leak into a later one."""
-    from model_adapters.chameleon_fast import PrefixSharingGreedyDecoder
+    from model_adapters.chameleon_family.decoders import PrefixSharingGreedyDecoder
 
     model, head = _tiny()
     g = torch.Generator().manual_seed(5)
@@ -208,7 +218,7 @@ def test_answer_session_is_kept_across_batches_of_other_sizes_and_lengths():
     sessions = []
     for prefixes, suffixes, group, new in batches:
         got = dec.answer(prefixes, suffixes, group, max_new_tokens=new, eos=eos)
-        sessions.append((dec.stats["sessions"], dec._session["rows"], dec._session["len"]))
+        sessions.append((dec.stats["sessions"], dec._session.rows, dec._session.length))
         for r in range(len(suffixes)):
             emb = torch.cat([prefixes[group[r]], model.embed_tokens(torch.tensor(suffixes[r])).detach()])
             assert got[r] == _hf_greedy(model, head, emb, new, eos), (len(sessions), r)
@@ -218,7 +228,7 @@ def test_answer_session_is_kept_across_batches_of_other_sizes_and_lengths():
 
 
 def test_wide_forwards_use_separate_projections_with_the_same_result(monkeypatch):
-    import model_adapters.chameleon_fast as cf
+    import model_adapters.chameleon_family.forward as cf
 
     model, head = _tiny()
     ids = torch.tensor([[5, 9, 100, 8197], [7, 8, 9, 8197]])

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from model_adapters.chameleon_fast import SEPARATE_PROJECTIONS_FROM, LeanChameleon, fp8_rows, release_fp8_weights
+from model_adapters.chameleon_family.forward import SEPARATE_PROJECTIONS_FROM, LeanChameleon
+from model_adapters.chameleon_family.weights import fp8_rows
 from tests.test_chameleon_fast import _tiny
 
 
@@ -45,26 +46,28 @@ def test_fp8_prefill_is_near_the_models_precision_on_wide_forwards_and_off_on_na
     with pytest.raises(ValueError, match="prefill"):
         LeanChameleon(model, head, 1, 8, prefill="int4")
     # the float8 copies can be freed (before image generation) and come back on the next fp8 prefill
-    assert hasattr(model.layers[0].mlp.down_proj, "_lean_fp8")
-    release_fp8_weights(model)
-    assert not any(hasattr(m, "_lean_fp8") for m in model.modules() if isinstance(m, torch.nn.Linear))
-    assert torch.equal(_forward(LeanChameleon(model, head, R, T, fused=False, prefill="fp8"), R, T), approx)
+    assert model.layers[0].mlp.down_proj in fp8.weights.fp8 and len(fp8.weights.fp8) == 7 * len(model.layers)
+    fp8.weights.release_fp8()
+    assert fp8.weights.fp8 is None
+    again = LeanChameleon(model, head, R, T, fused=False, prefill="fp8", weights=fp8.weights)
+    assert torch.equal(_forward(again, R, T), approx)
 
 
 def test_image_generation_frees_the_float8_weights_an_fp8_prefill_made():
-    from model_adapters.unitoken.decoding import image_tokens
+    from model_adapters.chameleon_family.decoding import ChameleonDecoders
     from tests.test_chameleon_fast import GRID
 
     model, head = _tiny()
-    _forward(LeanChameleon(model, head, 2, SEPARATE_PROJECTIONS_FROM // 2, fused=False, prefill="fp8"), 2,
-             SEPARATE_PROJECTIONS_FROM // 2)
-    assert model._lean_fp8 and hasattr(model.layers[1].self_attn.o_proj, "_lean_fp8")
-    image_tokens(model, head, [[5, 9, 8197]], [0], cfg=3.0, image_top_k=10, temperature=1.0, grid=GRID)
-    assert not model._lean_fp8 and not hasattr(model.layers[1].self_attn.o_proj, "_lean_fp8")
+    decoders = ChameleonDecoders(model, head, use_graphs=False)
+    _forward(LeanChameleon(model, head, 2, SEPARATE_PROJECTIONS_FROM // 2, fused=False, prefill="fp8",
+                           weights=decoders.weights), 2, SEPARATE_PROJECTIONS_FROM // 2)
+    assert model.layers[1].self_attn.o_proj in decoders.weights.fp8
+    decoders.image_tokens([[5, 9, 8197]], [0], cfg=3.0, image_top_k=10, temperature=1.0, grid=GRID)
+    assert decoders.weights.fp8 is None
 
 
 def test_fp8_is_refused_with_the_reason_on_gpus_without_float8_tensor_cores(monkeypatch):
-    from model_adapters import chameleon_fast as cf
+    from model_adapters.chameleon_family import weights as cf
 
     assert cf.fp8_unsupported("cpu") is None
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 0))

@@ -50,7 +50,7 @@ def test_store_reader_raises_only_store_errors(tmp_path, data):
         assert str(path) in str(exc)
 
 
-# ----- VLMEvalKit TSVs and GenEval detections files (issue 8: only our own clear errors come out)
+# ----- VLMEvalKit TSVs and GenEval detections files (only our own clear errors come out)
 tsv_cells = st.one_of(st.text(max_size=12), st.just(""), st.just("1"), st.just("iVBORw0KGgo="), st.just("[1, 2]"),
                       st.integers().map(str))
 tsv_files = st.lists(st.lists(tsv_cells, min_size=1, max_size=5), min_size=0, max_size=5).map(

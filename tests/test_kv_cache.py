@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from model_adapters.chameleon_fast import CFGImageDecoder, LeanChameleon
-from model_adapters.kv_cache import Int8KV, PlainKV, dequantize_int8, make_kv, quantize_int8
+from model_adapters.chameleon_family.decoders import CFGImageDecoder
+from model_adapters.chameleon_family.forward import LeanChameleon
+from model_adapters.chameleon_family.kv_cache import Int8KV, PlainKV, dequantize_int8, make_kv, quantize_int8
 from tests.test_chameleon_fast import GRID, _hf_logits, _tiny
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,12 +87,12 @@ def test_cfg_generation_on_an_int8_cache_keeps_the_layout_and_mostly_the_tokens(
 
 
 _KERNEL_CHECK = textwrap.dedent("""
-    import json, os, sys, torch
+    import json, sys, torch
     sys.path.insert(0, {root!r})
-    from model_adapters.kv_cache import decode_attention_int8, quantize_int8, dequantize_int8
+    from model_adapters.chameleon_family.kv_cache import decode_attention_int8, quantize_int8, dequantize_int8
     import torch.nn.functional as F
     g = torch.Generator().manual_seed(2)
-    R, H, L, D = 3, 2, 150, 32   # L spans three 64-column blocks, the last one partial
+    R, H, L, D = 3, 2, 150, 32   # L spans five 32-column tiles, the last one partial
     k, v = torch.randn(R, H, L + 6, D, generator=g), torch.randn(R, H, L + 6, D, generator=g)
     (kc, ks), (vc, vs) = quantize_int8(k), quantize_int8(v)
     q = torch.randn(R, H, 1, D, generator=g)
@@ -100,12 +101,8 @@ _KERNEL_CHECK = textwrap.dedent("""
     ref = F.scaled_dot_product_attention(q, dequantize_int8(kc[:, :, :L], ks[:, :, :L], torch.float32),
                                          dequantize_int8(vc[:, :, :L], vs[:, :, :L], torch.float32),
                                          attn_mask=mask[:, None, None, :], scale=0.17)
-    res = {{}}
-    for variant in ("bytes", "imma"):
-        os.environ["UNITOKEN_EVAL_INT8_KERNEL"] = variant
-        got = decode_attention_int8(q, kc, ks, vc, vs, mask, L, 0.17)
-        res[variant] = {{"max_abs_diff": float((got - ref).abs().max()), "finite": bool(torch.isfinite(got).all())}}
-    print(json.dumps(res))
+    got = decode_attention_int8(q, kc, ks, vc, vs, mask, L, 0.17)
+    print(json.dumps({{"max_abs_diff": float((got - ref).abs().max()), "finite": bool(torch.isfinite(got).all())}}))
 """)
 
 
@@ -116,19 +113,51 @@ def test_triton_decode_kernel_matches_dequantized_sdpa_under_the_interpreter():
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert set(res) == {"bytes", "imma"}
-    assert res["bytes"]["finite"] and res["bytes"]["max_abs_diff"] < 1e-5, res
-    # imma also quantizes the query and each tile's softmax weights (to ~15 bits): near, far inside the
-    # cache's own int8 error (~0.03 here); one int8 row each, without the remainder row, gives ~0.02.
-    assert res["imma"]["finite"] and res["imma"]["max_abs_diff"] < 1e-3, res
+    # the kernel also quantizes the query and each tile's softmax weights (to ~15 bits): near, far inside
+    # the cache's own int8 error (~0.03 here); one int8 row each, without the remainder row, gives ~0.02.
+    assert res["finite"] and res["max_abs_diff"] < 1e-3, res
 
 
-def test_imma_kernel_refuses_a_head_dimension_its_int8_mma_cannot_take(monkeypatch):
-    """The default picks the bytes kernel for such heads; asking for imma by name is an error that says why."""
-    from model_adapters.kv_cache import decode_attention_int8, quantize_int8
+def test_int8_kernel_refuses_a_head_dimension_its_int8_mma_cannot_take():
+    """The cache itself never sends such heads to the kernel (it dequantizes instead); a direct call says why."""
+    from model_adapters.chameleon_family.kv_cache import decode_attention_int8
 
     k = torch.randn(1, 2, 8, 16)
     (kc, ks), (vc, vs) = quantize_int8(k), quantize_int8(k)
-    monkeypatch.setenv("UNITOKEN_EVAL_INT8_KERNEL", "imma")
     with pytest.raises(ValueError, match="multiple of 32, not 16"):
         decode_attention_int8(torch.randn(1, 2, 1, 16), kc, ks, vc, vs, torch.ones(1, 8, dtype=torch.bool), 8, 0.25)
+    assert not Int8KV(1, 1, 2, 8, 16, "cpu", torch.float32).kernel
+
+
+def test_int8_cache_is_refused_with_the_reason_on_gpus_without_int8_tensor_cores(monkeypatch):
+    from model_adapters.chameleon_family.kv_cache import int8_kv_unsupported
+
+    assert int8_kv_unsupported("cpu") is None
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla T4")
+    why = int8_kv_unsupported("cuda:0")
+    assert "kv_cache=int8" in why and "8.0" in why and "T4" in why and "sm_75" in why
+    with pytest.raises(ValueError, match="int8 tensor cores"):
+        Int8KV(1, 1, 2, 8, 32, "cuda:0", torch.float16)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 0))
+    assert int8_kv_unsupported("cuda:0") is None
+
+
+def test_the_adapter_refuses_kv_cache_int8_before_loading_weights_on_gpus_without_int8_tensor_cores(
+        monkeypatch, tmp_path):
+    from harness.plugin import AdapterError
+    from model_adapters.chameleon_family import adapter as family
+    from model_adapters.unitoken import UniTokenAdapter
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla T4")
+
+    def no_loading(*a, **kw):
+        raise AssertionError("weights loaded before the option was refused")
+
+    monkeypatch.setattr(family, "UniTokenModel", no_loading)
+    with pytest.raises(AdapterError, match="kv_cache=int8 needs int8 tensor cores.*Tesla T4 is sm_75"):
+        UniTokenAdapter(path=str(tmp_path), device="cuda", kv_cache="int8")
+    with pytest.raises(AssertionError, match="weights loaded"):  # the exact cache is not refused
+        UniTokenAdapter(path=str(tmp_path), device="cuda")

@@ -77,8 +77,9 @@ def test_suite_projection_on_two_gpus_keeps_the_plan_balanced():
     from pathlib import Path
 
     from bench.project_scaling import project
+    from bench.records_io import latest_record
 
-    path = Path(__file__).resolve().parents[1] / "bench" / "records" / "throughput-NVIDIA-H200-20261129-084902.json"
+    path = latest_record(Path(__file__).resolve().parents[1] / "bench" / "records", "throughput-NVIDIA-H200")
     record = json.loads(path.read_text())
     out = project(record, [1, 2], "exact", 256)
     assert out["by_gpus"]["1"]["pool_minutes"] == pytest.approx(record["projection"]["exact"]["total_minutes"], rel=1e-3)

@@ -13,7 +13,7 @@ from PIL import Image
 pytest.importorskip("transformers")
 from harness.types import GenerateRequest, UnderstandRequest  # noqa: E402
 from model_adapters.unitoken import UniTokenAdapter  # noqa: E402
-from model_adapters.unitoken.decoding import reference_greedy  # noqa: E402
+from model_adapters.chameleon_family.decoding import reference_greedy  # noqa: E402
 from model_adapters.unitoken.tiny_checkpoint import write_tiny_release  # noqa: E402
 
 
@@ -133,8 +133,8 @@ def test_kv_cache_int8_is_a_named_generation_option_with_its_own_fingerprint(ada
     assert fast.fingerprint()["kv_cache"] == "int8" and "kv_cache" not in adapter.fingerprint()
     req = GenerateRequest("g", "a red cube", n_images=2, seed=5, options={"cfg": 3.0, "image_top_k": 50})
     exact, approx = adapter.generate_with_tokens([req])[0], fast.generate_with_tokens([req])[0]
-    dec = fast.model.llm._lean_image_decoder
-    assert dec.kv_cache == "int8" and dec._session["lean"].kv.quantized
+    dec = fast.decoders.image_decoder
+    assert dec.kv_cache == "int8" and dec._session.lean.kv.quantized
     for toks in approx["token_ids"]:
         body = torch.tensor(toks[3:-1]).view(32, 33)
         assert toks[:3] == [8197, 8820, 8820] and toks[-1] == 8196 and bool((body[:, 32] == 8803).all())
@@ -192,7 +192,7 @@ def test_prepare_ahead_gives_the_same_prefixes_with_no_pixel_work_left_in_line(a
 
 def test_prefill_fp8_is_a_named_understanding_option_with_its_own_fingerprint(adapter, monkeypatch):
     from harness.plugin import AdapterError
-    from model_adapters.unitoken import decoding
+    from model_adapters.chameleon_family import decoding
 
     fast = UniTokenAdapter(path=str(adapter.ckpt), prefill="fp8")
     assert fast.fingerprint()["prefill"] == "fp8" and "prefill" not in adapter.fingerprint()
@@ -220,18 +220,18 @@ def test_prefill_fp8_engages_on_wide_prompt_batches_through_the_adapter(adapter,
             for i in range(4)]
     prefixes, _, _ = fast.build_prefixes(reqs)
     assert sum(p.shape[0] for p in prefixes) >= 4096
-    from model_adapters import chameleon_fast as cf
+    from model_adapters.chameleon_family import forward as cf
 
-    calls, real = [], cf._fp8_linear
-    monkeypatch.setattr(cf, "_fp8_linear", lambda x, lin, q: calls.append(x.shape) or real(x, lin, q))
+    calls, real = [], cf.fp8_linear
+    monkeypatch.setattr(cf, "fp8_linear", lambda x, lin, w, q: calls.append(x.shape) or real(x, lin, w, q))
     out = fast.understand_with_tokens(reqs)
     assert [len(o["token_ids"]) <= 3 for o in out] == [True] * 4
     llm = fast.model.llm
     # 7 GEMMs per layer in the one wide forward (the prefixes); the text suffixes and answer steps are narrow
     assert len(calls) == 7 * len(llm.layers) and all(c[0] * c[1] >= 4096 for c in calls)
-    assert llm._lean_fp8 and hasattr(llm.layers[0].mlp.up_proj, "_lean_fp8")
+    assert llm.layers[0].mlp.up_proj in fast.decoders.weights.fp8
     fast.generate_with_tokens([GenerateRequest("g", "a cube", n_images=1, seed=1, options={"image_top_k": 5})])
-    assert not llm._lean_fp8
+    assert fast.decoders.weights.fp8 is None
 
 
 def test_answer_session_serves_the_next_batch_and_image_generation_frees_it(adapter):
@@ -239,12 +239,13 @@ def test_answer_session_serves_the_next_batch_and_image_generation_frees_it(adap
     reqs = [UnderstandRequest(str(i), q, [_img(120, 90, seed=i)], f"s{i}", max_new_tokens=4)
             for i, q in enumerate(["Color?", "What is this?", "How many?"])]
     first = [x["token_ids"] for x in adapter.understand_with_tokens(reqs)]
-    dec = llm._lean_answer_decoder
+    dec = adapter.decoders.answer_decoder
     opened = dec.stats["sessions"]
-    assert dec._session is not None and dec._session["rows"] >= 3
+    assert dec._session is not None and dec._session.rows >= 3
     # a smaller batch afterwards runs in the same session (no new cache, graphs kept), with the same answers
     assert [x["token_ids"] for x in adapter.understand_with_tokens(reqs[1:])] == first[1:]
-    assert llm._lean_answer_decoder is dec and dec.stats["sessions"] == opened
+    assert adapter.decoders.answer_decoder is dec and dec.stats["sessions"] == opened
     adapter.generate_with_tokens([GenerateRequest("g", "a cube", n_images=1, seed=1, options={"image_top_k": 5})])
-    assert llm._lean_answer_decoder is None and dec._session is None  # its cache made room for the images
+    assert adapter.decoders.answer_decoder is None and dec._session is None  # its cache made room for the images
+    assert not any(k.startswith("_lean") for m in llm.modules() for k in vars(m))  # nothing parked on the model
     assert [x["token_ids"] for x in adapter.understand_with_tokens(reqs)] == first

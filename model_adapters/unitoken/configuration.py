@@ -223,11 +223,11 @@ class ModelArgs:
     device: str = "auto"
     anyres: str = "auto"
     compile: str = "auto"
-    # "auto": from the GPU's free memory after loading (model_adapters/unitoken/batching.py); 8 on CPU
+    # "auto": from the GPU's free memory after loading (model_adapters/chameleon_family/batching.py); 8 on CPU
     batch_size: Any = "auto"
     gen_batch_size: Any = "auto"
-    # KV cache of image generation: bf16 = the model's dtype (exact); int8 = model_adapters/kv_cache.py
-    # (measured in bench/records/throughput-*.json: more images per batch and per second, logits not exact).
+    # KV cache of image generation: bf16 = the model's dtype (exact); int8 = model_adapters/chameleon_family/kv_cache.py
+    # (more images per batch and per second, logits not exact).
     kv_cache: str = "bf16"
     # Understanding prefill GEMMs: bf16 = the model's dtype; fp8 = float8 with per-token/per-channel scales.
     prefill: str = "bf16"

@@ -1,7 +1,7 @@
 """UniToken = transformers' ChameleonModel + lm_head, a SigLIP vision tower and an MLP adapter.
 
 We deliberately do not use ``ChameleonForConditionalGeneration.forward``: it masks image-token logits,
-which would forbid image generation; the decoders in :mod:`model_adapters.chameleon_fast` run the layers
+which would forbid image generation; the decoders in :mod:`model_adapters.chameleon_family` run the layers
 of ``ChameleonModel`` with their own KV cache and apply ``lm_head`` themselves.
 """
 
@@ -36,9 +36,8 @@ def _materialise(module: nn.Module, state: dict[str, torch.Tensor], source: str,
 def compiled_tower(vit: nn.Module, backend: str = "inductor"):
     """The SigLIP tower under torch.compile, dynamic in the number of views.
 
-    On an H200 the eager tower ran 86 images/s (5 AnyRes views each) against 136 compiled, after ~80 s of
-    compiling once per process (bench/records/throughput-NVIDIA-H200-20261129-084902.json): over a suite's
-    ~27k images, ~2 min saved net.  Eager bf16 rounds after every elementwise op and the fused kernels
+    Compiling costs once per process and pays back over a suite's tens of thousands of images (figures in
+    docs/performance.md).  Eager bf16 rounds after every elementwise op and the fused kernels
     once, so features differ at bf16 rounding level, as the LLM's compiled prefill pieces do.
     UNITOKEN_EVAL_COMPILE=0 keeps the tower eager.
     """

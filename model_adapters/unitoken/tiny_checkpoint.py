@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from model_adapters.chameleon_vq import build_vocabulary_map, write_tiny_vqgan
+from model_adapters.chameleon_family.vq import build_vocabulary_map, write_tiny_vqgan
 
 TEXT_BASE = 17000  # byte-level text tokens live above the reserved range, as real text ids do
 SPECIALS = ("<s>", "<pad>", "</s>", "<unk>", "<eoss>", "<racm3:break>", "<reserved08706>", "<reserved08799>")

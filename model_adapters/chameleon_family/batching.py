@@ -1,8 +1,8 @@
 """Batch sizes for ``batch_size=auto`` and ``gen_batch_size=auto``: as many rows as the GPU's free memory
 holds once the weights are loaded, up to the sizes bench/throughput.py measured as fastest.
 
-A fixed default is wrong on both ends: 8 images per batch leave an H200 >25x below its image rate, and the
-104 that fill one in bf16 do not fit an 80 GB card.  The estimate counts the KV cache, which dominates
+A fixed default is wrong on both ends: a small image batch leaves a large GPU far below its image rate, and
+one that fills a large GPU does not fit a smaller card.  The estimate counts the KV cache, which dominates
 (0.5 MB per column per row for a 7B model in bf16), plus what scales with it, and keeps a reserve for
 everything else (graph pools, VQ decoding, the allocator's fragmentation).
 """
@@ -16,8 +16,8 @@ import torch
 
 from harness.plugin import AdapterError
 
-UNDERSTAND_CAP = 16   # the batch bench/throughput.py measures understanding at (40k prefill tokens/s)
-GENERATE_CAP = 192    # the largest measured image batch (int8 KV, 138 GB on an H200); bf16 fills 141 GB at 104
+UNDERSTAND_CAP = 16   # the batch bench/throughput.py measures understanding at; prefill is compute-bound by then
+GENERATE_CAP = 192    # the largest image batch measured (int8 KV); larger ones were never measured
 CPU_BATCH = 8
 ANSWER_COLUMNS = 5120  # an AnyRes prompt (~4.7k tokens) and its answer, at the session's 256-column rounding
 T2I_COLUMNS = 64       # a T2I prompt's columns (GenEval / T2I-CompBench++ prompts take 30-55 tokens)

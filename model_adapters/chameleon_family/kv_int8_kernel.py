@@ -1,7 +1,7 @@
-"""Triton kernels of :mod:`model_adapters.kv_cache`: one decode query per (row, head) against int8 K/V.
+"""The Triton kernel of :mod:`.kv_cache`: one decode query per (row, head) against int8 K/V.
 
 A module of its own so that Triton is imported only when a CUDA int8 cache first attends (and so that the
-kernels are module globals, which is how Triton resolves one jitted function called from another).
+helpers are module globals, which is how Triton resolves one jitted function called from another).
 Checked against dequantize-then-SDPA under Triton's CPU interpreter (tests/test_kv_cache.py).
 """
 
@@ -41,29 +41,6 @@ def program_bases(K, V, sk_r, sk_h, ss_r, ss_h, H: tl.constexpr):
 
 
 @triton.jit
-def decode_attn(Q, K, KS, V, VS, MASK, O, length, sm_scale,
-                sq_r, sq_h, sk_r, sk_h, sk_l, ss_r, ss_h, sm_r, so_r, so_h,
-                H: tl.constexpr, D: tl.constexpr, BLOCK_N: tl.constexpr):
-    # One program per (row, head): one query against `length` int8 columns, online softmax.  The
-    # weighted V rows are summed into a [BLOCK_N, D] accumulator and reduced over columns once at the
-    # end: a per-tile reduction across warps made the kernel latency-bound (bench/profile_int8_attention.py).
-    # The K scale multiplies the scores, the V scale the softmax weights.
-    r, h, k_base, v_base, s_off = program_bases(K, V, sk_r, sk_h, ss_r, ss_h, H)
-    d = tl.arange(0, D)
-    q = tl.load(Q + r * sq_r + h * sq_h + d).to(tl.float32)
-    m_i = tl.full((), -1.0e30, tl.float32)
-    l_i = tl.zeros((), tl.float32)
-    acc = tl.zeros((BLOCK_N, D), tl.float32)
-    for start in range(0, length, BLOCK_N):
-        n, inb, ksc, vsc, ok = column_tile(KS, VS, MASK, s_off, r * sm_r, start, length, BLOCK_N)
-        kc = tl.load(k_base + n[:, None] * sk_l + d[None, :], mask=inb[:, None], other=0)
-        vc = tl.load(v_base + n[:, None] * sk_l + d[None, :], mask=inb[:, None], other=0)
-        p, alpha, m_i, l_i = softmax_update(tl.sum(kc.to(tl.float32) * q[None, :], 1), ksc, ok, sm_scale, m_i, l_i)
-        acc = acc * alpha + (p * vsc)[:, None] * vc.to(tl.float32)
-    out = tl.sum(acc, 0) / l_i
-    tl.store(O + r * so_r + h * so_h + d, out.to(O.dtype.element_ty))
-
-@triton.jit
 def two_row_operand(x, rows):
     """Floats ``x`` in [-127, 127] as a 16-row int8 MMA operand: row 0 their nearest integers, row 1 the
     remainders in 254ths, the rest zero.  Row 0 + row 1 / 254 carries ~15 bits, so quantizing the query and
@@ -81,13 +58,15 @@ def two_row_result(acc, rows):
 
 
 @triton.jit
-def decode_attn_imma(Q, K, KS, V, VS, MASK, O, length, sm_scale,
-                     sq_r, sq_h, sk_r, sk_h, sk_l, ss_r, ss_h, sm_r, so_r, so_h,
-                     H: tl.constexpr, D: tl.constexpr, BLOCK_N: tl.constexpr):
-    # decode_attn with both products on int8 tensor cores, so no K or V code is ever converted to float
-    # (conversions bound decode_attn below memory speed, bench/int8_kernel_sass.py).  The query, and
-    # each tile's softmax weights times the V scales, are quantized (scale: max / 127) into two rows of a
-    # 16-row operand (the MMA's smallest M); the other rows are zero and cost only idle tensor-core lanes.
+def decode_attn(Q, K, KS, V, VS, MASK, O, length, sm_scale,
+                sq_r, sq_h, sk_r, sk_h, sk_l, ss_r, ss_h, sm_r, so_r, so_h,
+                H: tl.constexpr, D: tl.constexpr, BLOCK_N: tl.constexpr):
+    # One program per (row, head): one query against `length` int8 columns, online softmax, with both
+    # products on int8 tensor cores, so no K or V code is ever converted to float (the conversions, not
+    # memory, bound a kernel that does).  The K scale multiplies the scores, the V scale the softmax
+    # weights.  The query, and each tile's softmax weights times the V scales, are quantized (scale:
+    # max / 127) into two rows of a 16-row operand (the MMA's smallest M); the other rows are zero and cost
+    # only idle tensor-core lanes.
     r, h, k_base, v_base, s_off = program_bases(K, V, sk_r, sk_h, ss_r, ss_h, H)
     d = tl.arange(0, D)
     rows = tl.arange(0, 16)

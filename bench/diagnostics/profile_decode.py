@@ -1,6 +1,6 @@
 """Where decode steps spend their time (diagnostic, GPU): masked attention variants at the understanding
 (16 rows x 4.8k columns) and generation (192 rows x 0.6-1.1k columns) shapes, then one whole decode step of
-the 7B shape with a kernel table.  Not a record: it guides work on chameleon_fast.py."""
+the 7B shape with a kernel table.  Not a record: it guides work on model_adapters/chameleon_family/forward.py."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bench.throughput import build_llm  # noqa: E402
-from model_adapters.chameleon_fast import LeanChameleon  # noqa: E402
+from model_adapters.chameleon_family.forward import LeanChameleon  # noqa: E402
 
 
 def cuda_ms(fn, iters=20):

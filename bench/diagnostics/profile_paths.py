@@ -1,5 +1,5 @@
 """Where the time goes in our prefill and decode steps (diagnostic, GPU): torch.profiler kernel tables, and
-what torch.compile buys on the prefill.  Not a record: it guides work on chameleon_fast.py."""
+what torch.compile buys on the prefill.  Not a record: it guides work on model_adapters/chameleon_family/forward.py."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bench.throughput import build_llm, timed  # noqa: E402
-from model_adapters.chameleon_fast import LeanChameleon  # noqa: E402
+from model_adapters.chameleon_family.forward import LeanChameleon  # noqa: E402
 
 
 def table(prof, n=18):

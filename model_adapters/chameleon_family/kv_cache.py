@@ -1,8 +1,8 @@
-"""Preallocated KV caches for :class:`model_adapters.chameleon_fast.LeanChameleon`: bf16 (exact) or int8.
+"""Preallocated KV caches for :class:`.forward.LeanChameleon`: bf16 (exact) or int8.
 
-Why an int8 cache: a CFG image step on an H200 reads the whole KV cache of every row (~2 x 1060 columns x
-256 KiB per column in bf16) and attention is ~60% of the step (bench/records/profile-decode-*.txt).  Halving
-the bytes read is the only way past the bf16 floor, and the only way 128 images with CFG fit in memory.
+Why an int8 cache: a CFG image step reads the whole KV cache of every row, and attention is most of the
+step (docs/performance.md).  Halving the bytes read is the only way past the bf16 floor, and the only way
+large image batches with CFG fit in memory.
 Each (row, head, column) vector of K and V is stored as int8 with its own float32 scale (absmax / 127): the
 per-element error is at most 1/254 of that vector's largest entry, far finer than fp8 e4m3's 3 mantissa bits.
 
@@ -12,7 +12,7 @@ so their scores stay those of the model in its own precision.
 
 from __future__ import annotations
 
-import os
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -60,7 +60,8 @@ class Int8KV:
     """K and V as int8 codes plus one float32 scale per (row, head, column): about half the bytes of bf16.
 
     Decode steps (one query per row) on CUDA run a Triton kernel that reads the codes directly; elsewhere
-    (prefill, CPU, no Triton) the visible columns are dequantized and go through SDPA, with the same values.
+    (prefill, CPU, no Triton, a head dimension the kernel cannot take) the visible columns are dequantized
+    and go through SDPA, with the same values up to the kernel's rounding.
     """
 
     quantized = True
@@ -68,13 +69,16 @@ class Int8KV:
     def __init__(self, n_layers: int, rows: int, heads: int, length: int, head_dim: int, device, dtype,
                  quantize=None):
         """``quantize``: :func:`quantize_int8` or a compiled form of it (one fused kernel per write)."""
+        why = int8_kv_unsupported(device)
+        if why:
+            raise ValueError(why)
         shape = (rows, heads, length, head_dim)
         self.quantize = quantize or quantize_int8
         self.k = [torch.zeros(shape, device=device, dtype=torch.int8) for _ in range(n_layers)]
         self.v = [torch.zeros(shape, device=device, dtype=torch.int8) for _ in range(n_layers)]
         self.ks = [torch.zeros(shape[:3], device=device, dtype=torch.float32) for _ in range(n_layers)]
         self.vs = [torch.zeros(shape[:3], device=device, dtype=torch.float32) for _ in range(n_layers)]
-        self.kernel = torch.device(device).type == "cuda" and _triton_available()
+        self.kernel = torch.device(device).type == "cuda" and head_dim % MMA_DEPTH == 0 and _triton_available()
 
     def buffers(self) -> list[torch.Tensor]:
         return [*self.k, *self.v, *self.ks, *self.vs]
@@ -112,43 +116,43 @@ def _triton_available() -> bool:
     return True
 
 
-def _kernel() -> dict:
-    """The Triton kernels by variant, imported on first use (so importing this module never needs Triton)."""
-    from model_adapters import kv_int8_kernels as kk
+def int8_kv_unsupported(device) -> Optional[str]:
+    """Why the int8 cache cannot run on ``device``, or None: its decode kernel needs int8 tensor cores (MMA in
+    Triton), which GPUs before compute capability 8.0 lack.  CPU runs the dequantize-and-SDPA path."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return None
+    cap = torch.cuda.get_device_capability(device)
+    if cap >= (8, 0):
+        return None
+    return (f"kv_cache=int8 needs int8 tensor cores (compute capability 8.0+, e.g. A100, L40S, H100, H200); "
+            f"{torch.cuda.get_device_name(device)} is sm_{cap[0]}{cap[1]}")
 
-    return {"bytes": kk.decode_attn, "imma": kk.decode_attn_imma}
+
+# The int8 MMA's depth: the kernel's column tile and the head dimension are multiples of it.
+MMA_DEPTH = 32
+# Kernel launch settings: one MMA-deep column tile per step, one warp per (row, head), no software
+# pipelining; the fastest combination of the measured sweep (docs/performance.md).
+BLOCK_N, NUM_WARPS, NUM_STAGES = MMA_DEPTH, 1, 1
 
 
 def decode_attention_int8(q: torch.Tensor, k: torch.Tensor, ks: torch.Tensor, v: torch.Tensor, vs: torch.Tensor,
                           mask: torch.Tensor, length: int, scale: float) -> torch.Tensor:
-    """softmax(q . k^T * scale, masked) . v for q [R, H, 1, D] over int8 columns [0, length); mask [R, length]."""
+    """softmax(q . k^T * scale, masked) . v for q [R, H, 1, D] over int8 columns [0, length); mask [R, length].
+
+    Both products run on int8 tensor cores (:mod:`.kv_int8_kernel`), so no cached code is converted to float."""
     R, H, _, D = q.shape
+    if D % MMA_DEPTH:
+        raise ValueError(f"the int8 decode kernel needs a head dimension that is a multiple of {MMA_DEPTH}, not {D}")
     if k.stride(3) != 1 or ks.stride(2) != 1 or k.stride() != v.stride() or ks.stride() != vs.stride():
         raise ValueError("int8 KV buffers must share one contiguous layout")
+    from . import kv_int8_kernel  # Triton is imported only when a CUDA int8 cache first attends
+
     q2 = q.reshape(R, H, D)
     out = torch.empty((R, H, D), dtype=q.dtype, device=q.device)
     m = mask if mask.dtype == torch.uint8 else mask.view(torch.uint8) if mask.dtype == torch.bool else mask.to(torch.uint8)
-    # Tuning knobs for bench/profile_int8_attention.py.  UNITOKEN_EVAL_INT8_KERNEL: "imma" (both products on
-    # int8 tensor cores, the query and each tile's softmax weights quantized to ~15 bits; tiles >= 32) or
-    # "bytes" (codes converted to float; for GPUs without int8 MMA in Triton, before sm_80).  Defaults: imma,
-    # 32-column tiles, one warp: 3.4 TB/s against 2.9-3.0 for the best conversion kernels (integer-op
-    # conversions included, since removed) at 256-384 rows x 1120 columns
-    # (bench/records/profile-int8-attention-NVIDIA-H200-20261129-0700.txt).
-    # The query . key product is an int8 MMA over the head dimension, which must be a multiple of 32 (128 for
-    # Chameleon-7B; the tiny test models have 16).
-    imma_ok = D % 32 == 0 and (q.device.type != "cuda" or torch.cuda.get_device_capability(q.device) >= (8, 0))
-    variant = os.environ.get("UNITOKEN_EVAL_INT8_KERNEL", "imma" if imma_ok else "bytes")
-    if variant not in ("bytes", "imma"):
-        raise ValueError(f"UNITOKEN_EVAL_INT8_KERNEL={variant!r}: expected imma or bytes")
-    if variant == "imma" and D % 32:
-        raise ValueError(f"UNITOKEN_EVAL_INT8_KERNEL=imma needs a head dimension that is a multiple of 32, not {D}")
-    block = int(os.environ.get("UNITOKEN_EVAL_INT8_BLOCK", "32" if variant == "imma" else "16"))
-    warps = int(os.environ.get("UNITOKEN_EVAL_INT8_WARPS", "1" if variant == "imma" else "2"))
-    stages = int(os.environ.get("UNITOKEN_EVAL_INT8_STAGES", "1"))
-    if variant == "imma" and block < 32:
-        raise ValueError("UNITOKEN_EVAL_INT8_KERNEL=imma needs UNITOKEN_EVAL_INT8_BLOCK >= 32 (int8 MMA depth)")
-    fn = _kernel()[variant]
-    fn[(R * H,)](q2, k, ks, v, vs, m, out, length, float(scale), q2.stride(0), q2.stride(1), k.stride(0),
-                 k.stride(1), k.stride(2), ks.stride(0), ks.stride(1), m.stride(0), out.stride(0), out.stride(1),
-                 H=H, D=D, BLOCK_N=block, num_warps=warps, num_stages=stages)
+    kv_int8_kernel.decode_attn[(R * H,)](
+        q2, k, ks, v, vs, m, out, length, float(scale), q2.stride(0), q2.stride(1), k.stride(0), k.stride(1),
+        k.stride(2), ks.stride(0), ks.stride(1), m.stride(0), out.stride(0), out.stride(1),
+        H=H, D=D, BLOCK_N=BLOCK_N, num_warps=NUM_WARPS, num_stages=NUM_STAGES)
     return out.reshape(R, H, 1, D)
