@@ -1,7 +1,7 @@
 """Planning: a run's tasks cut into shards that any process can pick up by number.
 
-A shard is a contiguous slice of a task's samples in a fixed order (understanding samples sorted by image
-key so requests about one image stay together and share a prefill).  Every process computes the same plan
+A shard is a contiguous slice of a task's samples in a fixed order (understanding samples grouped by
+``Sample.image_key`` so requests about one image stay together and share a prefill).  Every process computes the same plan
 from the same config, so torchrun ranks and Slurm array tasks need no coordination beyond the results store:
 process ``r`` of ``w`` takes the shards a greedy balance of estimated work gives it (:func:`shards_for`).
 """
@@ -32,9 +32,15 @@ class Shard:
 
 
 def ordered(samples: list[Sample], kind: str) -> list[Sample]:
-    if kind == "understand":
-        return sorted(samples, key=lambda s: str(s.fields.get("image_key", s.id)))
-    return list(samples)
+    """Understanding samples with one ``image_key`` moved up next to the first of them (a sample without a key
+    stays where it is); otherwise the task's own order.  Whole groups then fall in one batch unless a batch
+    boundary cuts one, so MMBench's four circular copies of a question cost one image prefill, not four."""
+    if kind != "understand":
+        return list(samples)
+    groups: dict[object, list[Sample]] = {}
+    for i, s in enumerate(samples):
+        groups.setdefault(("key", s.image_key) if s.image_key is not None else ("row", i), []).append(s)
+    return [s for members in groups.values() for s in members]
 
 
 def make_plan(task_sizes: list[tuple[str, int]], shard_size: int,

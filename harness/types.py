@@ -25,12 +25,16 @@ class Sample:
     zero-argument loader, so a 15k-row TSV does not hold every decoded image in memory at once.
     ``error`` is set on a bad row kept under ``--skip-bad`` (it names the file and row): the engine records it
     as an error instead of sending it to the model, so it is counted rather than silently dropped.
+    ``image_key`` is the identity of the sample's image within its task (same key => same pixels: MMBench's
+    circular copies, MME's question pairs); the plan keeps samples with one key in one batch so the adapter
+    prefills that image once, and the task passes it on as the request's ``image_key``.
     """
 
     id: str
     fields: dict[str, Any] = field(default_factory=dict)
     image: Union[Image.Image, Callable[[], Image.Image], None] = None
     error: Optional[str] = None
+    image_key: Optional[str] = None
 
     def load_image(self) -> Optional[Image.Image]:
         if self.image is None or isinstance(self.image, Image.Image):

@@ -15,7 +15,7 @@ from typing import Any
 
 from harness.types import Headline, Prediction, Sample, TaskResult
 from tasks.base import ScoreContext
-from tasks.common.mcq_task import IMAGE_KEY, VK_COMMIT, VKTask, mean100
+from tasks.common.mcq_task import VK_COMMIT, VKTask, mean100
 from tasks.common.yesno import judge_yes_no, mme_parse_pred_ans, vk_yes_no
 
 PERCEPTION = ("existence", "count", "position", "color", "posters", "celebrity", "scene", "landmark", "artwork", "OCR")
@@ -55,7 +55,7 @@ class MME(VKTask):
                 if got == "Unknown" and judge is not None:
                     got = judge_yes_no(judge, s.fields.get("question"), text)
                 hit = int(got == gt)
-            image = s.fields.get("image_path") or s.fields.get(IMAGE_KEY) or s.id
+            image = s.fields.get("image_path") or s.image_key or s.id
             out[s.id] = {"score": hit, "extracted": got, "answer": gt, "category": s.fields.get("category"),
                          "image": str(image)}
         return out

@@ -50,9 +50,37 @@ def test_ranks_partition_the_plan_exactly(world):
 
 
 def test_understanding_samples_about_one_image_stay_together():
-    samples = [Sample(id=str(i), fields={"image_key": k}) for i, k in enumerate("babcab")]
-    assert [s.fields["image_key"] for s in ordered(samples, "understand")] == list("aabbbc")
-    assert [s.id for s in ordered(samples, "generate")] == [str(i) for i in range(6)]
+    samples = [Sample(id=str(i), image_key=k) for i, k in enumerate("babcab")] + [Sample(id="6"), Sample(id="7")]
+    assert [s.image_key for s in ordered(samples, "understand")] == list("bbbaac") + [None, None]
+    assert [s.id for s in ordered(samples, "understand")] == ["0", "2", "5", "1", "4", "3", "6", "7"]
+    assert [s.id for s in ordered(samples, "generate")] == [str(i) for i in range(8)]
+
+
+def _batches_by_image(task_id, batch):
+    """The image keys of each batch of a real task's smoke samples in plan order, as the adapter receives them."""
+    from harness import registry
+
+    task = registry.make_task(task_id, {})
+    samples = ordered(task.load(task.smoke_source()), task.kind)
+    return samples, [[task.request(s).image_key for s in samples[i:i + batch]] for i in range(0, len(samples), batch)]
+
+
+def test_mmbench_circular_copies_share_a_batch_in_the_real_task():
+    samples, batches = _batches_by_image("mmbench_dev_en", 4)
+    assert len({s.image_key for s in samples}) < len(samples)  # the smoke data holds circular copies
+    groups = {}
+    for s in samples:
+        groups.setdefault(s.image_key, []).append(s.id)
+    assert all(len(ids) > 1 for ids in groups.values())
+    # every batch of 4 holds exactly one image: one prefill per question, as many as distinct images
+    assert all(len(set(keys)) == 1 for keys in batches), batches
+    assert sum(len(set(k)) for k in batches) == len(groups)
+
+
+def test_mme_pairs_share_a_batch_in_the_real_task():
+    samples, batches = _batches_by_image("mme", 2)
+    assert all(len(set(keys)) == 1 for keys in batches), batches
+    assert len(batches) == len({s.image_key for s in samples})
 
 
 def test_launcher_environments():
