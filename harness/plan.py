@@ -64,20 +64,47 @@ def make_plan(task_sizes: list[tuple[str, int]], shard_size: int,
     return [Shard(task_id, i, start, stop, work) for i, (task_id, start, stop, work) in enumerate(cut)]
 
 
-def unfinished_batches(items: Sequence[T], size: int, is_done: Callable[[T], bool]) -> Iterator[list[T]]:
-    """The fixed batches ``items[0:size], items[size:2*size], ...`` that still hold an unfinished item, whole.
+def unfinished_batches(items: Sequence[T], size: int, is_done: Callable[[T], bool],
+                       group: Optional[Callable[[T], object]] = None) -> Iterator[list[T]]:
+    """The fixed batches of at most ``size`` items that still hold an unfinished item, whole.
 
     Batched float math (padding, kernel choice, reduction order) can depend on what else is in a batch, so a
     resumed run that batched only the leftovers could compute other numbers than an uninterrupted run.
     Batches are therefore cut from the shard's full, fixed sample order and an interrupted batch is run
-    again whole; callers store only the items that were not done.
+    again whole; callers store only the items that were not done.  Without ``group`` the cuts fall every
+    ``size`` items; with it, a run of adjacent items with one non-None key (prompts about one image) is never
+    cut in two unless it alone exceeds ``size``, so each image is prefilled once.
     """
     if size < 1:
         raise ValueError("batch size must be at least 1")
-    for start in range(0, len(items), size):
-        batch = list(items[start : start + size])
+    for batch in _cut(items, size, group):
         if not all(is_done(x) for x in batch):
             yield batch
+
+
+def _cut(items: Sequence[T], size: int, group: Optional[Callable[[T], object]]) -> Iterator[list[T]]:
+    if group is None:
+        for start in range(0, len(items), size):
+            yield list(items[start : start + size])
+        return
+    runs: list[list[T]] = []
+    for x in items:
+        k = group(x)
+        if runs and k is not None and group(runs[-1][0]) == k:
+            runs[-1].append(x)
+        else:
+            runs.append([x])
+    batch: list[T] = []
+    for run in runs:
+        if len(batch) + len(run) > size and batch:
+            yield batch
+            batch = []
+        while len(run) > size:  # a group larger than a batch: whole batches of it
+            yield run[:size]
+            run = run[size:]
+        batch.extend(run)
+    if batch:
+        yield batch
 
 
 def shards_for(plan: list[Shard], rank: int, world: int) -> list[Shard]:

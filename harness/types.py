@@ -42,6 +42,26 @@ class Sample:
         return self.image()
 
 
+@dataclass(frozen=True)
+class BenchmarkSize:
+    """How big a whole benchmark is under the protocol its task reproduces, as the task declares it (so a
+    suite's size is known without its data present).
+
+    ``samples``: the task's samples (rows / prompts).  ``images``: distinct input images among them
+    (understanding; prompts about one image share a prefill), None when every sample has its own.
+    ``answer_tokens``: the typical answer length, in tokens, of a model answering as the prompt asks: what a
+    speed estimate decodes (a random-weight model never stops by itself).
+    """
+
+    samples: int
+    images: Optional[int] = None
+    answer_tokens: Optional[int] = None
+
+    @property
+    def input_images(self) -> int:
+        return self.samples if self.images is None else self.images
+
+
 @dataclass
 class UnderstandRequest:
     """Answer ``prompt`` about ``images``.

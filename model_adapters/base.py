@@ -83,6 +83,11 @@ class ModelAdapter(ABC):
         touch the device or the model's state; whatever it leaves out is computed in line as before.
         """
 
+    def counters(self) -> dict[str, float]:
+        """Running totals of the adapter's work (e.g. image prefills, generated images) since it was made; the
+        runner records each task's share beside its wall time (``inference.jsonl`` in the run directory)."""
+        return {}
+
     def batch_size(self, kind: Kind) -> int:
         """How many requests of ``kind`` the runner should hand over at once."""
         return 1

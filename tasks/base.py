@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Optional
 
-from harness.types import Kind, Prediction, Request, Sample, TaskResult
+from harness.types import BenchmarkSize, Kind, Prediction, Request, Sample, TaskResult
 
 
 class TaskError(Exception):
@@ -73,6 +73,9 @@ class Task(ABC):
     default_profile: ClassVar[str] = "official"
     # A group task (t2i_compbench) runs its members and reports their combination.
     subtasks: ClassVar[tuple[str, ...]] = ()
+    # The whole benchmark's size (None: not declared): `unitoken-eval list` sums it per suite, and speed
+    # projections multiply measured rates by it.
+    full_size: ClassVar[Optional[BenchmarkSize]] = None
     # What load() read, for the run manifest: a rerun must be able to check it reads the same bytes.
     data_path: Optional[str] = None
     data_sha256: Optional[str] = None
@@ -90,6 +93,10 @@ class Task(ABC):
         """A sample's GPU time relative to one understanding prompt, to order and balance shards
         (harness/plan.py); generation tasks count their images."""
         return 1.0
+
+    def images_per_sample(self) -> int:
+        """Images a generation task draws per sample under its options (0 for understanding)."""
+        return 0
 
     def data_identity(self) -> dict[str, Any]:
         """Where the loaded data came from and its digest (None where the source has no single file)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from harness.types import Headline, Prediction, Sample, TaskResult
+from harness.types import BenchmarkSize, Headline, Prediction, Sample, TaskResult
 from tasks.base import ScoreContext, TaskError
 from tasks.common.mcq_task import VK_COMMIT, VKTask, mean100
 from tasks.common.vlmeval_tsv import TsvRow
@@ -40,6 +40,7 @@ class HallusionBench(VKTask):
                   "visual_input": lambda rec: rec.get("visual_input"),
                   "set_id": "set_id", "figure_id": "figure_id", "question_id": "question_id"}
     max_new_tokens = 64
+    full_size = BenchmarkSize(951, answer_tokens=4)
 
     def filter_hf_row(self, row: TsvRow) -> bool:
         return str(row.fields.get("visual_input")) != "0"

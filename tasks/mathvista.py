@@ -23,7 +23,7 @@ import re
 from collections import defaultdict
 from typing import Any, Optional
 
-from harness.types import Headline, Prediction, Sample, TaskResult
+from harness.types import BenchmarkSize, Headline, Prediction, Sample, TaskResult
 from tasks.base import ScoreContext, TaskError
 from tasks.common import mcq
 from tasks.common.mcq_task import VK_COMMIT, VKTask, mean100
@@ -172,6 +172,7 @@ class MathVistaTestmini(VKTask):
     }
     hf_image_column = "decoded_image"
     max_new_tokens = 512
+    full_size = BenchmarkSize(1000, answer_tokens=64)
 
     # ----- scoring
     def _choices(self, s: Sample) -> list[Any]:

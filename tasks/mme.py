@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from harness.types import Headline, Prediction, Sample, TaskResult
+from harness.types import BenchmarkSize, Headline, Prediction, Sample, TaskResult
 from tasks.base import ScoreContext
 from tasks.common.mcq_task import VK_COMMIT, VKTask, mean100
 from tasks.common.yesno import judge_yes_no, mme_parse_pred_ans, vk_yes_no
@@ -37,6 +37,7 @@ class MME(VKTask):
     hf_image_key_column = "image_path"
     hf_mapping = {"question": "question", "answer": "answer", "category": "category", "image_path": "question_id"}
     max_new_tokens = 16
+    full_size = BenchmarkSize(2374, images=1187, answer_tokens=4)  # two questions per image
 
     def score(self, samples: list[Sample], predictions: dict[str, Prediction], ctx: ScoreContext):
         profile = self.profile(ctx.profile)

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any, Optional
 
-from harness.types import Headline, Prediction, Sample, TaskResult
+from harness.types import BenchmarkSize, Headline, Prediction, Sample, TaskResult
 from tasks.base import ScoreContext
 from tasks.common.mcq_task import VK_COMMIT, VKTask
 
@@ -109,6 +109,7 @@ class MMVet(VKTask):
     hf_mapping = {"question": "question", "answer": "answer", "category": "capability"}
     hf_split = "test"
     max_new_tokens = 512
+    full_size = BenchmarkSize(218, answer_tokens=128)
 
     def filter_hf_row(self, row) -> bool:
         cap = row.fields.get("category")

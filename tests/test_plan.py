@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.plan import make_plan, ordered, parse_shard_spec, rank_from_environment, shards_for
+from harness.plan import make_plan, ordered, parse_shard_spec, rank_from_environment, shards_for, unfinished_batches
 from harness.types import Sample
 
 
@@ -62,19 +62,30 @@ def _batches_by_image(task_id, batch):
 
     task = registry.make_task(task_id, {})
     samples = ordered(task.load(task.smoke_source()), task.kind)
-    return samples, [[task.request(s).image_key for s in samples[i:i + batch]] for i in range(0, len(samples), batch)]
+    cut = unfinished_batches(samples, batch, lambda s: False, group=lambda s: s.image_key)
+    return samples, [[task.request(s).image_key for s in b] for b in cut]
 
 
 def test_mmbench_circular_copies_share_a_batch_in_the_real_task():
-    samples, batches = _batches_by_image("mmbench_dev_en", 4)
+    samples, batches = _batches_by_image("mmbench_dev_en", 6)  # groups of 4 and 2 copies
     assert len({s.image_key for s in samples}) < len(samples)  # the smoke data holds circular copies
     groups = {}
     for s in samples:
         groups.setdefault(s.image_key, []).append(s.id)
     assert all(len(ids) > 1 for ids in groups.values())
-    # every batch of 4 holds exactly one image: one prefill per question, as many as distinct images
-    assert all(len(set(keys)) == 1 for keys in batches), batches
-    assert sum(len(set(k)) for k in batches) == len(groups)
+    # no image is split between batches: one prefill per question, as many as distinct images
+    assert sum(len(set(k)) for k in batches) == len(groups), batches
+    assert all(len(keys) <= 6 for keys in batches) and max(len(k) for k in batches) == 6
+
+
+def test_batches_never_split_a_group_unless_it_is_larger_than_a_batch():
+    keys = list("aaabbcccccd") + [None, None, "e"]
+    cut = list(unfinished_batches(keys, 4, lambda k: False, group=lambda k: k))
+    assert cut == [list("aaa"), list("bb"), list("cccc"), ["c", "d", None, None], ["e"]]
+    # without a key function: fixed slices, as before
+    assert list(unfinished_batches(keys, 4, lambda k: False))[0] == list("aaab")
+    # the cut depends on the order alone: a resumed run re-runs the same whole batches
+    assert list(unfinished_batches(keys, 4, lambda k: k in "abc" if k else False, group=lambda k: k)) == cut[3:]
 
 
 def test_mme_pairs_share_a_batch_in_the_real_task():

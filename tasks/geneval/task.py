@@ -23,7 +23,7 @@ from PIL import Image, ImageOps
 from harness import faults
 from harness.plan import unfinished_batches
 from harness.store import sha256_file
-from harness.types import GenerateRequest, Headline, Prediction, Sample, TaskResult
+from harness.types import BenchmarkSize, GenerateRequest, Headline, Prediction, Sample, TaskResult
 from tasks.base import IMAGE_WORK, ScoreContext, Task, TaskError
 from tasks.geneval import prompts
 from tasks.geneval.detector import CLASS_NAMES, ENV_CHECKPOINT, Detection, Detections, DetectorError
@@ -110,6 +110,7 @@ class GenEval(Task):
                     "(Mask2Former Swin-S mmdet 3.x checkpoint; CLIP ViT-L/14 OpenAI weights via transformers)",
     }
     default_profile = "official"
+    full_size = BenchmarkSize(553)  # prompts of evaluation_metadata.jsonl @ af4902f
 
     def __init__(self, options: Optional[dict[str, Any]] = None):
         super().__init__(options)
@@ -138,6 +139,9 @@ class GenEval(Task):
     # ----- inference
     def work_per_sample(self) -> float:
         return self.n_images * IMAGE_WORK
+
+    def images_per_sample(self) -> int:
+        return self.n_images
 
     def request(self, sample: Sample) -> GenerateRequest:
         return GenerateRequest(sample_id=sample.id, prompt=sample.fields["prompt"], n_images=self.n_images)

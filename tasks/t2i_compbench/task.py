@@ -24,7 +24,7 @@ from typing import Any, Callable, ClassVar, Optional
 
 from PIL import Image
 
-from harness.types import GenerateRequest, Headline, Prediction, Sample, TaskResult
+from harness.types import BenchmarkSize, GenerateRequest, Headline, Prediction, Sample, TaskResult
 from tasks.base import IMAGE_WORK, ScoreContext, Task, TaskError
 from tasks.t2i_compbench import naming, nouns, prompts, rules
 
@@ -56,6 +56,8 @@ class T2ICategory(Task):
     metric: ClassVar[str]
     scorer: ClassVar[str]
     headline: ClassVar[tuple[str, str]]
+    # val split: 300 prompts per category (upstream's later de-duplicated colour file may hold a few fewer)
+    full_size = BenchmarkSize(300)
 
     def __init__(self, options: Optional[dict[str, Any]] = None):
         super().__init__(options)
@@ -119,6 +121,9 @@ class T2ICategory(Task):
     # ----------------------------------------------------------------- generation
     def work_per_sample(self) -> float:
         return self.images_per_prompt * IMAGE_WORK
+
+    def images_per_sample(self) -> int:
+        return self.images_per_prompt
 
     def request(self, sample: Sample) -> GenerateRequest:
         return GenerateRequest(sample_id=sample.id, prompt=sample.fields["prompt"], n_images=self.images_per_prompt)
