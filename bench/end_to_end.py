@@ -291,7 +291,10 @@ def main(argv=None) -> None:
     ap.add_argument("--records", help="where the record goes (default bench/records; --quick: --work)")
     ap.add_argument("--deadline-s", type=float, default=None,
                     help="interrupt the run after this many seconds and record the tasks it finished")
+    ap.add_argument("--analyze", metavar="WORK", help="only redo the analysis of an earlier --work folder")
     a = ap.parse_args(argv)
+    if a.analyze:
+        return analyze(Path(a.analyze), a.records)
     import torch
 
     cuda = torch.cuda.is_available()
@@ -384,8 +387,23 @@ def main(argv=None) -> None:
     rec["exit_status"] = proc.returncode
     rec["wall_s"] = round(t_end - t_start, 1)
     rec["gpu_sampler"] = sampler.source
+    state = {"rec": rec, "planned": planned, "data": data, "options": options, "t_start": t_start, "t_end": t_end,
+             "gpu": sampler.samples, "args": vars(a)}
+    (work / "bench-state.json").write_text(json.dumps(state))
+    analyze(work)
 
-    # 4: what the run recorded
+
+def analyze(work: Path, records: Optional[str] = None) -> None:
+    """Step 4 from what step 3 left in ``work`` (rerun with ``--analyze WORK`` to redo it)."""
+    state = json.loads((work / "bench-state.json").read_text())
+    rec, planned, data, options = state["rec"], state["planned"], state["data"], state["options"]
+    t_start, t_end = state["t_start"], state["t_end"]
+    a = argparse.Namespace(**{**state["args"], **({"records": records} if records else {})})
+    sampler = GpuSampler()
+    sampler.samples = [tuple(x) for x in state["gpu"]]
+    suite = load_config(registry.suite_path(a.suite), origin=f"suite {a.suite}")
+    size = registry.run_size(suite.tasks, suite.options)
+    run_dir = work / "run"
     store = RunStore(run_dir)
     log_text = "".join(p.read_text(errors="replace") for p in (run_dir / "run.log", work / "run.out") if p.exists())
     und_batch, gen_batch = batch_sizes_from_log(log_text)
