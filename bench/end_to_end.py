@@ -258,15 +258,22 @@ def batch_sizes_from_log(log_text: str) -> tuple[Optional[int], Optional[int]]:
     return (int(m.group(1)), int(m.group(2))) if m else (None, None)
 
 
-def component_rates(record: Path, answer_tokens: int) -> dict[str, Any]:
-    """bench/throughput.py's rates for the same prompts: understanding batch time at this answer length
-    (prompt ~4.7k tokens, batch 16, no sharing), and bf16-KV images/s at its measured batch."""
+def component_rates(record: Path, answer_tokens: int, images_per_prompt: float = 1.0) -> dict[str, Any]:
+    """bench/throughput.py's rates for the same prompts: a batch of 16 prompts of ~4.7k tokens at this answer
+    length, less the prefills that prompts sharing an image skip (slope from its prefix-sharing run: 16 prompts
+    about 4 images), plus SigLIP (5 views) and VQ encoding of each distinct image; and bf16-KV images/s."""
     r = json.loads(record.read_text())
     by = r["understanding_decode_by_answer_tokens"]
     lens = sorted(int(k) for k in by["by_answer_tokens"])
     near = min(lens, key=lambda n: abs(n - answer_tokens))
-    out = {"record": record.name, "und_batch": by["prompts_per_batch"], "und_answer_tokens": near,
-           "und_batch_seconds": by["by_answer_tokens"][str(near)]["batch_seconds"]}
+    batch = by["prompts_per_batch"]
+    ps, ours, vis = r["prefix_sharing"], r["understanding_ours"], r["vision"]
+    saved_per_share = (ours["seconds"] - ps["seconds"]) / (1 - ps["groups"] / ps["prompts"])
+    images = batch * images_per_prompt
+    vision_s = images * (1 / vis["siglip_5_views_per_s"] + 1 / vis["vqgan_encode_fp32_per_s"])
+    batch_s = by["by_answer_tokens"][str(near)]["batch_seconds"] - saved_per_share * (1 - images_per_prompt) + vision_s
+    out = {"record": record.name, "und_batch": batch, "und_answer_tokens": near, "und_batch_seconds": round(batch_s, 3),
+           "und_prompts_per_s": batch / batch_s}
     gen = r.get("generation_ours_bf16_kv") or {}
     bg = gen.get("with_background_decode", {})
     out.update(gen_batch=gen.get("images"), gen_images_per_s=bg.get("images_per_s", gen.get("images_per_s")))
@@ -462,11 +469,9 @@ def analyze(work: Path, records: Optional[str] = None) -> None:
         full = size["tasks"][tid]["samples"]
         proj[tid] = round(full / rate, 1)
         if comp_path.is_file() and not a.quick:
-            c = component_rates(comp_path, row.get("answer_tokens", 4))
+            c = component_rates(comp_path, row.get("answer_tokens", 4), row.get("distinct_images_per_prompt", 1.0))
             if row["kind"] == "understand":
-                # component: batches of 16 prompts, one prefill each, unless prompts share an image
-                share = row["distinct_images_per_prompt"]
-                comp_rate = c["und_batch"] / (c["und_batch_seconds"] * share) if share else None
+                comp_rate = c["und_prompts_per_s"]
                 row["component_prompts_per_s"] = round(comp_rate, 3)
                 row["end_to_end_vs_component"] = round(rate / comp_rate, 3)
             else:
