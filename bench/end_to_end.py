@@ -492,6 +492,25 @@ def analyze(work: Path, records: Optional[str] = None) -> None:
         "how": "whole-benchmark samples (Task.full_size) / this run's steady samples/s per task (first batch "
                "apart), plus the one-time costs measured here once; component: bench/throughput.py's rates for "
                "prompts of ~4.7k tokens at the same answer length and sharing, and its bf16-KV images/s"}
+    # Other suites from the same rates: a task this run did not measure takes the images/s measured on the
+    # T2I-CompBench++ categories it ran (the same decoder on prompts of the same kind), said per task.
+    t2i_rates = [per_task[t]["steady_images_per_s"] for t in per_task
+                 if t.startswith("t2i_compbench_") and per_task[t].get("steady_images_per_s")]
+    for other in ("paper", "full"):
+        osize = registry.suite_size(other)
+        secs, borrowed, unknown = {}, [], []
+        for tid, t in osize["tasks"].items():
+            if tid in proj:
+                secs[tid] = proj[tid]
+            elif tid.startswith("t2i_compbench_") and t2i_rates:
+                secs[tid] = round(t["generated_images"] / (sum(t2i_rates) / len(t2i_rates)), 1)
+                borrowed.append(tid)
+            else:
+                unknown.append(tid)
+        rec["projection"][f"suite_{other}"] = {
+            "size": osize["total"], "seconds_per_task": secs, "rate_from_measured_t2i_categories": borrowed,
+            "not_measured": unknown,
+            "minutes_total": round((sum(secs.values()) + one_time) / 60, 1) if not unknown else None}
     save_record(rec, a.records or (work if a.quick else ROOT / "bench" / "records"), "end-to-end")
 
 
