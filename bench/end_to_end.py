@@ -378,7 +378,8 @@ def main(argv=None) -> None:
     t_start = time.time()
     with open(work / "run.out", "w") as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)})
+                                env={**os.environ, "PYTHONUNBUFFERED": "1",
+                                     "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))})
         try:
             proc.wait(timeout=a.deadline_s)
         except subprocess.TimeoutExpired:
