@@ -294,7 +294,8 @@ def main(argv=None) -> None:
     ap.add_argument("--checkpoint", default="/tmp/unitoken-7b-release-layout")
     ap.add_argument("--model-args", default="", help="extra adapter arguments (kv_cache=int8,prefill=fp8)")
     ap.add_argument("--quick", action="store_true", help="tiny random model: checks the script only")
-    ap.add_argument("--component", default=str(ROOT / "bench" / "records" / "throughput-NVIDIA-H200-20261129-084902.json"))
+    ap.add_argument("--component", default=None,
+                    help="bench/throughput.py record to compare with (default: the newest in bench/records)")
     ap.add_argument("--records", help="where the record goes (default bench/records; --quick: --work)")
     ap.add_argument("--deadline-s", type=float, default=None,
                     help="interrupt the run after this many seconds and record the tasks it finished")
@@ -361,7 +362,7 @@ def main(argv=None) -> None:
     model_args = f"path={ckpt},dtype={'bfloat16' if cuda else 'float32'},device={'cuda' if cuda else 'cpu'}"
     model_args += f",gen_batch_size={a.gen_batch}"
     if a.quick:
-        model_args += ",batch_size=2"
+        model_args += f",batch_size={a.und_batch}"
     if a.model_args:
         model_args += "," + a.model_args
     tasks = [t for t in suite.tasks if not only or t in only]
@@ -461,7 +462,9 @@ def analyze(work: Path, records: Optional[str] = None) -> None:
     rec["scored"] = metrics
 
     # the projection: whole-benchmark minutes from the steady end-to-end rates, beside the component one
-    comp_path = Path(a.component)
+    newest = sorted((ROOT / "bench" / "records").glob("throughput-*.json"))  # names end in their time
+    comp_path = Path(a.component) if a.component else (newest[-1] if newest else Path("-"))
+    rec["component_record"] = comp_path.name
     proj, comp_proj = {}, {}
     for tid, row in per_task.items():
         rate = row.get("steady_samples_per_s") or row.get("samples_per_s")
