@@ -40,7 +40,12 @@ def default_runs_root() -> Path:
 def cmd_list(args: argparse.Namespace) -> int:
     from harness import registry
 
-    info: dict[str, Any] = {"tasks": [], "adapters": [], "suites": registry.suite_ids()}
+    info: dict[str, Any] = {"tasks": [], "adapters": [], "suites": []}
+    for sid in registry.suite_ids():
+        try:
+            info["suites"].append({"id": sid, "size": registry.suite_size(sid)})
+        except Exception as exc:  # noqa: BLE001 - one broken suite must not hide the others
+            info["suites"].append({"id": sid, "error": f"{type(exc).__name__}: {exc}"})
     # A plugin that fails to import is listed with its error instead of hiding every other id.
     for tid in registry.task_ids():
         try:
@@ -75,9 +80,20 @@ def cmd_list(args: argparse.Namespace) -> int:
             print(f"  {a['id']:<28} UNAVAILABLE: {a['error']}")
             continue
         print(f"  {a['id']:<28} {', '.join(a['capabilities'])}")
-    print("suites:")
+    print("suites:  (whole benchmarks, from each task's declared size)")
     for s in info["suites"]:
-        print(f"  {s}")
+        if "error" in s:
+            print(f"  {s['id']:<28} UNAVAILABLE: {s['error']}")
+            continue
+        size, tot = s["size"], s["size"]["total"]
+        if size["smoke"]:
+            print(f"  {s['id']:<28} embedded smoke samples of {len(size['tasks']) + len(size['undeclared'])} tasks")
+            continue
+        line = (f"  {s['id']:<28} {tot['understanding_prompts']} prompts about {tot['input_images']} images; "
+                f"{tot['generation_prompts']} prompts -> {tot['generated_images']} generated images")
+        if size["undeclared"]:
+            line += f"; size not declared: {', '.join(size['undeclared'])}"
+        print(line)
     return EXIT_OK
 
 

@@ -1,7 +1,7 @@
 """Planning: a run's tasks cut into shards that any process can pick up by number.
 
-A shard is a contiguous slice of a task's samples in a fixed order (understanding samples sorted by image
-key so requests about one image stay together and share a prefill).  Every process computes the same plan
+A shard is a contiguous slice of a task's samples in a fixed order (understanding samples grouped by
+``Sample.image_key`` so requests about one image stay together and share a prefill).  Every process computes the same plan
 from the same config, so torchrun ranks and Slurm array tasks need no coordination beyond the results store:
 process ``r`` of ``w`` takes the shards a greedy balance of estimated work gives it (:func:`shards_for`).
 """
@@ -41,9 +41,15 @@ class Shard:
 
 
 def ordered(samples: list[Sample], kind: str) -> list[Sample]:
-    if kind == "understand":
-        return sorted(samples, key=lambda s: str(s.fields.get("image_key", s.id)))
-    return list(samples)
+    """Understanding samples with one ``image_key`` moved up next to the first of them (a sample without a key
+    stays where it is); otherwise the task's own order.  Whole groups then fall in one batch unless a batch
+    boundary cuts one, so MMBench's four circular copies of a question cost one image prefill, not four."""
+    if kind != "understand":
+        return list(samples)
+    groups: dict[object, list[Sample]] = {}
+    for i, s in enumerate(samples):
+        groups.setdefault(("key", s.image_key) if s.image_key is not None else ("row", i), []).append(s)
+    return [s for members in groups.values() for s in members]
 
 
 def make_plan(task_sizes: list[tuple[str, int]], shard_size: int,
@@ -66,20 +72,47 @@ def make_plan(task_sizes: list[tuple[str, int]], shard_size: int,
     return [Shard(task_id, i, start, stop, work) for i, (task_id, start, stop, work) in enumerate(cut)]
 
 
-def unfinished_batches(items: Sequence[T], size: int, is_done: Callable[[T], bool]) -> Iterator[list[T]]:
-    """The fixed batches ``items[0:size], items[size:2*size], ...`` that still hold an unfinished item, whole.
+def unfinished_batches(items: Sequence[T], size: int, is_done: Callable[[T], bool],
+                       group: Optional[Callable[[T], object]] = None) -> Iterator[list[T]]:
+    """The fixed batches of at most ``size`` items that still hold an unfinished item, whole.
 
     Batched float math (padding, kernel choice, reduction order) can depend on what else is in a batch, so a
     resumed run that batched only the leftovers could compute other numbers than an uninterrupted run.
     Batches are therefore cut from the shard's full, fixed sample order and an interrupted batch is run
-    again whole; callers store only the items that were not done.
+    again whole; callers store only the items that were not done.  Without ``group`` the cuts fall every
+    ``size`` items; with it, a run of adjacent items with one non-None key (prompts about one image) is never
+    cut in two unless it alone exceeds ``size``, so each image is prefilled once.
     """
     if size < 1:
         raise ValueError("batch size must be at least 1")
-    for start in range(0, len(items), size):
-        batch = list(items[start : start + size])
+    for batch in _cut(items, size, group):
         if not all(is_done(x) for x in batch):
             yield batch
+
+
+def _cut(items: Sequence[T], size: int, group: Optional[Callable[[T], object]]) -> Iterator[list[T]]:
+    if group is None:
+        for start in range(0, len(items), size):
+            yield list(items[start : start + size])
+        return
+    runs: list[list[T]] = []
+    for x in items:
+        k = group(x)
+        if runs and k is not None and group(runs[-1][0]) == k:
+            runs[-1].append(x)
+        else:
+            runs.append([x])
+    batch: list[T] = []
+    for run in runs:
+        if len(batch) + len(run) > size and batch:
+            yield batch
+            batch = []
+        while len(run) > size:  # a group larger than a batch: whole batches of it
+            yield run[:size]
+            run = run[size:]
+        batch.extend(run)
+    if batch:
+        yield batch
 
 
 def shards_for(plan: list[Shard], rank: int, world: int) -> list[Shard]:

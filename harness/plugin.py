@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Optional, Protocol, Sequence, Union, runtime_c
 from PIL import Image
 
 from harness.types import (
+    BenchmarkSize,
     GenerateRequest,
     Headline,
     Kind,
@@ -28,6 +29,7 @@ from harness.types import (
 )
 
 __all__ = [
+    "BenchmarkSize",
     # data types
     "Kind", "Sample", "UnderstandRequest", "GenerateRequest", "Request", "Prediction", "Headline", "TaskResult",
     # tasks
@@ -157,6 +159,9 @@ class Task(ABC):
     headline: ClassVar[tuple[str, str]]
     references: ClassVar[dict[str, str]] = {}
     default_profile: ClassVar[str] = "official"
+    # The whole benchmark's size (None: not declared): `unitoken-eval list` sums it per suite, and speed
+    # projections multiply measured rates by it.
+    full_size: ClassVar[Optional[BenchmarkSize]] = None
     # Set by GroupTask: the member task ids a group runs before combining them.
     subtasks: ClassVar[tuple[str, ...]] = ()
     # What load() read, for the run manifest: a rerun must be able to check it reads the same bytes.
@@ -348,6 +353,11 @@ class ModelAdapter(ABC):
     def batch_size(self, kind: Kind) -> int:
         """How many requests of ``kind`` the runner should hand over at once."""
         return 1
+
+    def counters(self) -> dict[str, float]:
+        """Running totals of the adapter's work (e.g. image prefills, generated images) since it was made; the
+        runner records each task's share beside its wall time (``inference.jsonl`` in the run directory)."""
+        return {}
 
     def close(self) -> None:
         """Release devices and files."""

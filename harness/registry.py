@@ -97,3 +97,36 @@ def expand_task_ids(ids: list[str]) -> list[str]:
         if tid not in out:
             out.append(tid)
     return out
+
+
+def run_size(tasks: list[str], options: dict | None = None, smoke: bool = False) -> dict:
+    """What a run of ``tasks`` does on whole benchmarks, from each task's declared ``full_size`` under the
+    run's task options: per task its samples, input images (understanding) and generated images, and the
+    totals.  Tasks that declare no size are listed under ``undeclared``; a smoke run uses the embedded few
+    samples instead, so its full sizes do not apply (``smoke`` is reported as such)."""
+    options = options or {}
+    per_task: dict[str, dict] = {}
+    undeclared: list[str] = []
+    for tid in expand_task_ids(tasks):
+        task = make_task(tid, options.get(tid))
+        if task.subtasks:
+            continue
+        size = task.full_size
+        if size is None:
+            undeclared.append(tid)
+            continue
+        per_task[tid] = {"kind": task.kind, "samples": size.samples,
+                         "input_images": size.input_images if task.kind == "understand" else 0,
+                         "generated_images": size.samples * task.images_per_sample()}
+    total = {k: sum(t[k] for t in per_task.values()) for k in ("samples", "input_images", "generated_images")}
+    total["understanding_prompts"] = sum(t["samples"] for t in per_task.values() if t["kind"] == "understand")
+    total["generation_prompts"] = sum(t["samples"] for t in per_task.values() if t["kind"] == "generate")
+    return {"tasks": per_task, "total": total, "undeclared": undeclared, "smoke": smoke}
+
+
+def suite_size(suite_id: str) -> dict:
+    """:func:`run_size` of a registered suite's tasks and options."""
+    from harness.config import load_config
+
+    cfg = load_config(suite_path(suite_id), origin=f"suite {suite_id}")
+    return run_size(cfg.tasks, cfg.options, smoke=bool(cfg.smoke))

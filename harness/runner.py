@@ -169,7 +169,8 @@ class Runner:
         # Requests (image files and base64 cells decoded to pixels) are built one batch ahead in another thread,
         # so decoding overlaps the model's work on the current batch; a bad sample's error surfaces when its
         # batch's turn comes, after every earlier batch is stored.
-        batches = list(unfinished_batches(samples, size, lambda s: s.id in done))
+        batches = list(unfinished_batches(samples, size, lambda s: s.id in done,
+                                          group=(lambda s: s.image_key) if task.kind == "understand" else None))
         with self.store.prediction_writer(task.id, self.writer) as appender, \
                 ThreadPoolExecutor(max_workers=1, thread_name_prefix="image-save") as saver, \
                 ThreadPoolExecutor(max_workers=1, thread_name_prefix="requests") as builder:
@@ -305,7 +306,8 @@ class Runner:
                 n_done = sum(1 for sh in mine for x in self.shard_samples(sh) if x.id in done_ids[tid])
                 bar = tqdm(total=n_task, initial=n_done, desc=tid, unit="sample", disable=not self.progress,
                            position=1, leave=False, dynamic_ncols=True)
-                t0 = time.perf_counter()
+                t0, started = time.perf_counter(), time.time()
+                before = self._adapter.counters() if self._adapter is not None else {}
                 n = 0
                 try:
                     for sh in mine:
@@ -316,8 +318,14 @@ class Runner:
                     bar.close()
                 inferred += n
                 if n:
-                    rate = n / max(time.perf_counter() - t0, 1e-9)
-                    log.info("%s: %d samples inferred (%.2f samples/s), %d already stored", tid, n, rate, n_done)
+                    secs = time.perf_counter() - t0
+                    log.info("%s: %d samples inferred (%.2f samples/s), %d already stored", tid, n, n / max(secs, 1e-9),
+                             n_done)
+                    after = self.adapter.counters()
+                    self.store.append_inference_stats(
+                        {"task": tid, "samples": n, "seconds": round(secs, 3), "started": started,
+                         "finished": time.time(),
+                         "adapter": {k: v - before.get(k, 0) for k, v in after.items()}}, self.writer)
         finally:
             overall.close()
         return inferred

@@ -277,6 +277,14 @@ class RunStore:
     def prediction_writer(self, task_id: str, writer: str = "main") -> JsonlAppender:
         return JsonlAppender(self.task_dir(task_id) / f"predictions-{safe_name(writer)}.jsonl", fault_tag=task_id)
 
+    def append_inference_stats(self, record: dict[str, Any], writer: str = "main") -> None:
+        """One line per task and process: samples inferred, wall time, the adapter's counters over that time."""
+        with JsonlAppender(self.root / f"inference-{safe_name(writer)}.jsonl", fsync=False) as out:
+            out.write([record])
+
+    def read_inference_stats(self) -> list[dict[str, Any]]:
+        return [obj for path in sorted(self.root.glob("inference-*.jsonl")) for _, obj in read_jsonl(path)]
+
     def prediction_files(self, task_id: str) -> list[Path]:
         return sorted(self.task_dir(task_id).glob("predictions-*.jsonl"))
 

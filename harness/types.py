@@ -25,17 +25,41 @@ class Sample:
     zero-argument loader, so a 15k-row TSV does not hold every decoded image in memory at once.
     ``error`` is set on a bad row kept under ``--skip-bad`` (it names the file and row): the engine records it
     as an error instead of sending it to the model, so it is counted rather than silently dropped.
+    ``image_key`` is the identity of the sample's image within its task (same key => same pixels: MMBench's
+    circular copies, MME's question pairs); the plan keeps samples with one key in one batch so the adapter
+    prefills that image once, and the task passes it on as the request's ``image_key``.
     """
 
     id: str
     fields: dict[str, Any] = field(default_factory=dict)
     image: Union[Image.Image, Callable[[], Image.Image], None] = None
     error: Optional[str] = None
+    image_key: Optional[str] = None
 
     def load_image(self) -> Optional[Image.Image]:
         if self.image is None or isinstance(self.image, Image.Image):
             return self.image
         return self.image()
+
+
+@dataclass(frozen=True)
+class BenchmarkSize:
+    """How big a whole benchmark is under the protocol its task reproduces, as the task declares it (so a
+    suite's size is known without its data present).
+
+    ``samples``: the task's samples (rows / prompts).  ``images``: distinct input images among them
+    (understanding; prompts about one image share a prefill), None when every sample has its own.
+    ``answer_tokens``: the typical answer length, in tokens, of a model answering as the prompt asks: what a
+    speed estimate decodes (a random-weight model never stops by itself).
+    """
+
+    samples: int
+    images: Optional[int] = None
+    answer_tokens: Optional[int] = None
+
+    @property
+    def input_images(self) -> int:
+        return self.samples if self.images is None else self.images
 
 
 @dataclass

@@ -6,7 +6,7 @@ on it are not comparable (its rows are mapped here only so users can reproduce l
 
 from __future__ import annotations
 
-from harness.plugin import TaskError
+from harness.plugin import BenchmarkSize, TaskError
 from tasks.common.mcq_task import SMOKE_DIR, VK_COMMIT, MCQTask
 
 
@@ -20,6 +20,7 @@ _REF = f"VLMEvalKit {VK_COMMIT[:8]} ImageMCQDataset.evaluate (mcq_vanilla_eval),
 class AI2DTest(MCQTask):
     id = "ai2d_test"
     tsv_name = "AI2D_TEST"
+    full_size = BenchmarkSize(3088, answer_tokens=4)
     required_columns = ("index", "image", "question", "answer", "A", "B")
     references = {"official": f"{_REF} (masked AI2D_TEST as on the leaderboard)", "vlmevalkit": _REF}
     hf_default = "lmms-lab/ai2d"

@@ -24,7 +24,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Optional
 
-from harness.plugin import Headline, Prediction, Sample, ScoreContext, TaskError, TaskResult
+from harness.plugin import BenchmarkSize, Headline, Prediction, Sample, ScoreContext, TaskError, TaskResult
 from harness.store import sha256_file
 from tasks.common.mcq_task import VK_COMMIT, VKTask, mean100
 from tasks.common.vlmeval_tsv import TsvRow
@@ -120,6 +120,7 @@ class HallusionBench(VKTask):
                   "visual_input": lambda rec: rec.get("visual_input"), "gt_answer_details": "gt_answer_details",
                   "set_id": "set_id", "figure_id": "figure_id", "question_id": "question_id"}
     max_new_tokens = 64
+    full_size = BenchmarkSize(951, answer_tokens=4)
 
     def filter_hf_row(self, row: TsvRow) -> bool:
         return str(row.fields.get("visual_input")) != "0"

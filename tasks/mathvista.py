@@ -30,7 +30,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Optional
 
-from harness.plugin import Headline, Prediction, Sample, ScoreContext, TaskError, TaskResult
+from harness.plugin import BenchmarkSize, Headline, Prediction, Sample, ScoreContext, TaskError, TaskResult
 from tasks.common import mcq
 from tasks.common.mcq_task import VK_COMMIT, VKTask, mean100
 
@@ -196,6 +196,7 @@ class MathVistaTestmini(VKTask):
     }
     hf_image_column = "decoded_image"
     max_new_tokens = 512
+    full_size = BenchmarkSize(1000, answer_tokens=64)
 
     # ----- scoring
     def _choices(self, s: Sample) -> list[Any]:

@@ -7,6 +7,7 @@ The test split has no public answers (submission only), so only dev is offered.
 
 from __future__ import annotations
 
+from harness.types import BenchmarkSize
 from tasks.common.mcq_task import VK_COMMIT, MCQTask
 
 _REF = f"VLMEvalKit {VK_COMMIT[:8]} ImageMCQDataset.evaluate with mcq_circular_eval, exact matching"
@@ -19,6 +20,8 @@ class _MMBenchDev(MCQTask):
     hf_default = "lmms-lab/MMBench"
     hf_split = "dev"
     split_name = "dev"
+    # 4329 rows: 1164 questions, each with its circular copies (rotated options) about one image
+    full_size = BenchmarkSize(4329, images=1164, answer_tokens=4)
     hf_mapping = {"question": "question", "hint": "hint", "A": "A", "B": "B", "C": "C", "D": "D",
                   "answer": "answer", "category": "category", "l2-category": "L2-category", "split": "split"}  # lmms-eval en_utils.py reads L2-category
 

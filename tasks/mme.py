@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from harness.plugin import Headline, Prediction, Sample, ScoreContext, TaskResult
-from tasks.common.mcq_task import IMAGE_KEY, VK_COMMIT, VKTask, mean100
+from harness.plugin import BenchmarkSize, Headline, Prediction, Sample, ScoreContext, TaskResult
+from tasks.common.mcq_task import VK_COMMIT, VKTask, mean100
+from tasks.common.mcq_task import VK_COMMIT, VKTask, mean100
 from tasks.common.yesno import judge_yes_no, mme_parse_pred_ans, vk_yes_no
 
 PERCEPTION = ("existence", "count", "position", "color", "posters", "celebrity", "scene", "landmark", "artwork", "OCR")
@@ -36,6 +37,7 @@ class MME(VKTask):
     hf_image_key_column = "image_path"
     hf_mapping = {"question": "question", "answer": "answer", "category": "category", "image_path": "question_id"}
     max_new_tokens = 16
+    full_size = BenchmarkSize(2374, images=1187, answer_tokens=4)  # two questions per image
 
     def score(self, samples: list[Sample], predictions: dict[str, Prediction], ctx: ScoreContext):
         profile = self.profile(ctx.profile)
@@ -54,7 +56,7 @@ class MME(VKTask):
                 if got == "Unknown" and judge is not None:
                     got = judge_yes_no(judge, s.fields.get("question"), text)
                 hit = int(got == gt)
-            image = s.fields.get("image_path") or s.fields.get(IMAGE_KEY) or s.id
+            image = s.fields.get("image_path") or s.image_key or s.id
             out[s.id] = {"score": hit, "extracted": got, "answer": gt, "category": s.fields.get("category"),
                          "image": str(image)}
         return out

@@ -35,7 +35,7 @@ import string
 from collections import defaultdict
 from typing import Any, Optional
 
-from harness.plugin import Headline, Prediction, Sample, ScoreContext, TaskError, TaskResult
+from harness.plugin import BenchmarkSize, Headline, Prediction, Sample, ScoreContext, TaskError, TaskResult
 from tasks.common import mcq
 from tasks.common.mcq_task import VK_COMMIT, MCQTask, mean100
 from tasks.common.vlmeval_tsv import TsvRow
@@ -225,6 +225,7 @@ class MMMUVal(MCQTask):
     hf_mapping = {"question": "question", "answer": "answer", "id": "id", "question_type": "question_type",
                   **{k: _hf_option(k) for k in _OPTION_LETTERS}}
     max_new_tokens = 128
+    full_size = BenchmarkSize(900, answer_tokens=8)
 
     # ----- data
     def read_rows(self, source: Optional[str]) -> list[TsvRow]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness.types import BenchmarkSize
 from tasks.common.mcq_task import VK_COMMIT, MCQTask, mean100
 
 _REF = f"VLMEvalKit {VK_COMMIT[:8]} ImageMCQDataset.evaluate (mcq_vanilla_eval, report_acc Overall), exact matching"
@@ -17,6 +18,7 @@ _REF = f"VLMEvalKit {VK_COMMIT[:8]} ImageMCQDataset.evaluate (mcq_vanilla_eval, 
 class MMStar(MCQTask):
     id = "mmstar"
     tsv_name = "MMStar"
+    full_size = BenchmarkSize(1500, answer_tokens=4)
     split_name = "val"
     required_columns = ("index", "image", "question", "answer", "A", "B", "category", "l2-category")
     references = {"official": f"{_REF} (micro overall; MMStar authors use VK)", "vlmevalkit": _REF}

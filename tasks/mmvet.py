@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any, Optional
 
-from harness.plugin import Headline, Prediction, Sample, ScoreContext, TaskResult
+from harness.plugin import BenchmarkSize, Headline, Prediction, Sample, ScoreContext, TaskResult
 from tasks.common.mcq_task import VK_COMMIT, VKTask
 
 CAPABILITIES = ("rec", "ocr", "know", "gen", "spat", "math")
@@ -108,6 +108,7 @@ class MMVet(VKTask):
     hf_mapping = {"question": "question", "answer": "answer", "category": "capability"}
     hf_split = "test"
     max_new_tokens = 512
+    full_size = BenchmarkSize(218, answer_tokens=128)
 
     def filter_hf_row(self, row) -> bool:
         cap = row.fields.get("category")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 from typing import Any
 
-from harness.plugin import Headline, Prediction, Sample, ScoreContext, TaskError, TaskResult
+from harness.plugin import BenchmarkSize, Headline, Prediction, Sample, ScoreContext, TaskError, TaskResult
 from tasks.common.mcq_task import VK_COMMIT, VKTask
 
 HME = "Handwritten Mathematical Expression Recognition"
@@ -55,6 +55,7 @@ class OCRBench(VKTask):
     hf_mapping = {"question": "question", "answer": lambda rec: repr(list(rec.get("answer") or [])),
                   "category": "question_type"}
     max_new_tokens = 128
+    full_size = BenchmarkSize(1000, answer_tokens=16)
 
     def score(self, samples: list[Sample], predictions: dict[str, Prediction], ctx: ScoreContext):
         self.profile(ctx.profile)

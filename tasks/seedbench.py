@@ -6,6 +6,7 @@ and say so in the references.
 
 from __future__ import annotations
 
+from harness.types import BenchmarkSize
 from tasks.common.mcq_task import VK_COMMIT, MCQTask
 from tasks.common.vlmeval_tsv import TsvRow
 
@@ -15,6 +16,7 @@ _REF = f"VLMEvalKit {VK_COMMIT[:8]} ImageMCQDataset.evaluate (mcq_vanilla_eval),
 class SEEDBenchImg(MCQTask):
     id = "seedbench_img"
     tsv_name = "SEEDBench_IMG"
+    full_size = BenchmarkSize(14233, answer_tokens=4)
     required_columns = ("index", "image", "question", "answer", "A", "B", "category")
     references = {"official": f"{_REF} (VK's rules stand in for SEED-Bench's likelihood protocol)", "vlmevalkit": _REF}
     hf_default = "lmms-lab/SEED-Bench"

@@ -21,13 +21,14 @@ class EchoQA(Task):
 
     def load(self, source=None, limit=None):
         n = int(self.options.get("n", 10))
-        out = [Sample(id=f"q{i}", fields={"answer": f"q{i}", "image_key": f"img{i % 3}"},
-                      image=Image.new("RGB", (8, 8), (i, 0, 0))) for i in range(n)]
+        # three questions about each picture (the last one alone): groups the plan keeps in one batch
+        out = [Sample(id=f"q{i}", fields={"answer": f"q{i}"}, image_key=f"img{i // 3}",
+                      image=Image.new("RGB", (8, 8), (i // 3, 0, 0))) for i in range(n)]
         return out[:limit] if limit else out
 
     def request(self, sample):
         return UnderstandRequest(sample_id=sample.id, prompt=f"say {sample.id}", images=[sample.load_image()],
-                                 image_key=sample.fields["image_key"], max_new_tokens=4)
+                                 image_key=sample.image_key, max_new_tokens=4)
 
     def score(self, samples, predictions, ctx):
         return {s.id: {"score": int(predictions[s.id].text == s.fields["answer"])} for s in samples}

@@ -67,3 +67,13 @@ def test_score_reads_a_predictions_file_and_names_bad_lines(plugins, tmp_path, c
     pred.write_text('{"index": "zz", "prediction": "q0"}\n')
     assert main(["score", "--task", "fake_echo", "--predictions", str(pred)]) == 2
     assert "not in the data of fake_echo" in capsys.readouterr().err
+
+
+def test_list_shows_each_suites_size_from_the_tasks(capsys):
+    assert main(["list", "--format", "json"]) == 0
+    suites = {s["id"]: s for s in json.loads(capsys.readouterr().out)["suites"]}
+    assert suites["paper"]["size"]["total"]["generated_images"] == 11212
+    assert suites["full"]["size"]["total"]["generated_images"] == 26212
+    assert main(["list"]) == 0
+    text = capsys.readouterr().out
+    assert "33922 prompts about 26405 images; 1453 prompts -> 11212 generated images" in text

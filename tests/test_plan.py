@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.plan import make_plan, ordered, parse_shard_spec, rank_from_environment, shards_for
+from harness.plan import make_plan, ordered, parse_shard_spec, rank_from_environment, shards_for, unfinished_batches
 from harness.types import Sample
 
 
@@ -50,9 +50,48 @@ def test_ranks_partition_the_plan_exactly(world):
 
 
 def test_understanding_samples_about_one_image_stay_together():
-    samples = [Sample(id=str(i), fields={"image_key": k}) for i, k in enumerate("babcab")]
-    assert [s.fields["image_key"] for s in ordered(samples, "understand")] == list("aabbbc")
-    assert [s.id for s in ordered(samples, "generate")] == [str(i) for i in range(6)]
+    samples = [Sample(id=str(i), image_key=k) for i, k in enumerate("babcab")] + [Sample(id="6"), Sample(id="7")]
+    assert [s.image_key for s in ordered(samples, "understand")] == list("bbbaac") + [None, None]
+    assert [s.id for s in ordered(samples, "understand")] == ["0", "2", "5", "1", "4", "3", "6", "7"]
+    assert [s.id for s in ordered(samples, "generate")] == [str(i) for i in range(8)]
+
+
+def _batches_by_image(task_id, batch):
+    """The image keys of each batch of a real task's smoke samples in plan order, as the adapter receives them."""
+    from harness import registry
+
+    task = registry.make_task(task_id, {})
+    samples = ordered(task.load(task.smoke_source()), task.kind)
+    cut = unfinished_batches(samples, batch, lambda s: False, group=lambda s: s.image_key)
+    return samples, [[task.request(s).image_key for s in b] for b in cut]
+
+
+def test_mmbench_circular_copies_share_a_batch_in_the_real_task():
+    samples, batches = _batches_by_image("mmbench_dev_en", 6)  # groups of 4 and 2 copies
+    assert len({s.image_key for s in samples}) < len(samples)  # the smoke data holds circular copies
+    groups = {}
+    for s in samples:
+        groups.setdefault(s.image_key, []).append(s.id)
+    assert all(len(ids) > 1 for ids in groups.values())
+    # no image is split between batches: one prefill per question, as many as distinct images
+    assert sum(len(set(k)) for k in batches) == len(groups), batches
+    assert all(len(keys) <= 6 for keys in batches) and max(len(k) for k in batches) == 6
+
+
+def test_batches_never_split_a_group_unless_it_is_larger_than_a_batch():
+    keys = list("aaabbcccccd") + [None, None, "e"]
+    cut = list(unfinished_batches(keys, 4, lambda k: False, group=lambda k: k))
+    assert cut == [list("aaa"), list("bb"), list("cccc"), ["c", "d", None, None], ["e"]]
+    # without a key function: fixed slices, as before
+    assert list(unfinished_batches(keys, 4, lambda k: False))[0] == list("aaab")
+    # the cut depends on the order alone: a resumed run re-runs the same whole batches
+    assert list(unfinished_batches(keys, 4, lambda k: k in "abc" if k else False, group=lambda k: k)) == cut[3:]
+
+
+def test_mme_pairs_share_a_batch_in_the_real_task():
+    samples, batches = _batches_by_image("mme", 2)
+    assert all(len(set(keys)) == 1 for keys in batches), batches
+    assert len(batches) == len({s.image_key for s in samples})
 
 
 def test_launcher_environments():

@@ -115,3 +115,22 @@ def test_hub_id_goes_through_snapshot_download(tmp_path, monkeypatch):
         assert ad.anyres is anyres and fp["hub_revision"] == rev[variant]
         n = ad.model.layout.n_tokens((500, 300))
         assert (n > 729) if anyres else (n == 729)
+
+
+def test_runner_records_one_prefill_per_distinct_image_of_real_tasks(module_cache, tmp_path):
+    """MMBench's circular copies and MME's question pairs, as the real tasks load them, cost one image prefill
+    each in a real run: the adapter's counter, recorded per task by the runner, equals the distinct images."""
+    cfg = load_config({"model": "tiny", "model_args": "max_new_tokens=1,batch_size=4",
+                       "tasks": ["mmbench_dev_en", "mme"], "smoke": True})
+    store = start_run(cfg, tmp_path / "run", resume=False, runs_root=tmp_path)
+    runner = Runner(cfg, store, progress=False)
+    outcome = runner.run()
+    assert not outcome.failed
+    stats = {r["task"]: r for r in store.read_inference_stats()}
+    for tid in ("mmbench_dev_en", "mme"):
+        samples = runner.samples[tid]
+        images = {s.image_key for s in samples}
+        assert len(images) < len(samples)
+        assert stats[tid]["samples"] == stats[tid]["adapter"]["prompts"] == len(samples)
+        assert stats[tid]["adapter"]["prefills"] == len(images), (tid, stats[tid])
+        assert stats[tid]["seconds"] > 0 and stats[tid]["finished"] >= stats[tid]["started"]

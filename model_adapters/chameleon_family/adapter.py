@@ -18,6 +18,7 @@ Generation request options: ``cfg`` (default 3.0, the release demo's), ``image_t
 from __future__ import annotations
 
 import hashlib
+import time
 from pathlib import Path
 from typing import Any, Optional
 
@@ -143,6 +144,18 @@ class ChameleonFamilyAdapter(ModelAdapter):
             fp["hub_revision"] = revision
         return fp
 
+    def _count(self, **amounts: float) -> None:
+        # prefills: distinct (image, text-before-image) prefixes run through the model, at most one per prompt;
+        # *_model_s: wall time inside the model calls (results on the host), what a decoder-only bench times
+        counts = self.__dict__.setdefault("_counts", {"prompts": 0, "prefills": 0, "generated_images": 0,
+                                                       "answer_model_s": 0.0, "image_decoder_s": 0.0})
+        for k, v in amounts.items():
+            counts[k] += v
+
+    def counters(self) -> dict[str, float]:
+        self._count()
+        return dict(self._counts)
+
     def close(self) -> None:
         if self.decoders is not None:
             self.decoders.release()
@@ -231,10 +244,13 @@ class ChameleonFamilyAdapter(ModelAdapter):
     def understand_with_tokens(self, requests: list[UnderstandRequest]) -> list[dict[str, Any]]:
         if not requests:
             return []
+        t0 = time.perf_counter()
         prefixes, group, suffixes = self.build_prefixes(requests)
+        self._count(prompts=len(requests), prefills=len(prefixes))
         limits = [max(1, int(r.max_new_tokens)) for r in requests]
         outs = self.decoders.greedy_answers(prefixes, suffixes, group, limits, self.answer_stop_ids(),
                                             prefill=self.args.prefill)
+        self._count(answer_model_s=time.perf_counter() - t0)  # token lists are on the host: the GPU is done
         return [{"text": self.decode_answer(o), "token_ids": o} for o in outs]
 
     def answer_stop_ids(self) -> list[int]:
@@ -273,11 +289,14 @@ class ChameleonFamilyAdapter(ModelAdapter):
                 for s in range(0, len(items), step):
                     chunk = items[s: s + step]
                     grid = self.image_grid()
+                    t0 = time.perf_counter()
                     toks = self.decoders.image_tokens([c[2] for c in chunk], [c[1] for c in chunk], cfg, top_k, temp,
                                                       grid=grid, kv_cache=self.args.kv_cache)
                     codes = self.vq.bpe_to_codes(grid.codes(toks)).cpu()  # checked here, before the next chunk
+                    self._count(image_decoder_s=time.perf_counter() - t0)
                     pending.append((chunk, toks.tolist(), decoder.submit(codes)))
             for chunk, toks, images in pending:
+                self._count(generated_images=len(chunk))
                 for (i, _, _), t, img in zip(chunk, toks, images.result()):
                     results[i]["images"].append(img)
                     results[i]["token_ids"].append([self.gen_suffix[-1]] + t)

@@ -22,7 +22,6 @@ from tasks.common.vlmeval_tsv import TsvRow, as_vlmevalkit_reads, lmu_data_root,
 
 SMOKE_DIR = Path(__file__).resolve().parent.parent / "smoke_data" / "understanding"
 VK_COMMIT = "e8e78f05f3080fe28154f2130321f17951c3be94"
-IMAGE_KEY = "_image_key"
 
 
 def _truthy(v: Any) -> bool:
@@ -106,7 +105,6 @@ class VKTask(Task):
 
     def to_sample(self, row: TsvRow) -> Sample:
         fields = dict(row.fields)
-        fields[IMAGE_KEY] = row.image_key
         if row.n_images > 1:
             fields["_n_images"] = row.n_images  # we pass the first image only (single-image model)
         empty = [c for c in self.required_values if fields.get(c) is None]
@@ -114,8 +112,9 @@ class VKTask(Task):
             empty.insert(0, "image")
         if empty:  # an error naming the row, or (--skip-bad) a sample recorded as an error
             problem = f"{row.where}: empty {', '.join(repr(c) for c in empty)} (required in every row)"
-            return Sample(id=row.index, fields=fields, error=self.tolerate(problem))
-        return Sample(id=row.index, fields=fields, image=row.image if row.has_image() else None)
+            return Sample(id=row.index, fields=fields, error=self.tolerate(problem), image_key=row.image_key)
+        return Sample(id=row.index, fields=fields, image=row.image if row.has_image() else None,
+                      image_key=row.image_key)
 
     # ----- inference
     def prompt(self, fields: dict[str, Any]) -> str:
@@ -125,7 +124,7 @@ class VKTask(Task):
     def request(self, sample: Sample) -> UnderstandRequest:
         """VK's prompt; task options ``prompt_suffix`` (appended) and, for MCQ, ``mcq_instruction`` override it per model."""
         img = sample.load_image()
-        key = sample.fields.get(IMAGE_KEY)
+        key = sample.image_key
         return UnderstandRequest(
             sample_id=sample.id,
             prompt=self.prompt(sample.fields) + str(self.options.get("prompt_suffix", "")),

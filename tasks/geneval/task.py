@@ -24,6 +24,7 @@ from harness import faults
 from harness.plan import unfinished_batches
 from harness.store import JsonlAppender, sha256_file
 from harness.plugin import (
+    BenchmarkSize,
     GenerateRequest,
     Headline,
     Prediction,
@@ -125,6 +126,7 @@ class GenEval(Task):
                     "(Mask2Former Swin-S mmdet 3.x checkpoint; CLIP ViT-L/14 OpenAI weights via transformers)",
     }
     default_profile = "official"
+    full_size = BenchmarkSize(553)  # prompts of evaluation_metadata.jsonl @ af4902f
 
     def __init__(self, options: Optional[dict[str, Any]] = None):
         super().__init__(options)

@@ -22,7 +22,7 @@ from typing import Any, Callable, ClassVar, Optional
 
 from PIL import Image
 
-from harness.plugin import GenerateRequest, Headline, Prediction, Sample, TaskResult
+from harness.plugin import BenchmarkSize, GenerateRequest, Headline, Prediction, Sample, TaskResult
 from harness.plugin import (GroupTask, NotScored, ScoreContext, Task, TaskError, not_scored_reason,
                             not_scored_record)
 from tasks.t2i_compbench import naming, nouns, prompts, rules
@@ -54,6 +54,8 @@ class T2ICategory(Task):
     metric: ClassVar[str]
     scorer: ClassVar[str]
     headline: ClassVar[tuple[str, str]]
+    # val split: 300 prompts per category (upstream's later de-duplicated colour file may hold a few fewer)
+    full_size = BenchmarkSize(300)
 
     def __init__(self, options: Optional[dict[str, Any]] = None):
         super().__init__(options)
