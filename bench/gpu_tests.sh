@@ -8,7 +8,10 @@
 #   Fetch them on a machine with PyPI access with `bash bench/gpu_tests.sh --download`.
 # INSTALL=0 skips `pip install --no-deps -e .` (needed once: the task/model registry reads entry points).
 # OUT (default bench/records): where gpu-tests-<date>-<gpu>.json (counts, versions, command) and .log go.
-# JOBS (default auto): pytest-xdist workers, when pytest-xdist is installed.
+# JOBS (default auto) / GPU_JOBS (default 4): pytest-xdist workers for the CPU / gpu-marked phase, when
+#   pytest-xdist is installed.  PHASES (default "cpu gpu"): which phases run.
+# For the integrator's device run (the tree copied to .device_wt/NAME with its .whl/ beside it):
+#   cd .device_wt/NAME && OUT=$OUT bash bench/gpu_tests.sh --timeout 240
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -38,8 +41,8 @@ fi
 stamp=$(date -u +%Y%m%d-%H%M%S)
 gpu=$("$PY" -c "import torch; print(torch.cuda.get_device_name(0).replace(' ', '-') if torch.cuda.is_available() else 'no-cuda')")
 base="$OUT/gpu-tests-$stamp-$gpu"
-# Many workers each with a full set of intra-op and compile threads starve one another (on 16 cores the
-# compiling tests then ran past their timeouts): one thread per worker, no compile worker pools.
+# Many workers each with a full set of intra-op and compile threads starve one another until the compiling
+# tests run past their timeouts: one thread per worker, no compile worker pools.
 xdist_cpu=() xdist_gpu=()
 if "$PY" -c "import xdist" 2>/dev/null; then
   xdist_cpu=(-n "${JOBS:-auto}") xdist_gpu=(-n "${GPU_JOBS:-4}")
@@ -48,11 +51,13 @@ fi
 # Phase 1: everything but the gpu-marked tests, spread over the cores; phase 2: the gpu-marked tests, on
 # fewer workers (they share one GPU and each compiles).
 cmd_cpu=("$PY" -m pytest -q -rfEs "${xdist_cpu[@]}" -m "not gpu" --junitxml "$base-cpu.xml" "$@")
-cmd_gpu=("$PY" -m pytest -q -rfEs "${xdist_gpu[@]}" -m gpu --junitxml "$base-gpu.xml" "$@")
+# (--show-capture=stderr: a failure's report leaves out torch.compile's captured debug log)
+cmd_gpu=("$PY" -m pytest -q -rfEs "${xdist_gpu[@]}" -m gpu --show-capture=stderr --junitxml "$base-gpu.xml" "$@")
 : > "$base.log"
 start=$(date +%s)
 rc=0 commands=()
-for phase in ${PHASES:-cpu gpu}; do
+PHASES=${PHASES:-cpu gpu}
+for phase in $PHASES; do
   if [ "$phase" = cpu ]; then cmd=("${cmd_cpu[@]}"); else cmd=("${cmd_gpu[@]}"); fi
   echo "+ ${cmd[*]}" | tee -a "$base.log"
   PYTHONUNBUFFERED=1 "${cmd[@]}" 2>&1 | tee -a "$base.log"
@@ -62,7 +67,7 @@ for phase in ${PHASES:-cpu gpu}; do
 done
 secs=$(( $(date +%s) - start ))
 
-"$PY" - "$base" "$rc" "$secs" "${commands[@]}" <<'EOF'
+PHASES="$PHASES" "$PY" - "$base" "$rc" "$secs" "${commands[@]}" <<'EOF'
 import datetime, json, os, platform, sys
 import xml.etree.ElementTree as ET
 from importlib import metadata
@@ -79,7 +84,7 @@ def version(name):
 counts = {"passed": 0, "failed": 0, "errors": 0, "skipped": 0}
 failures, skips, gpu_tests = [], {}, {"passed": 0, "failed": 0, "errors": 0, "skipped": 0}
 unreadable = []
-for phase in ("cpu", "gpu"):
+for phase in os.environ["PHASES"].split():
     try:
         root = ET.parse(f"{base}-{phase}.xml").getroot()
     except (OSError, ET.ParseError) as exc:
