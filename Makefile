@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # torch 2.13.0 is the CPU build these machines carry; other versions are GB-sized downloads.
 TORCH ?= torch==2.13.0
 
-.PHONY: demo test venv clean
+.PHONY: demo test test-gpu venv clean
 
 $(VENV)/.installed-%: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,11 @@ demo: $(VENV)/.installed-judge
 
 test: $(VENV)/.installed-test
 	$(PY) -m pytest -q
+
+# The CUDA paths of every adapter family (tests marked gpu); needs a CUDA machine.  bench/gpu_tests.sh runs
+# the whole suite there and writes the record kept under bench/records/.
+test-gpu: $(VENV)/.installed-test
+	$(PY) -m pytest -q -m gpu
 
 clean:
 	rm -rf $(VENV) results/runs/smoke-demo

@@ -117,14 +117,12 @@ def bench_understanding(model, head, cfg, args, rec):
                 "prefill_tokens_per_s": toks / secs_p}
 
     # One decoder for the whole section, as the adapter keeps one: its session (KV cache, step graphs) serves
-    # every batch.  Warm-up on a small batch, checked against the eager path.
+    # every batch.  Warm-up on a small batch (graphs against eager: tests/test_gpu_paths.py).
     dec = PrefixSharingGreedyDecoder(model, head)
     warm = prefixes(2)
     t0 = time.perf_counter()
-    a = dec.answer(warm, [suffix] * 2, [0, 1], new, [8710])
+    dec.answer(warm, [suffix] * 2, [0, 1], new, [8710])
     rec["understanding_warmup_seconds_incl_compile"] = time.perf_counter() - t0
-    b = PrefixSharingGreedyDecoder(model, head, use_graphs=False).answer(warm, [suffix] * 2, [0, 1], new, [8710])
-    rec["check_graphs_equal_eager_understanding"] = a == b
     G = args.und_batch
     pre = prefixes(G)
     # The first batch of the full size opens a larger session (cache, graph captures, attention plans per
@@ -236,79 +234,11 @@ def bench_prefill_variants(model, head, cfg, args, rec):
     rec["prefill_variants"] = out
 
 
-def check_graphs_fp32(rec, device):
-    """CUDA-graph replay vs eager on a small float32 model: tokens must be identical (bf16 7B with random
-    weights has near-flat logits, where rounding differences between runs flip choices)."""
-    from transformers import ChameleonConfig, ChameleonModel
-
-    torch.manual_seed(0)
-    cfg = ChameleonConfig(vocab_size=65536, hidden_size=256, intermediate_size=512, num_hidden_layers=2,
-                          num_attention_heads=4, num_key_value_heads=4,
-                          vq_config={"embed_dim": 8, "num_embeddings": 16, "base_channels": 32,
-                                     "channel_multiplier": [1, 1], "num_res_blocks": 1,
-                                     "attn_resolutions": [], "resolution": 32, "latent_channels": 8},
-                          vocabulary_map={"<image>": 8711})
-    with torch.device(device):
-        m = ChameleonModel(cfg).float().eval()
-        h = torch.nn.Linear(256, 65536, bias=False)
-    torch.nn.init.normal_(h.weight, std=1.0)
-    prompts = [[0, 5, 6, 7, 8710, 16853, 8197], [0, 9, 8710, 16853, 8197]]
-    a = CFGImageDecoder(m, h, use_graphs=True).generate(prompts, [3, 4], cfg=5.0, image_top_k=100)
-    b = CFGImageDecoder(m, h, use_graphs=False).generate(prompts, [3, 4], cfg=5.0, image_top_k=100)
-    g = torch.Generator().manual_seed(1)
-    pre = [torch.randn(50, 256, generator=g).to(device) for _ in range(2)]
-    x = PrefixSharingGreedyDecoder(m, h, use_graphs=True).answer(pre, [[5, 8710], [6, 7, 8710], [9, 8710]], [0, 0, 1], 40, [8710])
-    y = PrefixSharingGreedyDecoder(m, h, use_graphs=False).answer(pre, [[5, 8710], [6, 7, 8710], [9, 8710]], [0, 0, 1], 40, [8710])
-    rec["check_graphs_equal_eager_fp32"] = {"generation": bool(torch.equal(a, b)), "understanding": x == y}
-    e = torch.randn(3, 77, 256, generator=g).to(device)
-    pos = torch.arange(77, device=device)[None].expand(3, 77)
-    outs = []
-    for comp in (False, True):
-        lean = LeanChameleon(m, h, 3, 77, compile_prefill=comp)
-        lean.valid[:] = True
-        outs.append(lean.forward(pos, 0, 77, embeds=e, dense_causal=True))
-    rec["check_compiled_prefill_fp32_max_abs_diff"] = float((outs[0] - outs[1]).abs().max())
-
-
-def check_int8_logits(model, head, rec, steps: int = 256):
-    """The int8 KV cache against the exact one on one context: logits over the image ids at each of ``steps``
-    teacher-forced decode steps (the CUDA path runs the Triton kernel)."""
-    dev = next(model.parameters()).device
-    g = torch.Generator(device="cpu").manual_seed(5)
-    prompt = torch.randint(10, 8000, (2, 64), generator=g).to(dev)
-    image = torch.randint(4, 8196, (2, steps), generator=g).to(dev)
-    logits = {}
-    for kind in ("bf16", "int8"):
-        lean = LeanChameleon(model, head, 2, 64 + steps, kv_cache=kind)
-        lean.valid[:] = True
-        pos = torch.arange(64 + steps, device=dev)[None].expand(2, -1)
-        rows = [lean.forward(pos[:, :64], 0, 64, ids=prompt, vocab=(4, 8196))]
-        for s in range(steps - 1):
-            rows.append(lean.forward(pos[:, 64 + s : 65 + s], torch.tensor([64 + s], device=dev), 65 + s,
-                                     ids=image[:, s : s + 1], vocab=(4, 8196)))
-        logits[kind] = torch.stack(rows, 1)
-        del lean
-    a, b = logits["bf16"], logits["int8"]
-    rec["check_int8_kv_vs_bf16"] = {
-        "steps": steps, "max_abs_diff": float((a - b).abs().max()), "logit_std": float(a.std()),
-        "mean_abs_diff_over_std": float((a - b).abs().mean() / a.std()),
-        "argmax_agreement": float((a.argmax(-1) == b.argmax(-1)).float().mean())}
-
-
 def bench_generation(model, head, cfg, args, rec):
     dev = next(model.parameters()).device
     grid = ImageGrid() if not args.quick else ImageGrid(rows=4, cols=4)
     g = torch.Generator(device="cpu").manual_seed(1)
     prompt = [0] + [int(x) for x in torch.randint(10, 8000, (args.gen_prompt_len - 4,), generator=g)] + [8710, 16853, 8197]
-    dec = CFGImageDecoder(model, head, grid=grid)
-    graphed = dec.generate([prompt] * 2, [1, 2], cfg=5.5, image_top_k=2000)  # also the warm-up
-    eager = CFGImageDecoder(model, head, grid=grid, use_graphs=False).generate([prompt] * 2, [1, 2], cfg=5.5,
-                                                                             image_top_k=2000)
-    rec["check_graphs_equal_eager_generation"] = {
-        "identical_tokens_fraction": float((graphed == eager).float().mean()),
-        "identical_first_64": bool(torch.equal(graphed[:, :64], eager[:, :64]))}
-    dec.release()
-    check_int8_logits(model, head, rec, steps=256 if not args.quick else 8)
     runs = []
     from model_adapters.chameleon_family.vq.background import BackgroundDecoder
 
@@ -532,7 +462,7 @@ def projections(rec) -> dict:
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="tiny shapes on CPU, to check the script runs")
-    ap.add_argument("--sections", default="check,vision,prefill,understanding,generation")
+    ap.add_argument("--sections", default="vision,prefill,understanding,generation")
     ap.add_argument("--prefix-len", type=int, default=4600)
     ap.add_argument("--suffix-len", type=int, default=100)
     ap.add_argument("--answer-tokens", type=int, default=8)
@@ -578,8 +508,6 @@ def run_sections(args, rec, sections, device, dtype):
         torch.cuda.empty_cache() if device == "cuda" else None
     model, head, cfg, n_params = build_llm(args.quick, device, dtype)
     rec["llm_parameters"] = n_params
-    if "check" in sections and device == "cuda":
-        check_graphs_fp32(rec, device)
     if "prefill" in sections:
         bench_prefill_variants(model, head, cfg, args, rec)
     if "understanding" in sections:

@@ -9,6 +9,18 @@ from harness import registry
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
+def pytest_collection_modifyitems(config, items):
+    """gpu-marked tests run where CUDA is; elsewhere they are deselected (not skipped one by one)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    gpu = [item for item in items if item.get_closest_marker("gpu")]
+    if gpu:
+        config.hook.pytest_deselected(items=gpu)
+        items[:] = [item for item in items if not item.get_closest_marker("gpu")]
+
+
 @pytest.fixture
 def plugins(tmp_path, monkeypatch):
     """Install tests/fake_plugins.py as a third-party distribution would: a dist-info with entry points."""

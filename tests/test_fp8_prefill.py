@@ -7,8 +7,11 @@ import pytest
 import torch
 
 from model_adapters.chameleon_family.forward import SEPARATE_PROJECTIONS_FROM, LeanChameleon
-from model_adapters.chameleon_family.weights import fp8_rows
+from model_adapters.chameleon_family.weights import fp8_rows, fp8_unsupported
 from tests.test_chameleon_fast import _tiny
+
+# float8 GEMMs on CPU need a torch whose CPU _scaled_mm takes per-row scales (2.13 does, 2.11 does not)
+needs_cpu_fp8 = pytest.mark.skipif(fp8_unsupported("cpu") is not None, reason=str(fp8_unsupported("cpu")))
 
 
 def test_fp8_rows_round_each_value_to_e4m3_under_its_rows_scale():
@@ -31,6 +34,7 @@ def _forward(lean, R, T):
     return lean.forward(torch.arange(T)[None].expand(R, T), 0, T, ids=ids, dense_causal=True)
 
 
+@needs_cpu_fp8
 def test_fp8_prefill_is_near_the_models_precision_on_wide_forwards_and_off_on_narrow_ones():
     model, head = _tiny()
     R, T = 2, SEPARATE_PROJECTIONS_FROM // 2  # R x T reaches the wide (prefill) path
@@ -53,6 +57,7 @@ def test_fp8_prefill_is_near_the_models_precision_on_wide_forwards_and_off_on_na
     assert torch.equal(_forward(again, R, T), approx)
 
 
+@needs_cpu_fp8
 def test_image_generation_frees_the_float8_weights_an_fp8_prefill_made():
     from model_adapters.chameleon_family.decoding import ChameleonDecoders
     from tests.test_chameleon_fast import GRID
@@ -69,10 +74,28 @@ def test_image_generation_frees_the_float8_weights_an_fp8_prefill_made():
 def test_fp8_is_refused_with_the_reason_on_gpus_without_float8_tensor_cores(monkeypatch):
     from model_adapters.chameleon_family import weights as cf
 
+    monkeypatch.setattr(cf, "_cpu_scaled_mm_takes_row_scales", lambda: True)
     assert cf.fp8_unsupported("cpu") is None
+    monkeypatch.setattr(cf, "_cpu_scaled_mm_takes_row_scales", lambda: False)
+    why = cf.fp8_unsupported("cpu")
+    assert "per-row scales" in why and torch.__version__ in why
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 0))
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA A100-SXM4-80GB")
     why = cf.fp8_unsupported("cuda:0")
     assert "8.9" in why and "A100" in why and "sm_80" in why
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
     assert cf.fp8_unsupported("cuda:0") is None
+
+
+def test_the_cpu_probe_matches_what_a_per_row_scaled_mm_does():
+    """The probe answers what the real call does on this torch: per-row scales run, or are refused."""
+    from model_adapters.chameleon_family import weights as cf
+
+    x8, xs = fp8_rows(torch.randn(32, 64))
+    w8, ws = fp8_rows(torch.randn(16, 64))
+    try:
+        torch._scaled_mm(x8, w8.t(), scale_a=xs, scale_b=ws.reshape(1, -1), out_dtype=torch.float32)
+        runs = True
+    except Exception:  # noqa: BLE001 - the refusal is what is being compared
+        runs = False
+    assert cf._cpu_scaled_mm_takes_row_scales() is runs

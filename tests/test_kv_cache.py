@@ -111,6 +111,13 @@ def test_triton_decode_kernel_matches_dequantized_sdpa_under_the_interpreter():
     env = dict(os.environ, TRITON_INTERPRET="1")
     proc = subprocess.run([sys.executable, "-c", _KERNEL_CHECK.format(root=str(ROOT))], env=env,
                           capture_output=True, text=True, timeout=300)
+    if proc.returncode != 0 and "only 0-dimensional arrays can be converted to Python scalars" in proc.stderr:
+        import numpy
+        import triton
+
+        # triton-lang/triton#9171: the interpreter indexes with 1-element arrays, which numpy 2.4 refuses
+        pytest.skip(f"Triton {triton.__version__}'s interpreter fails under numpy {numpy.__version__} (>= 2.4; "
+                    "fixed in later Triton, e.g. 3.9); the compiled kernel is checked by the gpu-marked tests")
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads(proc.stdout.strip().splitlines()[-1])
     # the kernel also quantizes the query and each tile's softmax weights (to ~15 bits): near, far inside

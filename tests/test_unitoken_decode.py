@@ -12,6 +12,7 @@ from PIL import Image
 
 pytest.importorskip("transformers")
 from harness.types import GenerateRequest, UnderstandRequest  # noqa: E402
+from model_adapters.chameleon_family.weights import fp8_unsupported  # noqa: E402
 from model_adapters.unitoken import UniTokenAdapter  # noqa: E402
 from model_adapters.chameleon_family.decoding import reference_greedy  # noqa: E402
 from model_adapters.unitoken.tiny_checkpoint import write_tiny_release  # noqa: E402
@@ -20,7 +21,7 @@ from model_adapters.unitoken.tiny_checkpoint import write_tiny_release  # noqa: 
 @pytest.fixture(scope="module")
 def adapter(tmp_path_factory):
     ckpt = write_tiny_release(tmp_path_factory.mktemp("ut") / "UniToken-AnyRes-tiny", seed=1)
-    return UniTokenAdapter(path=str(ckpt), gen_batch_size="4")
+    return UniTokenAdapter(path=str(ckpt), device="cpu", gen_batch_size="4")
 
 
 def _img(w, h, seed=0):
@@ -88,7 +89,7 @@ def test_same_seed_same_image_on_rerun(adapter):
 def test_same_seed_same_image_whatever_the_batch(adapter):
     """Per-row noise makes an image depend on its seed only.  In float32 a different batch shape changes
     reduction order and can flip a near-tie hundreds of steps in, so this runs the model in float64."""
-    adapter = UniTokenAdapter(path=str(adapter.ckpt), dtype="float64", gen_batch_size="4")
+    adapter = UniTokenAdapter(path=str(adapter.ckpt), device="cpu", dtype="float64", gen_batch_size="4")
     opts = {"cfg": 2.0, "image_top_k": 100}
     alone = adapter.generate_with_tokens([GenerateRequest("x", "a dog", n_images=1, seed=11, options=opts)])[0]
     mixed = adapter.generate_with_tokens([
@@ -129,7 +130,7 @@ def test_cfg_mix_and_top_k_by_hand(adapter):
 def test_kv_cache_int8_is_a_named_generation_option_with_its_own_fingerprint(adapter):
     from harness.plugin import AdapterError
 
-    fast = UniTokenAdapter(path=str(adapter.ckpt), gen_batch_size="4", kv_cache="int8")
+    fast = UniTokenAdapter(path=str(adapter.ckpt), device="cpu", gen_batch_size="4", kv_cache="int8")
     assert fast.fingerprint()["kv_cache"] == "int8" and "kv_cache" not in adapter.fingerprint()
     req = GenerateRequest("g", "a red cube", n_images=2, seed=5, options={"cfg": 3.0, "image_top_k": 50})
     exact, approx = adapter.generate_with_tokens([req])[0], fast.generate_with_tokens([req])[0]
@@ -146,7 +147,7 @@ def test_kv_cache_int8_is_a_named_generation_option_with_its_own_fingerprint(ada
     q = [UnderstandRequest("0", "Color?", [_img(64, 64, 3)], "A", max_new_tokens=4)]
     assert fast.understand_with_tokens(q)[0]["token_ids"] == adapter.understand_with_tokens(q)[0]["token_ids"]
     with pytest.raises(AdapterError, match="kv_cache"):
-        UniTokenAdapter(path=str(adapter.ckpt), kv_cache="fp8")
+        UniTokenAdapter(path=str(adapter.ckpt), device="cpu", kv_cache="fp8")
 
 
 def test_background_vq_decode_returns_each_chunks_images_in_request_order(adapter):
@@ -190,11 +191,12 @@ def test_prepare_ahead_gives_the_same_prefixes_with_no_pixel_work_left_in_line(a
     assert got[1:] == plain[1:] and all(torch.equal(x, y) for x, y in zip(got[0], plain[0]))
 
 
+@pytest.mark.skipif(fp8_unsupported("cpu") is not None, reason=str(fp8_unsupported("cpu")))
 def test_prefill_fp8_is_a_named_understanding_option_with_its_own_fingerprint(adapter, monkeypatch):
     from harness.plugin import AdapterError
     from model_adapters.chameleon_family import decoding
 
-    fast = UniTokenAdapter(path=str(adapter.ckpt), prefill="fp8")
+    fast = UniTokenAdapter(path=str(adapter.ckpt), device="cpu", prefill="fp8")
     assert fast.fingerprint()["prefill"] == "fp8" and "prefill" not in adapter.fingerprint()
     seen = []
     real = decoding.PrefixSharingGreedyDecoder
@@ -209,13 +211,14 @@ def test_prefill_fp8_is_a_named_understanding_option_with_its_own_fingerprint(ad
     assert fast.understand_with_tokens(q)[0]["token_ids"] == adapter.understand_with_tokens(q)[0]["token_ids"]
     assert seen == ["fp8", "bf16"]
     with pytest.raises(AdapterError, match="prefill"):
-        UniTokenAdapter(path=str(adapter.ckpt), prefill="int8")
+        UniTokenAdapter(path=str(adapter.ckpt), device="cpu", prefill="int8")
 
 
+@pytest.mark.skipif(fp8_unsupported("cpu") is not None, reason=str(fp8_unsupported("cpu")))
 def test_prefill_fp8_engages_on_wide_prompt_batches_through_the_adapter(adapter, monkeypatch):
     """Four distinct images (~1.1k-token prefixes each) make a prefill of >= 4096 tokens: the float8 GEMMs run,
     answers keep their shape, and the next image batch frees the float8 weights again."""
-    fast = UniTokenAdapter(path=str(adapter.ckpt), prefill="fp8")
+    fast = UniTokenAdapter(path=str(adapter.ckpt), device="cpu", prefill="fp8")
     reqs = [UnderstandRequest(str(i), "What is this?", [_img(96 + 8 * i, 64, seed=i)], f"i{i}", max_new_tokens=3)
             for i in range(4)]
     prefixes, _, _ = fast.build_prefixes(reqs)

@@ -30,7 +30,7 @@ def ckpt(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def adapter(ckpt):
-    return UniTokenAdapter(path=str(ckpt))
+    return UniTokenAdapter(path=str(ckpt), device="cpu")
 
 
 def _img(w, h, seed=0):
@@ -202,5 +202,5 @@ def test_sequence_layout(adapter):
 
 
 def test_base_variant_single_view(ckpt):
-    base = UniTokenAdapter(path=str(ckpt), anyres="false")
+    base = UniTokenAdapter(path=str(ckpt), device="cpu", anyres="false")
     assert base.model.continuous_tokens(_img(1000, 300)).shape == (729, 64)

@@ -22,12 +22,12 @@ def _img(w, h, seed=0):
 @pytest.fixture(scope="module")
 def lumina(tmp_path_factory):
     ckpt = write_tiny_release(tmp_path_factory.mktemp("lm") / "Lumina-mGPT-7B-768", seed=3, vision=False)
-    return LuminaMGPTAdapter(path=str(ckpt))
+    return LuminaMGPTAdapter(path=str(ckpt), device="cpu")
 
 
 @pytest.fixture(scope="module")
 def chameleon(tmp_path_factory):
-    return ChameleonAdapter(path=str(write_tiny_chameleon(tmp_path_factory.mktemp("ch") / "chameleon-tiny", seed=4)))
+    return ChameleonAdapter(path=str(write_tiny_chameleon(tmp_path_factory.mktemp("ch") / "chameleon-tiny", seed=4)), device="cpu")
 
 
 def test_lumina_layout_and_understanding(lumina):
@@ -84,7 +84,7 @@ def test_chameleon_understanding(chameleon):
     assert before == [0] and chameleon.model.tokenizer.decode(after) == "\nWhat is it?<reserved08706>"
     # image ids = transformers' own get_image_tokens on the processor's pixels
     ids = chameleon.image_ids([img])[0]
-    px = chameleon_pixels(img)[None]
+    px = chameleon_pixels(img)[None].to(chameleon.device, chameleon.dtype)  # the adapter casts likewise
     assert ids == chameleon.model.llm.get_image_tokens(px).view(-1).tolist()
     got = [x["token_ids"] for x in chameleon.understand_with_tokens(reqs)]
     m = chameleon.model

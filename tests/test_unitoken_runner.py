@@ -110,7 +110,7 @@ def test_hub_id_goes_through_snapshot_download(tmp_path, monkeypatch):
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     vq = str(snaps["AnyRes"] / "vqgan")
     for variant, anyres in (("AnyRes", True), ("base", False)):
-        ad = UniTokenAdapter(path=f"OceanJay/UniToken-{variant}-StageII", vqgan=vq)
+        ad = UniTokenAdapter(path=f"OceanJay/UniToken-{variant}-StageII", vqgan=vq, device="cpu")
         fp = ad.fingerprint()
         assert ad.anyres is anyres and fp["hub_revision"] == rev[variant]
         n = ad.model.layout.n_tokens((500, 300))

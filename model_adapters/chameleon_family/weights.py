@@ -5,6 +5,7 @@ They live in a :class:`ModelWeights` object the decoders share, never as attribu
 
 from __future__ import annotations
 
+import functools
 from typing import Optional
 
 import torch
@@ -19,12 +20,28 @@ def fp8_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return (xf / scale).to(torch.float8_e4m3fn), scale
 
 
+@functools.lru_cache(maxsize=None)
+def _cpu_scaled_mm_takes_row_scales() -> bool:
+    """Whether this torch's CPU ``_scaled_mm`` accepts per-row / per-column scales (some releases' CPU backend
+    takes per-tensor scales only)."""
+    a = torch.ones(16, 16).to(torch.float8_e4m3fn)
+    try:
+        torch._scaled_mm(a, a.t(), scale_a=torch.ones(16, 1), scale_b=torch.ones(1, 16), out_dtype=torch.float32)
+    except Exception:  # noqa: BLE001 - any refusal of the call means no
+        return False
+    return True
+
+
 def fp8_unsupported(device) -> Optional[str]:
     """Why float8 GEMMs cannot run on ``device``, or None.  ``torch._scaled_mm`` needs float8 tensor cores on a
-    GPU (compute capability 8.9+: L4/L40S, H100/H200 and later); on CPU it runs (slowly), which the tests use."""
+    GPU (compute capability 8.9+: L4/L40S, H100/H200 and later); on CPU it runs (slowly), which the tests use,
+    where the torch build's CPU backend takes per-row scales."""
     device = torch.device(device)
     if device.type != "cuda":
-        return None
+        if _cpu_scaled_mm_takes_row_scales():
+            return None
+        return (f"prefill=fp8 on CPU needs torch._scaled_mm with per-row scales, which torch {torch.__version__}'s "
+                "CPU backend lacks (per-tensor scales only)")
     cap = torch.cuda.get_device_capability(device)
     if cap >= (8, 9):
         return None
