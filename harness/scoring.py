@@ -64,8 +64,13 @@ def score_files(
     profile: Optional[str] = None,
     judge: Optional[str] = None,
     skip_bad: bool = False,
+    partial: bool = False,
 ) -> dict[str, Any]:
-    """Score files as a run would; with ``skip_bad`` bad rows, images or predictions are counted as errors."""
+    """Score files as a run would; with ``skip_bad`` bad rows, images or predictions are counted as errors.
+
+    Files that cover only part of the task's samples are refused unless ``partial`` is given; the result then
+    says how many samples it covers and is marked partial.
+    """
     from harness.runner import make_judge
 
     options: dict[str, Any] = {}
@@ -94,6 +99,12 @@ def score_files(
             raise TaskError(
                 f"{predictions}: {len(unknown)} indices are not in the data of {task_id} (first: {unknown[0]!r})"
             )
+    missing = [s.id for s in samples if s.id not in preds]
+    source = predictions or images
+    if missing and not partial:
+        raise TaskError(f"{source}: covers {len(samples) - len(missing)} of {len(samples)} samples of {task_id} "
+                        f"(first without a prediction: {missing[0]!r}); pass --partial to score only those "
+                        "(the result is then marked partial)")
     errors = {**{k: p for k, p in preds.items() if p.error is not None}, **bad_rows}
     preds = {k: p for k, p in preds.items() if p.error is None and k not in bad_rows}
     work_dir = Path(images) if images else None
@@ -101,6 +112,9 @@ def score_files(
     scored = [s for s in samples if s.id in preds]
     records = task.score(scored, preds, ctx)
     result = task.aggregate(records, ctx)
+    result.n_samples, result.n_errors, result.n_missing = len(samples) + len(bad_rows), len(errors), len(missing)
+    if missing:
+        ctx.warn(f"{task_id}: {len(missing)} samples have no prediction (first: {missing[0]}); {result.coverage()}")
     if errors:
         ctx.warn(f"{task_id}: {len(errors)} samples recorded as errors, not in the metrics "
                  f"(first: {next(iter(errors.values())).error})")
@@ -111,8 +125,11 @@ def score_files(
         "metrics": result.metrics,
         "per_sample": {k: v.get("score") for k, v in records.items()},
         "n": result.n,
-        "n_samples": len(samples) + len(bad_rows),
+        "n_samples": result.n_samples,
         "n_errors": len(errors),
+        "n_missing": len(missing),
+        "partial": result.partial,
+        "coverage": result.coverage(),
         "errors": {k: p.error for k, p in errors.items()},
         "status": result.status,
         "reason": result.reason,
