@@ -345,22 +345,39 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- data / predict
 def cmd_data(args: argparse.Namespace) -> int:
+    """Every source a task needs (data, prompt files, scorer weights) and its shipped smoke data; with
+    ``--fetch`` get what can be fetched, and exit 2 naming whatever is still missing and how to get it."""
     from harness import registry
+    from tasks.base import TaskError
 
-    ids = [args.task] if args.task else registry.task_ids()
-    rows = []
+    ids = registry.expand_task_ids([args.task]) if args.task else registry.task_ids()
+    rows, problems = [], []
     for tid in ids:
         task = registry.make_task(tid)
-        if args.fetch and hasattr(task, "fetch"):
-            task.fetch()
+        if args.fetch:
+            try:
+                task.fetch()
+            except (TaskError, OSError) as exc:
+                problems.append(f"{tid}: {exc}")
         for src in task.describe_sources():
             rows.append({"task": tid, **src})
+        smoke = task.smoke_source()
+        if smoke:
+            rows.append({"task": tid, "what": "embedded smoke data (--suite smoke)", "location": smoke,
+                         "present": Path(smoke).exists(), "get": "shipped with unitoken-eval", "fetchable": False})
+    if args.fetch:
+        problems += [f"{r['task']}: {r['what']}: still missing; get it with: {r['get']}" for r in rows
+                     if not r.get("present")]
     if args.format == "json":
         print(json.dumps(rows, indent=2))
     else:
         for r in rows:
             state = "present" if r.get("present") else "missing"
-            print(f"{r['task']:<28} {state:<8} {r.get('location', '')}  {r.get('note', '')}".rstrip())
+            print(f"{r['task']:<28} {state:<8} {r.get('what', '')}\n{'':<37} at  {r.get('location', '')}")
+            if not r.get("present"):
+                print(f"{'':<37} get {r.get('get', '')}")
+    if problems:
+        raise CliError("data --fetch left these missing:\n  " + "\n  ".join(problems))
     return EXIT_OK
 
 

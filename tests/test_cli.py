@@ -159,3 +159,33 @@ def test_predict_json_keeps_token_ids_on_one_line():
 
     text = record_json({"model": "tiny", "image_token_ids": list(range(1030)), "text": None})
     assert len(text.splitlines()) == 5 and json.loads(text)["image_token_ids"] == list(range(1030))
+
+
+def test_data_covers_every_task_with_location_state_and_how_to_get_it(capsys):
+    assert main(["data", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    for tid in PROJECT_TASKS - {"t2i_compbench"}:
+        mine = [r for r in rows if r["task"] == tid]
+        assert mine, tid
+        assert all({"what", "location", "present", "get", "fetchable"} <= set(r) for r in mine), tid
+        assert any(r["what"].startswith("embedded smoke data") and r["present"] for r in mine), tid
+    geneval = {r["what"].split(" (")[0].split(" mask2former")[0]: r for r in rows if r["task"] == "geneval"}
+    assert {"GenEval prompts", "detector checkpoint", "colour classifier"} <= set(geneval)
+    assert main(["data", "t2i_compbench"]) == 0
+    text = capsys.readouterr().out
+    assert "t2i_compbench_color" in text and "BLIP-VQA scorer" in text and "spaCy model" in text
+
+
+def test_data_fetch_says_what_it_could_not_get_and_exits_2(monkeypatch, capsys):
+    from tasks.common import sources
+    from tasks.geneval import prompts
+
+    fetched = []
+    monkeypatch.setattr(prompts, "fetch_metadata", lambda *a, **k: fetched.append("prompts"))
+    monkeypatch.setattr(sources, "fetch_hub_model", lambda mid: fetched.append(mid))
+    monkeypatch.delenv("UNITOKEN_GENEVAL_DETECTOR", raising=False)
+    assert main(["data", "geneval", "--fetch"]) == 2
+    err = capsys.readouterr().err
+    assert fetched[0] == "prompts"
+    assert err.startswith("error: data --fetch left these missing:") and "detector checkpoint" in err
+    assert "UNITOKEN_GENEVAL_DETECTOR=PATH" in err
