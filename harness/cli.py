@@ -63,7 +63,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         except registry.RegistryError as exc:
             info["adapters"].append({"id": aid, "error": str(exc)})
             continue
-        info["adapters"].append({"id": aid, "capabilities": sorted(cls.capabilities)})
+        info["adapters"].append({"id": aid, "capabilities": sorted(cls.capabilities),
+                                 "model_args": _model_args_doc(cls), "stand_in": getattr(cls, "stand_in", None)})
     if args.format == "json":
         print(json.dumps(info, indent=2))
         return EXIT_OK
@@ -79,11 +80,26 @@ def cmd_list(args: argparse.Namespace) -> int:
         if "error" in a:
             print(f"  {a['id']:<28} UNAVAILABLE: {a['error']}")
             continue
-        print(f"  {a['id']:<28} {', '.join(a['capabilities'])}")
+        print(f"  {a['id']:<28} {', '.join(a['capabilities'])}" + (f"  [{a['stand_in']}]" if a["stand_in"] else ""))
+        if a["model_args"]:
+            print(f"  {'':<28} --model-args: {a['model_args']}")
     print("suites:")
     for s in info["suites"]:
         print(f"  {s}")
     return EXIT_OK
+
+
+def _model_args_doc(cls: type) -> str:
+    """The "Model args:" paragraph of an adapter's docstring (class or module), on one line."""
+    import inspect
+
+    for doc in (inspect.getdoc(cls) or "", getattr(sys.modules.get(cls.__module__), "__doc__", None) or ""):
+        for para in doc.split("\n\n"):
+            lines = para.splitlines()
+            start = next((i for i, line in enumerate(lines) if line.lstrip().startswith("Model args:")), None)
+            if start is not None:
+                return " ".join(" ".join(lines[start:]).split()[2:]).replace("``", "")
+    return ""
 
 
 # ---------------------------------------------------------------- run
@@ -394,8 +410,16 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     (run,) = _existing_runs([args.run])
     tasks = [t for t in args.tasks.split(",") if t] if args.tasks else None
+    file_format = args.vk_format
+    if file_format == "auto":
+        import importlib.util
+
+        file_format = "xlsx" if importlib.util.find_spec("openpyxl") is not None else "tsv"
+        if file_format == "tsv":
+            print("note: openpyxl is not installed, so the files are .tsv (VLMEvalKit reads them as it reads "
+                  ".xlsx); pip install openpyxl, or pass --vk-format xlsx, for .xlsx", file=sys.stderr)
     try:
-        report = export_vlmevalkit(run, Path(args.out), model_name=args.model_name, file_format=args.vk_format,
+        report = export_vlmevalkit(run, Path(args.out), model_name=args.model_name, file_format=file_format,
                                    tasks=tasks)
     except InteropError as exc:
         raise CliError(str(exc)) from None
@@ -538,9 +562,9 @@ FLAGS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
                                                         "VLMEvalKit)")),
     "model_name": (("--model-name",), dict(dest="model_name", help="{model} in the file names (default: the "
                                                                    "run's model)")),
-    "vk_format": (("--vk-format",), dict(dest="vk_format", choices=["xlsx", "tsv", "json"], default="xlsx",
-                                         help="VLMEvalKit file type (its PRED_FORMAT; xlsx needs openpyxl, "
-                                              "which the vlmeval extra installs)")),
+    "vk_format": (("--vk-format",), dict(dest="vk_format", choices=["auto", "xlsx", "tsv", "json"], default="auto",
+                                         help="VLMEvalKit file type (its PRED_FORMAT); auto: xlsx (VLMEvalKit's "
+                                              "default) when openpyxl is installed, else tsv, which it reads too")),
     "export_tasks": (("--tasks",), dict(help="comma-separated task ids (default: every exportable task of the "
                                              "run)")),
     "json": (("--json",), dict(action="store_true", help="print what was written as JSON")),

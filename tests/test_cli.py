@@ -189,3 +189,11 @@ def test_data_fetch_says_what_it_could_not_get_and_exits_2(monkeypatch, capsys):
     assert fetched[0] == "prompts"
     assert err.startswith("error: data --fetch left these missing:") and "detector checkpoint" in err
     assert "UNITOKEN_GENEVAL_DETECTOR=PATH" in err
+
+
+def test_list_documents_each_adapters_model_args(capsys):
+    assert main(["list", "--format", "json"]) == 0
+    adapters = {a["id"]: a for a in json.loads(capsys.readouterr().out)["adapters"]}
+    assert "seed" in adapters["tiny"]["model_args"] and "max_new_tokens" in adapters["tiny"]["model_args"]
+    assert adapters["tiny"]["stand_in"] and not adapters["unitoken"]["stand_in"]
+    assert all(adapters[a]["model_args"] for a in ("unitoken", "chameleon", "lumina_mgpt", "janus", "replay"))

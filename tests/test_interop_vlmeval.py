@@ -164,6 +164,19 @@ def _replay_run(tmp_path, answers: dict[str, str], name="run"):
 ANSWERS = {"0": "Yes", "1": "no, it is not", "2": "=SUM(A1)", "3": "No.", "4": "tab\there", "5": "Not sure"}
 
 
+def test_export_works_by_default_without_openpyxl(tmp_path, monkeypatch, capsys):
+    """No documented install brings openpyxl: the default must not need it (xlsx only when it is there)."""
+    from harness.cli import main
+
+    run = _replay_run(tmp_path, ANSWERS)
+    monkeypatch.setitem(sys.modules, "openpyxl", None)
+    monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None if name == "openpyxl" else object())
+    capsys.readouterr()
+    assert main(["export", "--run", str(run), "--out", str(tmp_path / "vk")]) == 0
+    assert [p.suffix for p in (tmp_path / "vk").iterdir()] == [".tsv"]
+    assert "openpyxl is not installed" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("fmt", ["tsv", "json"] + (["xlsx"] if HAS_OPENPYXL else []))
 def test_export_writes_vk_layout_and_replays_back(tmp_path, fmt):
     from harness.cli import main
