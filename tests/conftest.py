@@ -11,22 +11,22 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 @pytest.fixture
 def plugins(tmp_path, monkeypatch):
-    """Install tests/fake_plugins.py as a third-party distribution would: a dist-info with entry points."""
+    """Install tests/unitoken_eval_testkit/fake_plugins.py as a third-party distribution would: a dist-info with entry points."""
     site = tmp_path / "site"
     info = site / "fake_unitoken_plugin-0.1.dist-info"
     info.mkdir(parents=True)
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fake-unitoken-plugin\nVersion: 0.1\n")
     (info / "entry_points.txt").write_text(
         "[unitoken_eval.tasks]\n"
-        "fake_echo = fake_plugins:EchoQA\n"
-        "fake_draw = fake_plugins:TwoPictures\n"
+        "fake_echo = unitoken_eval_testkit.fake_plugins:EchoQA\n"
+        "fake_draw = unitoken_eval_testkit.fake_plugins:TwoPictures\n"
         "fake_broken = fake_plugins_missing:Nothing\n"
         "[unitoken_eval.model_adapters]\n"
-        "fake_echo_model = fake_plugins:EchoModel\n"
+        "fake_echo_model = unitoken_eval_testkit.fake_plugins:EchoModel\n"
     )
     monkeypatch.syspath_prepend(str(site))
     registry.clear_cache()
-    import fake_plugins
+    from unitoken_eval_testkit import fake_plugins
 
     fake_plugins.EchoModel.calls = 0
     fake_plugins.EchoModel.fail_after = None

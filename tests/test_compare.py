@@ -6,7 +6,7 @@ import pytest
 from harness.cli import main
 from harness.compare import (CompareError, Policy, TaskPolicy, binom_two_sided_half, compare_runs, load_policy,
                              paired_bootstrap_ci)
-from run_builder import add_task, binary_scores, make_run
+from unitoken_eval_testkit.run_builder import add_task, binary_scores, make_run
 
 
 def _pair(tmp_path, base_right=160, cand_right=160, n=200, **cand_kw):

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from model_adapters.chameleon_fast import SEPARATE_PROJECTIONS_FROM, LeanChameleon, fp8_rows, release_fp8_weights
-from tests.test_chameleon_fast import _tiny
+from test_chameleon_fast import _tiny
 
 
 def test_fp8_rows_round_each_value_to_e4m3_under_its_rows_scale():
@@ -53,7 +53,7 @@ def test_fp8_prefill_is_near_the_models_precision_on_wide_forwards_and_off_on_na
 
 def test_image_generation_frees_the_float8_weights_an_fp8_prefill_made():
     from model_adapters.unitoken.decoding import image_tokens
-    from tests.test_chameleon_fast import GRID
+    from test_chameleon_fast import GRID
 
     model, head = _tiny()
     _forward(LeanChameleon(model, head, 2, SEPARATE_PROJECTIONS_FROM // 2, fused=False, prefill="fp8"), 2,

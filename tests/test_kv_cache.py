@@ -15,7 +15,7 @@ import torch
 
 from model_adapters.chameleon_fast import CFGImageDecoder, LeanChameleon
 from model_adapters.kv_cache import Int8KV, PlainKV, dequantize_int8, make_kv, quantize_int8
-from tests.test_chameleon_fast import GRID, _hf_logits, _tiny
+from test_chameleon_fast import GRID, _hf_logits, _tiny
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -13,7 +13,7 @@ from harness.compare import compare_runs, summary_markdown
 from harness.report import build_report
 from harness.tables import build_table, render, write_run_tables
 from harness.aggregate import get_layout
-from run_builder import add_task, binary_scores, full_understanding_run, make_run
+from unitoken_eval_testkit.run_builder import add_task, binary_scores, full_understanding_run, make_run
 
 FORMATS = ("md", "csv", "latex", "html")
 
@@ -39,7 +39,7 @@ def test_a_smoke_run_is_marked_in_every_format_and_never_best(tmp_path, fmt):
 
 
 def test_a_stand_in_model_marks_its_run_smoke_even_on_real_data(plugins, tmp_path, monkeypatch, capsys):
-    import fake_plugins
+    from unitoken_eval_testkit import fake_plugins
 
     monkeypatch.setattr(fake_plugins.EchoModel, "stand_in", "random weights", raising=False)
     out = tmp_path / "run"

@@ -9,7 +9,7 @@ from PIL import Image
 from harness.cli import main
 from harness.report import MAX_IMAGES_PER_TASK, build_report
 from harness.store import JsonlAppender
-from run_builder import add_task, full_understanding_run
+from unitoken_eval_testkit.run_builder import add_task, full_understanding_run
 
 MAGENTA = (255, 0, 255)
 GREEN = (0, 200, 0)
@@ -67,7 +67,7 @@ def test_report_is_self_contained_with_tables_charts_images_manifest(tmp_path, c
 
 
 def test_report_of_a_run_without_generation_or_layout_tasks(tmp_path):
-    from run_builder import make_run
+    from unitoken_eval_testkit.run_builder import make_run
 
     run = make_run(tmp_path / "run")
     add_task(run, "some_plugin_task", 12.5)
@@ -111,7 +111,7 @@ def test_report_renders_in_headless_chromium(tmp_path):
 
 def test_geneval_images_are_captioned_with_prompt_and_verdict(tmp_path):
     """GenEval scores each image (records keyed <index>/samples/<n>.png, as tasks/geneval writes them)."""
-    from run_builder import make_run
+    from unitoken_eval_testkit.run_builder import make_run
 
     run = make_run(tmp_path / "run")
     preds, scores = [], {}

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-import fake_plugins
+from unitoken_eval_testkit import fake_plugins
 from harness.config import ConfigError, load_config
 from harness.runner import Runner, derive_seed, start_run
 from harness.store import RunStore, StoreError

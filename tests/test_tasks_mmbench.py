@@ -10,7 +10,7 @@ import pytest
 from harness import registry
 from harness.types import Prediction
 from tasks.base import ScoreContext
-from tests.understanding_helpers import score
+from unitoken_eval_testkit.understanding_helpers import score
 
 # Q0 answers per copy: A, D, C, B (circle); Q1: C, B, A, D (blue); Q2: A, B ("3").
 EN = {
@@ -78,7 +78,7 @@ def test_request_shares_image_key_and_limit_keeps_groups():
 
 def test_mmbench_from_hf_schema(tmp_path):
     # lmms-lab MMBench 'en' dev columns as read by lmms-eval 75571cf mmbench/en_utils.py (note 'L2-category')
-    from tests.understanding_helpers import hf_parquet
+    from unitoken_eval_testkit.understanding_helpers import hf_parquet
     folder = hf_parquet(tmp_path, {
         "index": [5, 1000005], "question": ["Shape?", "Shape?"], "hint": [None, None],
         "A": ["circle", "square"], "B": ["square", "circle"], "C": [None, None], "D": [None, None],

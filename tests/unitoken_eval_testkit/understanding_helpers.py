@@ -6,7 +6,7 @@ from pathlib import Path
 from harness.scoring import score_files
 from harness import registry
 
-SMOKE = Path(__file__).resolve().parents[1] / "tasks" / "smoke_data" / "understanding"
+SMOKE = Path(__file__).resolve().parents[2] / "tasks" / "smoke_data" / "understanding"
 
 
 def score(tmp_path, task_id, preds, profile=None, data=None):
