@@ -39,3 +39,12 @@ def test_collection_survives_a_site_packages_tests_package(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "pytest", "--co", "-q", "-p", "no:cacheprovider", *files],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0 and "error" not in proc.stdout.strip().splitlines()[-1], proc.stdout[-3000:]
+
+
+def test_tests_that_read_shared_data_carry_the_marker():
+    """Data outside the repository (../shared/data) is announced by the shared_data marker, never a bare skip."""
+    reads = [p for p in sorted(TESTS.glob("test_*.py")) if p.name != Path(__file__).name
+             and re.search(r'"shared"|shared_data\(|SHARED\b', p.read_text(encoding="utf-8"))]
+    assert reads
+    unmarked = [p.name for p in reads if "mark.shared_data" not in p.read_text(encoding="utf-8")]
+    assert not unmarked, unmarked
