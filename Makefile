@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # torch 2.13.0 is the CPU build these machines carry; other versions are GB-sized downloads.
 TORCH ?= torch==2.13.0
 
-.PHONY: demo test venv clean
+.PHONY: demo test test-fast venv clean
 
 $(VENV)/.installed-%: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ demo: $(VENV)/.installed-judge
 
 test: $(VENV)/.installed-test
 	$(PY) -m pytest -q
+
+# The edit loop: everything but the tests marked slow (seconds each on 2 cores) or extra (optional installs).
+test-fast: $(VENV)/.installed-test
+	$(PY) -m pytest -q -m "not slow and not extra"
 
 clean:
 	rm -rf $(VENV) results/runs/smoke-demo
