@@ -451,7 +451,10 @@ def smoke_reason(config: RunConfig) -> Optional[str]:
     why = []
     if config.smoke:
         why.append("embedded smoke data")
-    stand_in = getattr(registry.adapter_class(config.model), "stand_in", None)
+    try:
+        stand_in = getattr(registry.adapter_class(config.model), "stand_in", None)
+    except registry.RegistryError:  # a Runner given its adapter directly (adapter_factory) names no plugin
+        stand_in = None
     if stand_in:
         why.append(f"model {config.model}: {stand_in}")
     return "; ".join(why) or None
