@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # torch 2.13.0 is the CPU build these machines carry; other versions are GB-sized downloads.
 TORCH ?= torch==2.13.0
 
-.PHONY: demo test test-gpu venv clean
+.PHONY: demo test test-fast test-gpu venv clean
 
 $(VENV)/.installed-%: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ demo: $(VENV)/.installed-judge
 
 test: $(VENV)/.installed-test
 	$(PY) -m pytest -q
+
+# The edit loop: everything but the tests marked slow (seconds each on 2 cores) or extra (optional installs).
+test-fast: $(VENV)/.installed-test
+	$(PY) -m pytest -q -m "not slow and not extra"
 
 # The CUDA paths of every adapter family (tests marked gpu); needs a CUDA machine.  bench/gpu_tests.sh runs
 # the whole suite there and writes the record kept under bench/records/.

@@ -51,6 +51,18 @@ def convert(value: float, from_scale: str, to_scale: str, divisor: Optional[floa
     return value * scale_max(to_scale) / scale_max(from_scale)
 
 
+# Metric names that hold counts or settings, not scores (n_images, per_subject_n, random_seed, judged, ...).
+_NOT_A_SCORE = re.compile(r"(^|[_ .])(n|num|count|counts|seed|samples|judged|pending|size|version)($|[_ .])", re.I)
+
+
+def is_score_metric(name: str, value: Any) -> bool:
+    """Whether a (dotted) metric is a score that may be charted, not a counter or a setting."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    # Only the top-level key decides: below it are category names ("subtasks.count" is MME's count score).
+    return not _NOT_A_SCORE.search(name.split(".", 1)[0])
+
+
 # ----------------------------------------------------------------------------------------------- layouts
 @dataclass
 class Member:
@@ -243,7 +255,8 @@ class Cell:
     """One table cell of a run: a value on the column's scale, or None with the reason in ``note``.
 
     ``status``: "ok", "missing" (task not in the run / metric absent), "not_scored" (the task says why),
-    "incomplete" (an average with a missing or unscored member).
+    "incomplete" (an average with a missing or unscored member), "partial" (a value over part of a task's
+    samples, or an average with such a member: shown, marked, never "best").
     """
 
     value: Optional[float]
@@ -283,24 +296,31 @@ def task_value(results: dict[str, TaskResult], task: str, metric: Optional[str],
     if isinstance(raw, bool) or not isinstance(raw, (int, float)):
         raise AggregateError(f"{task}: {metric or r.headline.name} is not a number ({raw!r})")
     try:
-        return Cell(convert(float(raw), from_scale, to_scale, divisor))
+        value = convert(float(raw), from_scale, to_scale, divisor)
     except AggregateError as exc:
         raise AggregateError(f"{task}: {exc}") from None
+    if r.partial:
+        return Cell(value, "partial", f"{task}: {r.coverage()}")
+    return Cell(value)
 
 
 def column_value(col: Column, results: dict[str, TaskResult]) -> Cell:
     if not col.is_average:
         return task_value(results, col.task, col.metric, col.scale, col.metric_scale)
-    values, problems = [], []
+    values, problems, partial = [], [], []
     for m in col.average:
         c = task_value(results, m.task, m.metric, col.scale, m.metric_scale, m.divisor)
         if c.value is None:
             problems.append(c.note)
         else:
             values.append(c.value)
+            if c.status == "partial":
+                partial.append(c.note)
     if problems:
         return Cell(None, "incomplete",
                     f"{col.label} incomplete ({len(values)} of {len(col.average)} members): " + "; ".join(problems))
+    if partial:
+        return Cell(sum(values) / len(values), "partial", f"{col.label} averages partial members: " + "; ".join(partial))
     return Cell(sum(values) / len(values))
 
 

@@ -18,10 +18,12 @@ from typing import Any, Optional, Union
 import numpy as np
 import yaml
 
-from harness.store import RunStore, StoreError
+from harness.store import RunStore, StoreError, manifest_smoke
 from harness.types import TaskResult
 
-EXIT_PASS, EXIT_REGRESSION, EXIT_INCOMPARABLE = 0, 1, 2
+from harness.exit_codes import ExitCode
+
+EXIT_PASS, EXIT_REGRESSION, EXIT_INCOMPARABLE = ExitCode.OK, ExitCode.REGRESSION, ExitCode.INCOMPARABLE
 
 
 class CompareError(Exception):
@@ -167,6 +169,7 @@ class TaskComparison:
     b: Optional[int] = None
     c: Optional[int] = None
     reasons: list[str] = field(default_factory=list)
+    partial: bool = False  # either run scored the task over part of its samples
 
 
 @dataclass
@@ -260,6 +263,9 @@ def compare_task(task: str, base_store: RunStore, cand_store: RunStore, base_r: 
         return tc
 
     tc.baseline, tc.candidate = base_r.headline.value, cand_r.headline.value
+    tc.partial = base_r.partial or cand_r.partial
+    tc.reasons += [f"{which} is {r.coverage()}" for which, r in (("baseline", base_r), ("candidate", cand_r))
+                   if r.partial]
     if tc.baseline is None or tc.candidate is None:
         tc.verdict = "incomparable"
         tc.reasons.append("a headline has no value")
@@ -329,6 +335,8 @@ def compare_runs(baseline: Path, candidate: Path, policy: Optional[Policy] = Non
         comp.tasks.append(TaskComparison(task=task, verdict="skipped", reasons=["skipped by the policy"]))
     for task in sorted(b_tasks & c_tasks):
         comp.tasks.append(compare_task(task, bs, cs, b_res[task], c_res[task], bm, cm, policy))
+    comp.warnings += [f"the {which} is a smoke run ({why}): its numbers test the harness, not a model"
+                      for which, why in (("baseline", manifest_smoke(bm)), ("candidate", manifest_smoke(cm))) if why]
     bf, cf = bm.get("model_fingerprint"), cm.get("model_fingerprint")
     if bf is not None and bf == cf:
         comp.warnings.append("both runs have the same model fingerprint")
@@ -372,7 +380,8 @@ def summary_markdown(comp: Comparison) -> str:
             delta = "-" if t.delta is None else f"{t.delta:+.4g}"
             test = t.test + (f" (b={t.b}, c={t.c})" if t.b is not None else "")
             head = f"{t.headline} ({t.scale})" if t.headline else "-"
-            out.append(f"| {_md(t.task)} | {_md(head)} | {_f(t.baseline)} | {_f(t.candidate)} | {delta} | "
+            out.append(f"| {_md(t.task)}{' (partial)' if t.partial else ''} | {_md(head)} | {_f(t.baseline)} | "
+                       f"{_f(t.candidate)} | {delta} | "
                        f"{t.allowed_drop:g} | {t.n_paired} | {test or '-'} | {_f(t.p_value, 3)} | {ci} | "
                        f"{_ICON[t.verdict]} |")
         out.append("")

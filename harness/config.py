@@ -56,30 +56,49 @@ class RunConfig(BaseModel):
         return value
 
 
-def _format(exc: ValidationError, origin: str) -> str:
+def _format(exc: ValidationError, origin: str, overrides: dict[str, str]) -> str:
     parts = []
     for err in exc.errors():
         loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
-        parts.append(f"{origin}: field '{loc}': {err['msg']}")
+        top = str(err["loc"][0]) if err["loc"] else ""
+        # A value given on the command line is blamed on its flag, not on the file it overrode.
+        where = f"command line: {overrides[top]}" if top in overrides else f"{origin}: field '{loc}'"
+        parts.append(f"{where}: {err['msg']}")
     return "\n".join(parts)
 
 
-def load_config(source: Union[str, Path, dict], origin: Optional[str] = None) -> RunConfig:
+def read_config_file(path: Union[str, Path], origin: Optional[str] = None) -> dict[str, Any]:
+    """The mapping in a run-config YAML file, or a ConfigError naming the file (and line, for bad YAML)."""
+    origin = origin or str(path)
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{origin}: no such file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{origin}: is a directory, not a YAML file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{origin}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{origin}: not valid YAML{at} ({problem})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{origin}: expected a mapping at the top level")
+    return raw
+
+
+def load_config(source: Union[str, Path, dict], origin: Optional[str] = None,
+                overrides: Optional[dict[str, str]] = None) -> RunConfig:
+    """Validate a run config (a mapping or a YAML file); ``overrides`` maps the fields that came from the
+    command line to their flags, so an error names the flag rather than the file."""
     if isinstance(source, dict):
         raw = source
         origin = origin or "config"
     else:
-        path = Path(source)
-        origin = origin or str(path)
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"{origin}: no such file") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{origin}: not valid YAML ({exc})") from exc
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{origin}: expected a mapping at the top level")
+        origin = origin or str(source)
+        raw = read_config_file(source, origin)
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_format(exc, origin)) from None
+        raise ConfigError(_format(exc, origin, overrides or {})) from None

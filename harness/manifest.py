@@ -17,7 +17,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Optional
 
-from harness import remote
+from harness import registry, remote
 from harness.config import RunConfig
 from harness.store import RunStore, StoreError, new_run_id, now_iso, redact
 
@@ -85,6 +85,20 @@ def check_fingerprint(store: RunStore, fingerprint: Any) -> None:
                          "model, so start a new run")
 
 
+def smoke_reason(config: RunConfig) -> Optional[str]:
+    """Why a run's numbers say nothing about a model (smoke data, a stand-in model), or None."""
+    why = []
+    if config.smoke:
+        why.append("embedded smoke data")
+    try:
+        stand_in = getattr(registry.adapter_class(config.model), "stand_in", None)
+    except registry.RegistryError:  # a Runner given its adapter directly (adapter_factory) names no plugin
+        stand_in = None
+    if stand_in:
+        why.append(f"model {config.model}: {stand_in}")
+    return "; ".join(why) or None
+
+
 def start_run(config: RunConfig, out: Optional[Path], resume: bool, runs_root: Path, writer: str = "main") -> RunStore:
     """Create a new run directory or reopen one for --resume, refusing to mix two different runs.
 
@@ -98,7 +112,8 @@ def start_run(config: RunConfig, out: Optional[Path], resume: bool, runs_root: P
             raise StoreError("--resume needs --out RUN_DIR (the run to continue)")
         out = runs_root / new_run_id(config.model)
     store = RunStore(out)
-    if store.exists():
+    # A run that failed before inferring anything (a typo in the model args) does not block its own retry.
+    if store.exists() and (store.holds_records() or writer != "main"):
         if not resume:
             raise StoreError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
         manifest = store.read_manifest()
@@ -107,8 +122,9 @@ def start_run(config: RunConfig, out: Optional[Path], resume: bool, runs_root: P
         diffs = [k for k in IDENTITY_FIELDS if before.get(k) != now.get(k)]
         if diffs:
             raise StoreError(
-                f"{out} was started with different {', '.join(diffs)}; "
-                "a resumed run must use the same model, data and options (start a new run instead)"
+                f"{out} was started with different {', '.join(diffs)}; a resumed run must use the same model, "
+                f"data and options: resume with the run's own settings (in {store.manifest_path}) or choose "
+                "another --out for a new run"
             )
         tasks = list(dict.fromkeys(manifest.get("tasks", []) + config.tasks))
         store.lock(writer)
@@ -127,6 +143,7 @@ def start_run(config: RunConfig, out: Optional[Path], resume: bool, runs_root: P
             "host": socket.gethostname(),
             "platform": platform.platform(),
             "argv": sys.argv,
+            "smoke": smoke_reason(config),
             "started": now_iso(),
             "finished": None,
         }

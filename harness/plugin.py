@@ -316,6 +316,9 @@ class ModelAdapter(ABC):
 
     id: ClassVar[str]
     capabilities: ClassVar[frozenset[Kind]] = frozenset()
+    # Set by a model whose numbers say nothing about any real model (random weights): why, in a few words.
+    # Its runs are marked smoke in every table and report and never take part in "best".
+    stand_in: ClassVar[Optional[str]] = None
 
     def __init__(self, **model_args: Any):
         self.model_args = dict(model_args)

@@ -14,10 +14,10 @@ from typing import Any
 from PIL import Image
 
 from harness import registry
+from harness.exit_codes import ExitCode
 from harness.types import GenerateRequest, UnderstandRequest
 from harness.plugin import AdapterError, TokenIdsUnsupported, parse_model_args
 
-EXIT_OK, EXIT_ERROR = 0, 2
 
 
 def _open_image(path: str) -> Image.Image:
@@ -73,9 +73,18 @@ def run_predict(args: argparse.Namespace) -> dict[str, Any]:
 def predict_command(args: argparse.Namespace) -> int:
     record = run_predict(args)
     if args.format == "json":
-        print(json.dumps(record, ensure_ascii=False, indent=2))
+        print(record_json(record))
     elif args.generate:
         print(record["image"])
     else:
         print(record["text"])
-    return EXIT_OK
+    return ExitCode.OK
+
+
+def record_json(record: dict[str, Any]) -> str:
+    """Indented JSON whose token-id lists stay on one line each (a generated image is ~1,000 ids)."""
+    lists = {k: v for k, v in record.items() if isinstance(v, list) and k.endswith("token_ids")}
+    text = json.dumps({k: (f"@{k}@" if k in lists else v) for k, v in record.items()}, ensure_ascii=False, indent=2)
+    for k, v in lists.items():
+        text = text.replace(json.dumps(f"@{k}@"), json.dumps(v))
+    return text

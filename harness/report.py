@@ -17,10 +17,11 @@ from typing import Any, Iterable, Optional
 
 from PIL import Image
 
-from harness.aggregate import AggregateError, Layout, applicable_layouts, load_layouts, run_cells
-from harness.store import RunStore, StoreError, read_jsonl, write_atomic
-from harness.tables import (HEADLINE_HEADER, TABLE_CSS, MISSING, build_table, headline_rows, html_fragment,
-                            load_published, parse_cell, run_label)
+from harness.aggregate import (AggregateError, Layout, applicable_layouts, is_score_metric, load_layouts,
+                               run_cells)
+from harness.store import RunStore, StoreError, manifest_smoke, read_jsonl, write_atomic
+from harness.tables import (HEADLINE_HEADER, PARTIAL_MARK, SMOKE_MARK, TABLE_CSS, MISSING, build_table,
+                            headline_rows, html_fragment, load_published, parse_cell, run_label)
 from harness.types import TaskResult
 
 log = logging.getLogger("unitoken_eval.report")
@@ -59,7 +60,7 @@ def bar_chart_svg(title: str, items: list[tuple[str, float, bool]], digits: int 
     return "".join(parts)
 
 
-def _layout_charts(layout: Layout, store: RunStore, results: dict[str, TaskResult]) -> str:
+def _layout_charts(layout: Layout, store: RunStore, results: dict[str, TaskResult], smoke: Optional[str]) -> str:
     cells = run_cells(layout, results)
     published = []
     if "paper" in layout.baselines:
@@ -67,12 +68,12 @@ def _layout_charts(layout: Layout, store: RunStore, results: dict[str, TaskResul
             published = load_published(layout, "paper")
         except AggregateError as exc:
             log.warning("report: %s", exc)
-    label = "this run"
     charts = []
     for col in layout.columns:
         mine = cells[col.id].value
         if mine is None:
             continue
+        label = "this run" + (SMOKE_MARK if smoke else "") + (PARTIAL_MARK if cells[col.id].status == "partial" else "")
         items = []
         for row in published:
             v = parse_cell(row.cells.get(col.id, MISSING))
@@ -102,7 +103,9 @@ def _breakdowns(results: dict[str, TaskResult]) -> str:
     blocks = []
     for tid in sorted(results):
         r = results[tid]
-        nums = _flatten_numeric(r.metrics or {})
+        if r.status != "scored":
+            continue  # numbers of an unscored task (over the judged part, say) are not its scores
+        nums = [(name, v) for name, v in _flatten_numeric(r.metrics or {}) if is_score_metric(name, v)]
         if not nums:
             continue
         # Group by the top-level key so counts (n per category) do not squash accuracies on one axis.
@@ -111,7 +114,7 @@ def _breakdowns(results: dict[str, TaskResult]) -> str:
             head = name.split(".", 1)[0] if "." in name else ""
             groups.setdefault(head, []).append((name.split(".", 1)[1] if head else name, v))
         for head, vals in groups.items():
-            title = f"{tid}: {head}" if head else f"{tid}: metrics"
+            title = (f"{tid}: {head}" if head else f"{tid}: metrics") + (f" ({r.coverage()})" if r.partial else "")
             digits = 4 if max(abs(v) for _, v in vals) <= 1.0 else 2
             blocks.append(f'<div class="cell">{bar_chart_svg(title, [(n, v, False) for n, v in vals], digits)}</div>')
     return "".join(blocks)
@@ -159,9 +162,9 @@ def _image_entries(store: RunStore, tid: str, limit: int) -> list[dict[str, Any]
         for rel in pred.images[:1]:
             p = task_dir / rel
             if p.suffix.lower() in _IMAGE_EXT and p.exists():
-                rec = scores.get(sid, {})
+                rec = _score_record(scores, sid, rel)
                 prompt = rec.get("prompt") or pred.meta.get("prompt") or _prompt_near(p, task_dir)
-                entries.append({"path": p, "id": sid, "prompt": prompt, "score": rec.get("score")})
+                entries.append({"path": p, "id": sid, "prompt": prompt, "score": _verdict(rec)})
     if not entries:
         images = store.images_dir(tid)
         files = sorted(p for p in images.rglob("*") if p.suffix.lower() in _IMAGE_EXT and p.name != "grid.png") \
@@ -169,13 +172,30 @@ def _image_entries(store: RunStore, tid: str, limit: int) -> list[dict[str, Any]
         for p in files:
             rel = p.relative_to(images)
             sid = rel.parts[0] if len(rel.parts) > 1 else p.stem
-            rec = scores.get(sid, {})
+            rec = _score_record(scores, sid, str(rel))
             entries.append({"path": p, "id": sid, "prompt": rec.get("prompt") or _prompt_near(p, images),
-                            "score": rec.get("score")})
+                            "score": _verdict(rec)})
     if len(entries) > limit:
         step = len(entries) / limit
         entries = [entries[int(i * step)] for i in range(limit)]
     return entries
+
+
+def _score_record(scores: dict[str, dict[str, Any]], sid: str, rel: str) -> dict[str, Any]:
+    """The score record of a sample, or of one of its images where a task scores per image (GenEval keys its
+    records by the image's trailing path, ``<index>/samples/<n>.png``)."""
+    if sid in scores:
+        return scores[sid]
+    parts = Path(rel).parts
+    for i in range(len(parts)):
+        rec = scores.get("/".join(parts[i:]))
+        if rec is not None:
+            return rec
+    return {}
+
+
+def _verdict(rec: dict[str, Any]) -> Any:
+    return rec["correct"] if isinstance(rec.get("correct"), bool) else rec.get("score")
 
 
 def _score_text(score: Any) -> str:
@@ -251,12 +271,16 @@ def _manifest_section(manifest: dict[str, Any], results: dict[str, TaskResult]) 
             ("git commit", manifest.get("git_commit")), ("host", manifest.get("host")),
             ("platform", manifest.get("platform")), ("started", manifest.get("started")),
             ("finished", manifest.get("finished")), ("resumed", manifest.get("resumed"))]
+    rows.insert(5, ("smoke run", manifest_smoke(manifest)))
     refs = [(f"scorer: {tid}", f"{r.profile}: {r.reference}") for tid, r in sorted(results.items()) if r.reference]
     return _kv_table(rows + refs)
 
 
 def _warnings(manifest: dict[str, Any], results: dict[str, TaskResult], layouts: list[Layout]) -> list[str]:
     out = []
+    smoke = manifest_smoke(manifest)
+    if smoke:
+        out.append(f"smoke run ({smoke}): its numbers test the harness, not a model")
     for tid, why in (manifest.get("failed_tasks") or {}).items():
         out.append(f"{tid}: FAILED: {why}")
     for tid, r in sorted(results.items()):
@@ -265,7 +289,7 @@ def _warnings(manifest: dict[str, Any], results: dict[str, TaskResult], layouts:
         if r.n_errors or r.n_missing:
             total = f" of {r.n_samples}" if r.n_samples is not None else ""
             out.append(f"{tid}: {r.n_errors}{total} samples recorded as errors and {r.n_missing} without a "
-                       f"prediction; the metrics cover the other samples (N = {r.n})")
+                       f"prediction; the metrics cover the other samples (N = {r.n}) and are marked partial")
         out += [f"{tid}: {w}" for w in r.warnings]
     for lay in layouts:
         for cid, cell in run_cells(lay, results).items():
@@ -302,7 +326,8 @@ def build_report(run: Path) -> str:
     except AggregateError as exc:
         log.warning("report: layouts unavailable: %s", exc)
         layouts = []
-    title = f"unitoken-eval report: {run_label(manifest, store.root)}"
+    smoke = manifest_smoke(manifest)
+    title = f"unitoken-eval report: {run_label(manifest, store.root)}{SMOKE_MARK if smoke else ''}"
     parts = [f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{e(title)}</title>"
              f"<style>{CSS}</style></head><body>",
              f"<h1>{e(title)}</h1>",
@@ -313,7 +338,7 @@ def build_report(run: Path) -> str:
                  else "<p>None.</p>")
     # Headlines
     head = HEADLINE_HEADER
-    rows = "".join("<tr>" + "".join(f"<td>{e(x)}</td>" for x in row) + "</tr>" for row in headline_rows(results))
+    rows = "".join("<tr>" + "".join(f"<td>{e(x)}</td>" for x in row) + "</tr>" for row in headline_rows(results, smoke))
     parts.append("<h2>Headlines</h2><table class=\"results\"><thead><tr>"
                  + "".join(f"<th>{h}</th>" for h in head) + f"</tr></thead><tbody>{rows}</tbody></table>")
     # Paper tables and charts
@@ -322,7 +347,7 @@ def build_report(run: Path) -> str:
         try:
             table = build_table(lay, [store.root], "paper" if "paper" in lay.baselines else None)
             parts.append(html_fragment(table, caption=False))
-            charts = _layout_charts(lay, store, results)
+            charts = _layout_charts(lay, store, results, smoke)
         except AggregateError as exc:
             parts.append(f"<p>table unavailable: {e(str(exc))}</p>")
             continue

@@ -118,8 +118,12 @@ def score_files(
     judge: Optional[str] = None,
     skip_bad: bool = False,
     options: Optional[dict[str, Any]] = None,
+    partial: bool = False,
 ) -> dict[str, Any]:
     """Score files as a run would; with ``skip_bad`` bad rows, images or predictions are counted as errors.
+
+    Files that cover only part of the task's samples are refused unless ``partial`` is given; the result then
+    says how many samples it covers and is marked partial.
 
     ``options`` are the task's options (as ``options.<task>`` of a run config: local scorer weights, ...)."""
     options = dict(options or {})
@@ -155,6 +159,12 @@ def score_files(
                 f"{predictions}: {len(unknown)} indices are not in the data of {task_id} (first: {unknown[0]!r})"
             )
     preds = {**{k: p for k, p in preds.items() if k not in bad_rows}, **bad_rows}
+    missing = [s.id for s in samples if s.id not in preds]
+    source = predictions or images
+    if missing and not partial:
+        raise TaskError(f"{source}: covers {len(samples) - len(missing)} of {len(samples)} samples of {task_id} "
+                        f"(first without a prediction: {missing[0]!r}); pass --partial to score only those "
+                        "(the result is then marked partial)")
     work_dir = Path(images) if images else None
     ctx = ScoreContext(profile=task.profile(profile), work_dir=work_dir, judge=make_judge(judge))
     if left_out:
@@ -174,6 +184,8 @@ def score_files(
         "n_errors": result.n_errors,
         "n_missing": result.n_missing,
         "n_left_out": len(left_out),
+        "partial": result.partial,
+        "coverage": result.coverage(),
         "errors": {k: p.error for k, p in errors.items()},
         "status": result.status,
         "reason": result.reason,

@@ -78,6 +78,14 @@ def redact(obj: Any) -> Any:
     return obj
 
 
+def manifest_smoke(manifest: dict[str, Any]) -> Optional[str]:
+    """Why a stored run's numbers say nothing about a model (smoke data, a stand-in model), or None."""
+    if manifest.get("smoke"):
+        return str(manifest["smoke"])
+    cfg = manifest.get("config") or manifest.get("identity") or {}
+    return "embedded smoke data" if cfg.get("smoke") else None
+
+
 def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -253,7 +261,8 @@ class RunStore:
             fh.seek(0)
             holder = fh.read().strip() or "another process"
             fh.close()
-            raise StoreError(f"run directory {self.root} is in use by {holder} (lock {path.name})") from None
+            raise StoreError(f"run directory {self.root} is in use by {holder} (lock {path.name}); wait for it to "
+                             "finish or stop it, or choose another --out") from None
         fh.seek(0)
         fh.truncate()
         fh.write(f"pid {os.getpid()} on {socket.gethostname()}")
@@ -273,6 +282,11 @@ class RunStore:
     def task_ids(self) -> list[str]:
         base = self.root / "tasks"
         return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.exists() else []
+
+    def holds_records(self) -> bool:
+        """Whether any sample was inferred into this run (a run that failed at start holds none)."""
+        base = self.root / "tasks"
+        return base.exists() and any(p.stat().st_size > 0 for p in base.glob("*/predictions-*.jsonl"))
 
     def prediction_writer(self, task_id: str, writer: str = "main") -> JsonlAppender:
         return JsonlAppender(self.task_dir(task_id) / f"predictions-{safe_name(writer)}.jsonl", fault_tag=task_id)

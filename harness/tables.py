@@ -19,7 +19,7 @@ from typing import Optional, Union
 
 from harness.aggregate import (AggregateError, Cell, Layout, applicable_layouts, get_layout, load_layouts,
                                published_dir, run_cells)
-from harness.store import RunStore, write_atomic
+from harness.store import RunStore, manifest_smoke, write_atomic
 from harness.types import TaskResult
 
 log = logging.getLogger("unitoken_eval.tables")
@@ -41,6 +41,10 @@ def parse_cell(text: str) -> Optional[float]:
     return float(m.group(1)) if m else None
 
 
+PARTIAL_MARK = " (partial)"
+SMOKE_MARK = " [smoke]"
+
+
 @dataclass
 class Row:
     kind: str  # "published" or "run"
@@ -48,6 +52,11 @@ class Row:
     cells: dict[str, str]
     source: str = ""
     notes: list[str] = field(default_factory=list)
+    smoke: Optional[str] = None  # why this run's numbers say nothing about a model; such a row is never best
+    partial: set[str] = field(default_factory=set)  # columns over part of a task's samples; never best
+
+    def competes(self, column: str) -> bool:
+        return self.smoke is None and column not in self.partial
 
 
 @dataclass
@@ -60,7 +69,8 @@ class Table:
         """Row indexes holding the best shown value of each column (ties all count)."""
         out: dict[str, set[int]] = {}
         for col in self.layout.columns:
-            vals = [(i, parse_cell(r.cells.get(col.id, MISSING))) for i, r in enumerate(self.rows)]
+            vals = [(i, parse_cell(r.cells.get(col.id, MISSING))) for i, r in enumerate(self.rows)
+                    if r.competes(col.id)]
             vals = [(i, v) for i, v in vals if v is not None]
             if not vals:
                 out[col.id] = set()
@@ -118,16 +128,21 @@ def run_row(layout: Layout, store: RunStore, results: Optional[dict[str, TaskRes
     manifest = store.read_manifest()
     results = store.all_metrics() if results is None else results
     cells: dict[str, Cell] = run_cells(layout, results)
-    label = run_label(manifest, store.root)
+    smoke = manifest_smoke(manifest)
+    label = run_label(manifest, store.root) + (SMOKE_MARK if smoke else "")
     labels = {lc.id: "" for lc in layout.labels}
     if "section" in labels:
         labels["section"] = section
     method_key = "method" if "method" in labels else (layout.labels[0].id if layout.labels else None)
     if method_key:
         labels[method_key] = label
-    texts = {c.id: fmt_number(cells[c.id].value, c.digits) for c in layout.columns}
-    notes = [f"{label}: {cells[c.id].note}" for c in layout.columns if cells[c.id].note]
-    return Row("run", labels, texts, source=str(store.root), notes=notes)
+    partial = {c.id for c in layout.columns if cells[c.id].status == "partial"}
+    texts = {c.id: fmt_number(cells[c.id].value, c.digits) + (PARTIAL_MARK if c.id in partial else "")
+             for c in layout.columns}
+    notes = [f"{label}: smoke run ({smoke}): it tests the harness, not a model, and is never marked best"] \
+        if smoke else []
+    notes += [f"{label}: {cells[c.id].note}" for c in layout.columns if cells[c.id].note]
+    return Row("run", labels, texts, source=str(store.root), notes=notes, smoke=smoke, partial=partial)
 
 
 def build_table(layout: Layout, runs: list[Path], baselines: Optional[str]) -> Table:
@@ -307,24 +322,36 @@ def table_command(runs: list[Path], baselines: Optional[str], fmt: str, layout: 
     return render(build_table(lay, [Path(p) for p in runs], baselines), fmt)
 
 
-def headline_rows(results: dict[str, TaskResult]) -> list[list[str]]:
+def headline_status(r: TaskResult, smoke: Optional[str] = None) -> str:
+    """"scored", "not_scored", or "scored (partial)" / "scored (smoke)": the marks a reader must not miss."""
+    marks = [m for m, on in (("partial", r.partial), ("smoke", bool(smoke))) if on]
+    return f"{r.status} ({', '.join(marks)})" if marks else r.status
+
+
+def headline_rows(results: dict[str, TaskResult], smoke: Optional[str] = None) -> list[list[str]]:
     """One row per task; N is what the metric averages over, Samples the task's samples in the run (blank
     for group tasks and results from before the count was kept), Errors those recorded as errors."""
     rows = []
     for tid in sorted(results):
         r = results[tid]
         value = r.headline.value if r.status == "scored" else None
-        rows.append([tid, r.headline.name, MISSING if value is None else f"{value:g}", r.headline.scale, r.status,
-                     str(r.n), "" if r.n_samples is None else str(r.n_samples), str(r.n_errors), r.profile,
-                     r.reason or ""])
+        reason = "; ".join(x for x in (r.reason, r.coverage(), f"smoke run: {smoke}" if smoke else None) if x)
+        rows.append([tid, r.headline.name, MISSING if value is None else fmt_value(value), r.headline.scale,
+                     headline_status(r, smoke), str(r.n), "" if r.n_samples is None else str(r.n_samples),
+                     str(r.n_errors), r.profile, reason])
     return rows
+
+
+def fmt_value(value: float) -> str:
+    """A metric for reading (at most 4 decimals, no float noise); tables of a layout use the column's digits."""
+    return str(round(value, 4))
 
 
 HEADLINE_HEADER = ["Task", "Headline", "Value", "Scale", "Status", "N", "Samples", "Errors", "Profile", "Reason"]
 
 
-def _headline_outputs(results: dict[str, TaskResult]) -> dict[str, str]:
-    rows = headline_rows(results)
+def _headline_outputs(results: dict[str, TaskResult], smoke: Optional[str] = None) -> dict[str, str]:
+    rows = headline_rows(results, smoke)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(HEADLINE_HEADER)
@@ -347,7 +374,7 @@ def write_run_tables(store: RunStore, layouts_path: Union[str, Path, None] = Non
     out_dir = store.root / "tables"
     results = store.all_metrics()
     written: list[Path] = []
-    for ext, text in _headline_outputs(results).items():
+    for ext, text in _headline_outputs(results, manifest_smoke(store.read_manifest())).items():
         path = out_dir / f"headlines.{ext}"
         write_atomic(path, text.encode("utf-8"))
         written.append(path)

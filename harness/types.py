@@ -167,6 +167,26 @@ class TaskResult:
     reference: Optional[str] = None
     warnings: list[str] = field(default_factory=list)
 
+    @property
+    def n_covered(self) -> Optional[int]:
+        """Samples the metrics cover: the task's samples less those with an error or no prediction."""
+        if self.n_samples is None:
+            return None
+        return self.n_samples - self.n_errors - self.n_missing
+
+    @property
+    def partial(self) -> bool:
+        """Scored over part of the task's samples; every place that shows the number says so."""
+        return self.status == "scored" and (self.n_missing > 0 or self.n_errors > 0)
+
+    def coverage(self) -> str:
+        """``"partial: 4 of 10 samples"`` for a partial result, else ``""``."""
+        if not self.partial:
+            return ""
+        of = f" of {self.n_samples}" if self.n_samples is not None else ""
+        covered = self.n_covered if self.n_covered is not None else self.n
+        return f"partial: {covered}{of} samples"
+
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["headline"] = self.headline.to_json()

@@ -31,7 +31,9 @@ RESCALE = 0.0078  # the processor's rescale_factor (not 1/127.5), mean 1 std 1
 
 
 def chameleon_pixels(img: Image.Image) -> torch.Tensor:
-    """ChameleonImageProcessor: [3, 512, 512] float32."""
+    """[3, 512, 512] float32, as transformers' PIL Chameleon processor computes them (``ChameleonImageProcessorPil``
+    in transformers 5; the torchvision-backed ``ChameleonImageProcessor`` it prefers when torchvision is
+    installed resizes differently, by up to 0.016 per value).  PIL's Lanczos is also what Meta's release uses."""
     if img.mode in ("RGBA", "LA", "P"):
         img = img.convert("RGBA")
         white = Image.new("RGBA", img.size, (255, 255, 255, 255))

@@ -42,6 +42,7 @@ def tiny_checkpoint(seed: int = 0, vision: bool = True) -> Path:
 
 class TinyUniTokenAdapter(UniTokenAdapter):
     id = "tiny"
+    stand_in = "random weights (a smoke stand-in)"
     extra_args = ("seed", "max_new_tokens")
 
     def __init__(self, **model_args: Any):

@@ -6,7 +6,21 @@ import pytest
 
 from harness import registry
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+from unitoken_eval_testkit.paths import SHARED_DATA
+
+_SHARED_REASON = (f"needs the upstream data copies in {SHARED_DATA}, outside the repository "
+                  "(tests marked shared_data; deselect them with -m 'not shared_data')")
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("shared_data") and not SHARED_DATA.exists():
+        pytest.skip(_SHARED_REASON)
+
+
+def pytest_terminal_summary(terminalreporter):
+    skipped = [r for r in terminalreporter.stats.get("skipped", []) if _SHARED_REASON in str(r.longrepr)]
+    if skipped:
+        terminalreporter.write_line(f"{len(skipped)} tests skipped: they {_SHARED_REASON}", yellow=True)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -23,22 +37,22 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture
 def plugins(tmp_path, monkeypatch):
-    """Install tests/fake_plugins.py as a third-party distribution would: a dist-info with entry points."""
+    """Install tests/unitoken_eval_testkit/fake_plugins.py as a third-party distribution would: a dist-info with entry points."""
     site = tmp_path / "site"
     info = site / "fake_unitoken_plugin-0.1.dist-info"
     info.mkdir(parents=True)
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fake-unitoken-plugin\nVersion: 0.1\n")
     (info / "entry_points.txt").write_text(
         "[unitoken_eval.tasks]\n"
-        "fake_echo = fake_plugins:EchoQA\n"
-        "fake_draw = fake_plugins:TwoPictures\n"
+        "fake_echo = unitoken_eval_testkit.fake_plugins:EchoQA\n"
+        "fake_draw = unitoken_eval_testkit.fake_plugins:TwoPictures\n"
         "fake_broken = fake_plugins_missing:Nothing\n"
         "[unitoken_eval.model_adapters]\n"
-        "fake_echo_model = fake_plugins:EchoModel\n"
+        "fake_echo_model = unitoken_eval_testkit.fake_plugins:EchoModel\n"
     )
     monkeypatch.syspath_prepend(str(site))
     registry.clear_cache()
-    import fake_plugins
+    from unitoken_eval_testkit import fake_plugins
 
     fake_plugins.EchoModel.calls = 0
     fake_plugins.EchoModel.fail_after = None
@@ -49,10 +63,10 @@ def plugins(tmp_path, monkeypatch):
 
 @pytest.fixture
 def shared_data() -> Path:
-    path = SHARED / "data"
-    if not path.exists():
-        pytest.skip(f"upstream data copies not found at {path}")
-    return path
+    """../shared/data; a test using it must also carry the shared_data marker (checked by test_test_layout)."""
+    if not SHARED_DATA.exists():
+        pytest.skip(_SHARED_REASON)
+    return SHARED_DATA
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@ import pytest
 
 from harness.aggregate import (AggregateError, applicable_layouts, column_value, convert, get_layout, load_layouts,
                                run_cells, scale_max)
-from run_builder import add_task, full_understanding_run, make_run
+from unitoken_eval_testkit.run_builder import add_task, full_understanding_run, make_run
 
 
 def test_scales_and_conversion():

@@ -6,7 +6,7 @@ import pytest
 from harness.cli import main
 from harness.compare import (CompareError, Policy, TaskPolicy, binom_two_sided_half, compare_runs, load_policy,
                              paired_bootstrap_ci)
-from run_builder import add_task, binary_scores, make_run
+from unitoken_eval_testkit.run_builder import add_task, binary_scores, make_run
 
 
 def _pair(tmp_path, base_right=160, cand_right=160, n=200, **cand_kw):
@@ -163,3 +163,13 @@ def test_same_path_but_different_data_fingerprint_is_incomparable(tmp_path):
     add_task(cand, "mmstar", 80.0, scores=binary_scores(200, 160), metrics={"data_sha256": "bb"})
     comp = compare_runs(base.root, cand.root)
     assert comp.exit_code == 2 and "data_sha256 differs: 'aa' vs 'bb'" in comp.tasks[0].reasons
+
+
+def test_the_shipped_example_policy_loads():
+    from pathlib import Path
+
+    from harness.compare import load_policy
+
+    pol = load_policy(Path(__file__).resolve().parents[1] / "docs" / "examples" / "compare-policy.yaml")
+    assert pol.default.max_drop == 0.5 and pol.for_task("mme").max_drop == 10 and pol.for_task("mmvet").skip
+    assert pol.for_task("mme").significance  # per-task entries inherit the default's other keys

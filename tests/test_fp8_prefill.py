@@ -8,7 +8,7 @@ import torch
 
 from model_adapters.chameleon_family.forward import SEPARATE_PROJECTIONS_FROM, LeanChameleon
 from model_adapters.chameleon_family.weights import fp8_rows, fp8_unsupported
-from tests.test_chameleon_fast import _tiny
+from test_chameleon_fast import _tiny
 
 # float8 GEMMs on CPU need a torch whose CPU _scaled_mm takes per-row scales (2.13 does, 2.11 does not)
 needs_cpu_fp8 = pytest.mark.skipif(fp8_unsupported("cpu") is not None, reason=str(fp8_unsupported("cpu")))
@@ -60,7 +60,7 @@ def test_fp8_prefill_is_near_the_models_precision_on_wide_forwards_and_off_on_na
 @needs_cpu_fp8
 def test_image_generation_frees_the_float8_weights_an_fp8_prefill_made():
     from model_adapters.chameleon_family.decoding import ChameleonDecoders
-    from tests.test_chameleon_fast import GRID
+    from test_chameleon_fast import GRID
 
     model, head = _tiny()
     decoders = ChameleonDecoders(model, head, use_graphs=False)

@@ -9,14 +9,16 @@ from pathlib import Path
 import pytest
 
 from harness.plugin import TaskError
+from unitoken_eval_testkit.paths import SHARED_DATA
+
 from tasks.geneval import prompts
 from tasks.common.detection import CLASS_NAMES
 from tasks.geneval.task import GenEval
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "geneval"
+SHARED = SHARED_DATA / "geneval"
 OFFICIAL = SHARED / "evaluation_metadata.jsonl"
 
-needs_shared = pytest.mark.skipif(not OFFICIAL.exists(), reason=f"upstream GenEval copy not at {SHARED}")
+needs_shared = pytest.mark.shared_data
 
 
 @needs_shared

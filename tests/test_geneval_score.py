@@ -15,10 +15,11 @@ import pytest
 
 from harness.scoring import score_files
 from harness.plugin import TaskError
+from unitoken_eval_testkit.paths import SHARED_DATA
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "geneval"
+SHARED = SHARED_DATA / "geneval"
 OFFICIAL = SHARED / "evaluation_metadata.jsonl"
-pytestmark = pytest.mark.skipif(not OFFICIAL.exists(), reason=f"upstream GenEval copy not at {SHARED}")
+pytestmark = pytest.mark.shared_data
 
 PLACES = {"left of": [20, 200, 60, 240], "right of": [380, 200, 420, 240], "above": [200, 20, 240, 60],
           "below": [200, 380, 240, 420]}

@@ -356,7 +356,7 @@ def test_lumina_mgpt_cuda_answers_and_images_follow_cpu(tmp_path_factory):
 
 def test_janus_cuda_understanding_and_images_follow_cpu(tmp_path_factory):
     from model_adapters.janus import JanusAdapter
-    from model_adapters.janus_tiny import write_tiny_janus
+    from unitoken_eval_testkit.janus_tiny import write_tiny_janus
 
     ckpt = write_tiny_janus(tmp_path_factory.mktemp("janus"), seed=0)
     cpu = JanusAdapter(path=str(ckpt), dtype="float32", device="cpu")

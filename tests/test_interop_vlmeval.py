@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import csv
-import glob
 import importlib.util
 import io
 import json
@@ -32,6 +31,7 @@ from PIL import Image
 
 from harness.interop import InteropError, detect_format, load_predictions
 from harness.interop import vlmeval_io as vio
+from harness.interop.vlmeval_io import find_prediction_file
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE_MME = REPO / "tasks" / "smoke_data" / "understanding" / "MME.tsv"
@@ -175,6 +175,19 @@ def _replay_run(tmp_path, answers: dict[str, str], name="run"):
 
 
 ANSWERS = {"0": "Yes", "1": "no, it is not", "2": "=SUM(A1)", "3": "No.", "4": "tab\there", "5": "Not sure"}
+
+
+def test_export_works_by_default_without_openpyxl(tmp_path, monkeypatch, capsys):
+    """No documented install brings openpyxl: the default must not need it (xlsx only when it is there)."""
+    from harness.cli import main
+
+    run = _replay_run(tmp_path, ANSWERS)
+    monkeypatch.setitem(sys.modules, "openpyxl", None)
+    monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None if name == "openpyxl" else object())
+    capsys.readouterr()
+    assert main(["export", "--run", str(run), "--out", str(tmp_path / "vk")]) == 0
+    assert [p.suffix for p in (tmp_path / "vk").iterdir()] == [".tsv"]
+    assert "openpyxl is not installed" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("fmt", ["tsv", "json"] + (["xlsx"] if HAS_OPENPYXL else []))
@@ -337,8 +350,8 @@ def test_tiny_through_vlmevalkit_mme_and_back(tmp_path):
     # 1. VLMEvalKit's run.py, unmodified, with our class: inference + its own MME evaluation (exact matching)
     proc = _cli("vlmeval", "run", "--config", str(cfg), "--work-dir", str(work), "--judge", "exact_matching",
                 env=env)
-    (pred,) = glob.glob(str(work / "unitoken-tiny" / "T*" / "unitoken-tiny_MME.xlsx"))
-    (score_csv,) = glob.glob(str(work / "unitoken-tiny" / "T*" / "unitoken-tiny_MME_score.csv"))
+    pred = find_prediction_file(work, "unitoken-tiny", "MME")
+    score_csv = pred.with_name("unitoken-tiny_MME_score.csv")
     vk = pd.read_csv(score_csv).to_dict("records")[0]
     assert set(vk) >= {"perception", "reasoning", *PERCEPTION, *COGNITION}, (vk, proc.stdout[-2000:])
 
@@ -389,3 +402,47 @@ def test_tiny_through_vlmevalkit_mme_and_back(tmp_path):
     _cli("run", "--model", "replay", "--model-args", f"source={scripted}", "--tasks", "mme", "--data",
          f"mme={data}", "--profile", "vlmevalkit", "--out", str(again), "--no-progress", env=env)
     assert _ours(again) == pytest.approx(vk_scripted, abs=1e-9)
+
+
+def test_prediction_files_are_found_in_both_run_py_layouts(tmp_path):
+    """VLMEvalKit's repository writes WORK/MODEL/T<eval id>/..., ms-vlmeval from PyPI writes WORK/MODEL/...."""
+    flat = tmp_path / "flat" / "m"
+    flat.mkdir(parents=True)
+    (flat / "m_MME.xlsx").write_bytes(b"x")
+    assert find_prediction_file(tmp_path / "flat", "m", "MME") == flat / "m_MME.xlsx"
+    nested = tmp_path / "nested" / "m"
+    for eval_id in ("T20260101_Gabc", "T20260202_Gdef"):
+        (nested / eval_id).mkdir(parents=True)
+        (nested / eval_id / "m_MME.tsv").write_text("index\tprediction\n")
+    assert find_prediction_file(tmp_path / "nested", "m", "MME") == nested / "T20260202_Gdef" / "m_MME.tsv"
+    with pytest.raises(InteropError, match="no VLMEvalKit prediction file m_SEED"):
+        find_prediction_file(tmp_path / "nested", "m", "SEED")
+
+
+def test_run_py_is_found_inside_the_ms_vlmeval_package(tmp_path, monkeypatch):
+    """ms-vlmeval (VLMEvalKit on PyPI) ships run.py as vlmeval/run.py; it is run as the module vlmeval.run."""
+    from integrations.vlmeval import run as launcher
+
+    site = tmp_path / "site"
+    (site / "vlmeval").mkdir(parents=True)
+    (site / "vlmeval" / "__init__.py").write_text("")
+    (site / "vlmeval" / "run.py").write_text(
+        "import sys\nfrom vlmeval import marker\nif __name__ == '__main__':\n    marker.seen.append(sys.argv[1:])\n")
+    (site / "vlmeval" / "marker.py").write_text("seen = []\n")
+    monkeypatch.syspath_prepend(str(site))
+    for name in [m for m in sys.modules if m == "vlmeval" or m.startswith("vlmeval.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.delenv("VLMEVAL_RUN_PY", raising=False)
+    run_py = launcher.find_run_py()
+    assert run_py == (site / "vlmeval" / "run.py").resolve()
+    assert launcher.run_module_name(run_py) == "vlmeval.run"
+    import types
+
+    fake_model = types.ModuleType("integrations.vlmeval.model")
+    fake_model.register = lambda: None  # the real one needs vlmeval.dataset and vlmeval.vlm
+    monkeypatch.setitem(sys.modules, "integrations.vlmeval.model", fake_model)
+    monkeypatch.setattr(sys, "argv", list(sys.argv))
+    assert launcher.main(["--config", "cfg.json"]) == 0
+    import vlmeval.marker
+
+    assert vlmeval.marker.seen == [["--config", "cfg.json"]]

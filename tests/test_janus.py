@@ -14,7 +14,7 @@ from harness import registry
 from harness.types import GenerateRequest, UnderstandRequest
 from harness.plugin import AdapterError
 from model_adapters.janus import JanusAdapter, _SeededCFGSampler, build_prompt
-from model_adapters.janus_tiny import write_tiny_janus
+from unitoken_eval_testkit.janus_tiny import write_tiny_janus
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from harness.judge import Judge, JudgeUnavailable
-from tests.fake_judge import FakeJudgeServer, free_port_url, judge_for
+from unitoken_eval_testkit.fake_judge import FakeJudgeServer, free_port_url, judge_for
 
 
 def echo(prompt, temperature):
@@ -167,7 +167,7 @@ def _assert_pending(metrics, scores) -> int:
 
 def test_run_with_judge_down_slow_then_garbage_leaves_samples_pending_and_resume_scores_them(
         plugins, tmp_path, monkeypatch):
-    import fake_plugins
+    from unitoken_eval_testkit import fake_plugins
 
     monkeypatch.setenv("UNITOKEN_EVAL_CACHE", str(tmp_path / "cache"))
     run_log = tmp_path / "run" / "run.log"

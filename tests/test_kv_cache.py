@@ -16,7 +16,7 @@ import torch
 from model_adapters.chameleon_family.decoders import CFGImageDecoder
 from model_adapters.chameleon_family.forward import LeanChameleon
 from model_adapters.chameleon_family.kv_cache import Int8KV, PlainKV, dequantize_int8, make_kv, quantize_int8
-from tests.test_chameleon_fast import GRID, _hf_logits, _tiny
+from test_chameleon_fast import GRID, _hf_logits, _tiny
 
 ROOT = Path(__file__).resolve().parents[1]
 

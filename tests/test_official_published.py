@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from harness.scoring import score_files
-from tests.fake_judge import FakeJudgeServer
-from tests.parity.published_outputs_parity import (MATHVISTA_COLUMNS, MMMU_COLUMNS, mathvista_rows, mmmu_tsv_rows,
+from unitoken_eval_testkit.fake_judge import FakeJudgeServer
+from parity.published_outputs_parity import (MATHVISTA_COLUMNS, MMMU_COLUMNS, mathvista_rows, mmmu_tsv_rows,
                                                    our_judge_reply, write_tsv)
 
 FIXTURES = Path(__file__).resolve().parent / "data" / "official_parity"

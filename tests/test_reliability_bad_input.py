@@ -142,9 +142,10 @@ def test_malformed_predictions_file_for_score(tmp_path, capsys):
     assert main(["score", "--task", "mmstar", "--data", str(MMSTAR), "--predictions", str(preds)]) == 2
     assert f"{preds}:2: 'prediction' must be a string (index '1')" in capsys.readouterr().err
     assert main(["score", "--task", "mmstar", "--data", str(MMSTAR), "--predictions", str(preds), "--skip-bad",
-                 "--format", "json"]) == 0
+                 "--format", "json", "--partial"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["n"] == 2 and out["n_errors"] == 1 and out["n_samples"] == 4
+    assert out["n"] == 2 and out["n_errors"] == 1 and out["n_samples"] == 4 and out["n_missing"] == 1
+    assert out["partial"] and out["coverage"] == "partial: 2 of 4 samples"
     assert out["per_sample"] == {"0": 1, "2": 1} and out["headline"]["value"] == 100.0
     assert f"{preds}:2:" in out["errors"]["1"]
 

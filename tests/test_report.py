@@ -9,7 +9,7 @@ from PIL import Image
 from harness.cli import main
 from harness.report import MAX_IMAGES_PER_TASK, build_report
 from harness.store import JsonlAppender
-from run_builder import add_task, full_understanding_run
+from unitoken_eval_testkit.run_builder import add_task, full_understanding_run
 
 MAGENTA = (255, 0, 255)
 GREEN = (0, 200, 0)
@@ -67,7 +67,7 @@ def test_report_is_self_contained_with_tables_charts_images_manifest(tmp_path, c
 
 
 def test_report_of_a_run_without_generation_or_layout_tasks(tmp_path):
-    from run_builder import make_run
+    from unitoken_eval_testkit.run_builder import make_run
 
     run = make_run(tmp_path / "run")
     add_task(run, "some_plugin_task", 12.5)
@@ -107,3 +107,24 @@ def test_report_renders_in_headless_chromium(tmp_path):
     assert sum(n for c, n in counts.items() if abs(c[0] - 0x1F) < 6 and abs(c[1] - 0x6F) < 6
                and abs(c[2] - 0xEB) < 6) > 500
     shutil.copy(shot, tmp_path.parent / "last_report_screenshot.png")
+
+
+def test_geneval_images_are_captioned_with_prompt_and_verdict(tmp_path):
+    """GenEval scores each image (records keyed <index>/samples/<n>.png, as tasks/geneval writes them)."""
+    from unitoken_eval_testkit.run_builder import make_run
+
+    run = make_run(tmp_path / "run")
+    preds, scores = [], {}
+    for i in range(2):
+        sid = f"{i:05d}"
+        folder = run.task_dir("geneval") / "images" / sid / "samples"
+        folder.mkdir(parents=True)
+        Image.new("RGB", (32, 32), GREEN).save(folder / "0000.png")
+        preds.append({"id": sid, "images": [f"images/{sid}/samples/0000.png"]})
+        scores[f"{sid}/samples/0000.png"] = {"score": float(i), "correct": bool(i), "prompt": f"a photo of {i} cats",
+                                             "tag": "counting"}
+    with JsonlAppender(run.task_dir("geneval") / "predictions-main.jsonl") as w:
+        w.write(preds)
+    add_task(run, "geneval", 0.5, scale="fraction", name="overall", scores=scores)
+    caps = re.findall(r"<figcaption>([^<]*)</figcaption>", build_report(run.root))
+    assert caps == ["00000 · a photo of 0 cats · wrong", "00001 · a photo of 1 cats · correct"]

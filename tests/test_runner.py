@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-import fake_plugins
+from unitoken_eval_testkit import fake_plugins
 from harness.config import ConfigError, load_config
 from harness.manifest import start_run
 from harness.runner import Runner, derive_seed
@@ -67,11 +67,29 @@ def test_resume_of_a_finished_run_does_no_inference_and_loads_no_model(plugins, 
 
 def test_resume_refuses_a_different_model_or_options(plugins, tmp_path):
     cfg = _config()
-    start_run(cfg, tmp_path / "run", resume=False, runs_root=tmp_path).unlock()
-    with pytest.raises(StoreError, match="different options"):
+    store = start_run(cfg, tmp_path / "run", resume=False, runs_root=tmp_path)
+    Runner(cfg, store, progress=False).run()
+    store.unlock()
+    with pytest.raises(StoreError, match="different options.*choose another --out"):
         start_run(_config(options={"fake_echo": {"n": 5}}), tmp_path / "run", resume=True, runs_root=tmp_path)
-    with pytest.raises(StoreError, match="already holds a run"):
+    with pytest.raises(StoreError, match="already holds a run; pass --resume"):
         start_run(cfg, tmp_path / "run", resume=False, runs_root=tmp_path)
+
+
+def test_a_run_that_failed_before_inferring_does_not_block_its_retry(plugins, tmp_path):
+    """A model-args typo fails when the adapter loads, after the run directory exists: the corrected command,
+    with or without --resume, starts the run afresh instead of being refused."""
+    bad = _config(model_args="batch=x")
+    store = start_run(bad, tmp_path / "run", resume=False, runs_root=tmp_path)
+    with pytest.raises(Exception):
+        Runner(bad, store, progress=False).run()
+    store.unlock()
+    good = _config(model_args="batch=2")
+    store = start_run(good, tmp_path / "run", resume=False, runs_root=tmp_path)
+    assert store.read_manifest()["identity"]["model_args"] == {"batch": "2"}
+    store.unlock()
+    store = start_run(_config(model_args="batch=3"), tmp_path / "run", resume=True, runs_root=tmp_path)
+    assert Runner(_config(model_args="batch=3"), store, progress=False).run().inferred > 0
 
 
 def test_a_second_process_on_the_same_run_is_refused(plugins, tmp_path):

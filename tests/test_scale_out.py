@@ -38,6 +38,22 @@ def test_slurm_array_then_scoring_job(plugins, tmp_path, monkeypatch, capsys):
     assert "inferred this time: 0 samples" in summary and "fake_echo" in summary and "100.0" in summary
 
 
+def test_slurm_sbatch_option_as_documented_and_a_configurable_gpu_request(plugins, tmp_path, capsys):
+    """`--sbatch-option --account=abc` (the form --help shows) works; --gres sets or drops the GPU request."""
+    out = tmp_path / "run"
+    base = ["slurm", "--model", "fake_echo_model", "--tasks", "fake_echo", "--out", str(out), "--array", "2"]
+    assert main(base + ["--sbatch-option", "--account=abc", "--sbatch-option", "--qos=low"]) == 0
+    text = (out / "slurm" / "infer.sbatch").read_text()
+    assert "#SBATCH --account=abc" in text and "#SBATCH --qos=low" in text and "#SBATCH --gres=gpu:1" in text
+    assert main(base + ["--gres", "gpu:a100:2"]) == 0
+    assert "#SBATCH --gres=gpu:a100:2" in (out / "slurm" / "score.sbatch").read_text()
+    assert main(base + ["--gres", "none", "--sbatch-option", "--gpus-per-task=1"]) == 0
+    text = (out / "slurm" / "infer.sbatch").read_text()
+    assert "--gres" not in text and "#SBATCH --gpus-per-task=1" in text
+    assert main(base + ["--sbatch-option", "account=abc"]) == 2
+    assert "expected an sbatch option" in capsys.readouterr().err
+
+
 def test_torchrun_ranks_split_the_shards(plugins, tmp_path, monkeypatch, capsys):
     out = tmp_path / "run"
     base = ["run", "--model", "fake_echo_model", "--tasks", "fake_echo", "--out", str(out), "--no-progress"]

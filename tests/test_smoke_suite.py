@@ -14,12 +14,14 @@ from test_registry import PROJECT_TASKS
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1800)  # two subprocess runs (about a minute each on 2 idle cores)
+# The first run is `make demo` itself: about a minute on 2 idle cores, over 15 minutes on 2 cores shared by
+# many jobs; the resume does no inference.  Limits for the loaded case, so only a hang fails on time.
+@pytest.mark.timeout(3600)
 def test_smoke_suite_runs_every_task_and_resume_does_no_new_inference(tmp_path):
     out = tmp_path / "smoke"
     env = dict(os.environ, UNITOKEN_EVAL_CACHE=str(tmp_path / "cache"))
     cmd = [sys.executable, "-m", "harness.cli", "run", "--suite", "smoke", "--out", str(out), "--no-progress"]
-    first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=2700)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["finished"] and manifest["model_fingerprint"]["adapter"] == "tiny"
@@ -37,6 +39,6 @@ def test_smoke_suite_runs_every_task_and_resume_does_no_new_inference(tmp_path):
     assert list(tables.glob("*.csv")) and list(tables.glob("*.tex"))
     assert "General" in "".join(p.read_text() for p in tables.glob("*.csv"))
 
-    again = subprocess.run(cmd + ["--resume"], env=env, capture_output=True, text=True, timeout=900)
+    again = subprocess.run(cmd + ["--resume"], env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "inferred this time: 0 samples" in again.stdout

@@ -14,10 +14,10 @@ from harness.plugin import TaskError
 from tasks.t2i_compbench import naming, prompts
 from tasks.t2i_compbench.task import T2IColor, T2IComplex, T2INumeracy, T2IShape
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "t2i_compbench"
-if not DATA.exists():
-    DATA = Path("/work/shared/data/t2i_compbench")
-needs_data = pytest.mark.skipif(not DATA.exists(), reason="upstream prompt copies (shared/data/t2i_compbench) absent")
+from unitoken_eval_testkit.paths import SHARED_DATA
+
+DATA = SHARED_DATA / "t2i_compbench"
+needs_data = pytest.mark.shared_data
 
 
 @needs_data

@@ -69,6 +69,8 @@ def test_t2i_part_of_the_smoke_suite_runs_end_to_end(tmp_path):
     assert metrics["headline"]["name"] == "mean_color_shape_texture"
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(1800)  # builds and runs the tiny model: over 10 minutes on 2 loaded cores
 def test_smoke_with_the_tiny_model_if_available(tmp_path):
     from harness import registry
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.understanding_helpers import score
+from unitoken_eval_testkit.understanding_helpers import score
 
 
 def test_ai2d_traps(tmp_path):
@@ -17,7 +17,7 @@ def test_ai2d_traps(tmp_path):
 
 def test_ai2d_from_hf_schema(tmp_path):
     # lmms-lab ai2d columns as read by lmms-eval 75571cf ai2d/utils.py: options list, answer = option number
-    from tests.understanding_helpers import hf_parquet
+    from unitoken_eval_testkit.understanding_helpers import hf_parquet
     folder = hf_parquet(tmp_path, {"question": ["Which stage?", "Which part?"],
                                    "options": [["egg", "larva", "pupa", "adult"], ["leaf", "root"]],
                                    "answer": ["2", "1"], "image": [(5, 5, 5), (6, 6, 6)]})

@@ -3,7 +3,7 @@
 
 import pytest
 
-from tests.understanding_helpers import score
+from unitoken_eval_testkit.understanding_helpers import score
 
 
 def test_hallusion_three_rates(tmp_path):
@@ -25,7 +25,7 @@ def test_hallusion_three_rates(tmp_path):
 
 def test_hallusion_from_hf_schema(tmp_path):
     # lmms-lab HallusionBench 'image' split columns as read by lmms-eval 75571cf hallusion_bench/utils.py
-    from tests.understanding_helpers import hf_parquet
+    from unitoken_eval_testkit.understanding_helpers import hf_parquet
     folder = hf_parquet(tmp_path, {
         "category": ["VD", "VD", "VS"], "subcategory": ["chart", "chart", "map"], "set_id": [1, 1, 0],
         "figure_id": [0, 1, 0], "question_id": [0, 0, 2], "visual_input": ["1", "1", "0"],
@@ -51,7 +51,7 @@ from pathlib import Path
 
 from harness.scoring import score_files
 from tasks.hallusionbench import is_right, verdict_of
-from tests.fake_judge import FakeJudgeServer, free_port_url
+from unitoken_eval_testkit.fake_judge import FakeJudgeServer, free_port_url
 
 AUTHORS = json.loads((Path(__file__).parent / "data" / "hallusionbench_authors_subset.json").read_text())
 

@@ -12,8 +12,8 @@ import re
 import pytest
 
 from harness.scoring import score_files
-from tests.fake_judge import FakeJudgeServer, free_port_url
-from tests.understanding_helpers import SMOKE
+from unitoken_eval_testkit.fake_judge import FakeJudgeServer, free_port_url
+from unitoken_eval_testkit.understanding_helpers import SMOKE
 
 COLS = ["index", "image", "question", "answer", "answer_option", "choices", "question_type", "answer_type",
         "precision", "unit", "task", "skills"]
@@ -120,7 +120,7 @@ def test_smoke_source_prompt_is_the_query():
 
 def test_hf_schema_ai4math(tmp_path):
     # AI4Math/MathVista testmini columns (pid, query, choices list/None, metadata struct, decoded_image)
-    from tests.understanding_helpers import hf_parquet, score
+    from unitoken_eval_testkit.understanding_helpers import hf_parquet, score
     folder = hf_parquet(tmp_path, {
         "pid": ["1", "2"], "question": ["q1", "q2"], "query": ["Hint: ...\nQuestion: q1", "Hint: ...\nQuestion: q2"],
         "choices": [["red", "green"], None], "answer": ["green", "7"], "precision": [None, None], "unit": [None, None],

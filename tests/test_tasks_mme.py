@@ -4,7 +4,7 @@ vlmevalkit: VK e8e78f05 MME_rating with YOrN_Extraction (vlmeval/dataset/utils/y
 
 import pytest
 
-from tests.understanding_helpers import score
+from unitoken_eval_testkit.understanding_helpers import score
 
 PREDS = {"0": "Yes", "1": "Not sure",                  # existence: answers Yes / No
          "2": "The answer is yes", "3": "No",          # color: Yes / No
@@ -41,7 +41,7 @@ def test_mme_pairs_share_image_key():
 
 def test_mme_from_hf_schema_pairs_by_question_id(tmp_path):
     # lmms-lab MME columns as read by lmms-eval 75571cf mme/utils.py: question_id (image file), question, answer, category
-    from tests.understanding_helpers import hf_parquet
+    from unitoken_eval_testkit.understanding_helpers import hf_parquet
     folder = hf_parquet(tmp_path, {
         "question_id": ["code_reasoning/0020.png"] * 2 + ["OCR/1.jpg"] * 2,
         "question": ["q1", "q2", "q3", "q4"], "answer": ["Yes", "No", "Yes", "No"],
@@ -68,7 +68,7 @@ def test_official_equals_the_authors_eval_tool_on_their_lavin_answers(tmp_path):
     from pathlib import Path
 
     from harness.scoring import score_files
-    from tests.parity.mme_parity import SUBTASKS, write_vk_tsv
+    from parity.mme_parity import SUBTASKS, write_vk_tsv
 
     fx = json.loads((Path(__file__).parent / "data" / "mme_lavin_subset.json").read_text(encoding="utf-8"))
     preds = write_vk_tsv(fx["rows"], tmp_path / "MME.tsv")

@@ -10,7 +10,7 @@ import random
 
 import pytest
 
-from tests.understanding_helpers import SMOKE, score
+from unitoken_eval_testkit.understanding_helpers import SMOKE, score
 
 COLS = ["index", "question", "A", "B", "C", "D", "answer", "split", "category", "l2-category", "id",
         "question_type", "image"]
@@ -130,7 +130,7 @@ def test_vlmevalkit_judge_only_when_rules_fail(tmp_path, data, monkeypatch):
     import json
 
     from harness.scoring import score_files
-    from tests.fake_judge import FakeJudgeServer, free_port_url
+    from unitoken_eval_testkit.fake_judge import FakeJudgeServer, free_port_url
 
     monkeypatch.setenv("UNITOKEN_EVAL_CACHE", str(tmp_path / "cache"))
     path = tmp_path / "p.jsonl"
@@ -150,7 +150,7 @@ def test_vlmevalkit_judge_only_when_rules_fail(tmp_path, data, monkeypatch):
 def test_hf_schema_lmms_lab_mmmu(tmp_path):
     # lmms-lab/MMMU (validation) columns as lmms-eval 75571cf mmmu/utils.py reads them: options is a list literal
     # string, the image is image_1, subject from the id.
-    from tests.understanding_helpers import hf_parquet
+    from unitoken_eval_testkit.understanding_helpers import hf_parquet
     folder = hf_parquet(tmp_path, {
         "id": ["validation_Art_1", "validation_Math_1"], "question": ["<image 1> Shape?", "<image 1> How many?"],
         "options": ["['circle', 'square']", "[]"], "answer": ["B", "3"],

@@ -3,7 +3,7 @@ macro (mmstar_aggregate_results) in the metrics."""
 
 import pytest
 
-from tests.understanding_helpers import score
+from unitoken_eval_testkit.understanding_helpers import score
 
 
 def test_mmstar_micro_and_macro(tmp_path):

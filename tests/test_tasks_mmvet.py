@@ -11,8 +11,8 @@ substring of the category, combination = category with ',' -> '_', mean x 100).
 import pytest
 
 from harness.scoring import score_files
-from tests.fake_judge import FakeJudgeServer, free_port_url
-from tests.understanding_helpers import SMOKE, score
+from unitoken_eval_testkit.fake_judge import FakeJudgeServer, free_port_url
+from unitoken_eval_testkit.understanding_helpers import SMOKE, score
 
 PREDS = {"0": "The sum is 7", "1": "It is crimson, sort of", "2": "???"}
 
@@ -117,7 +117,7 @@ def test_official_equals_the_authors_grader_sample_by_sample(tmp_path):
 
     from PIL import Image
 
-    from tests.parity.mmvet_parity import grader_reply
+    from parity.mmvet_parity import grader_reply
 
     fx = json.loads((Path(__file__).parent / "data" / "mmvet_authors_subset.json").read_text())
     buf = io.BytesIO()

@@ -1,6 +1,6 @@
 """OCRBench through score_files. Rule: OCRBench scorer as VK e8e78f05 OCRBench.evaluate (image_vqa.py)."""
 
-from tests.understanding_helpers import score
+from unitoken_eval_testkit.understanding_helpers import score
 
 
 def test_ocrbench_points(tmp_path):
@@ -20,7 +20,7 @@ def test_ocrbench_points(tmp_path):
 
 def test_ocrbench_from_hf_schema(tmp_path):
     # echo840/OCRBench columns as read by lmms-eval 75571cf ocrbench/utils.py: answer is a list, question_type
-    from tests.understanding_helpers import hf_parquet
+    from unitoken_eval_testkit.understanding_helpers import hf_parquet
     folder = hf_parquet(tmp_path, {"question": ["what?"], "answer": [["Stop", "STOP sign"]], "dataset": ["IIIT5K"],
                                    "question_type": ["Regular Text Recognition"], "image": [(0, 0, 0)]})
     out = score(tmp_path, "ocrbench", {"0": "It says stop"}, data=str(folder))
@@ -35,7 +35,7 @@ def test_official_equals_the_authors_scoring_loop(tmp_path):
     from pathlib import Path
 
     from harness.scoring import score_files
-    from tests.parity.ocrbench_parity import write_vk_tsv
+    from parity.ocrbench_parity import write_vk_tsv
 
     fx = json.loads((Path(__file__).parent / "data" / "ocrbench_authors_subset.json").read_text(encoding="utf-8"))
     write_vk_tsv(fx["questions"], tmp_path / "OCRBench.tsv")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.understanding_helpers import score
+from unitoken_eval_testkit.understanding_helpers import score
 
 
 def test_seedbench_traps(tmp_path):
@@ -21,7 +21,7 @@ def test_seedbench_traps(tmp_path):
 
 def test_seedbench_from_hf_schema_drops_video(tmp_path):
     # lmms-lab SEED-Bench columns as read by lmms-eval 75571cf seedbench/utils.py (image is a list there)
-    from tests.understanding_helpers import hf_parquet
+    from unitoken_eval_testkit.understanding_helpers import hf_parquet
     folder = hf_parquet(tmp_path, {
         "question_id": ["101", "v7"], "question": ["Colour?", "Action?"], "choice_a": ["red", "run"],
         "choice_b": ["blue", "sit"], "choice_c": ["green", "jump"], "choice_d": ["black", "walk"],
@@ -35,7 +35,7 @@ def test_seedbench_from_hf_schema_drops_video(tmp_path):
 def test_fetch_verifies_md5_and_data_command_sees_it(tmp_path, monkeypatch):
     from harness import registry
     from tasks.common import vk_catalog
-    from tests.understanding_helpers import SMOKE
+    from unitoken_eval_testkit.understanding_helpers import SMOKE
     src = SMOKE / "SEEDBench_IMG.tsv"
     monkeypatch.setitem(vk_catalog.CATALOG, "SEEDBench_IMG",
                         vk_catalog.VKData("SEEDBench_IMG", src.as_uri(), vk_catalog.md5_file(src)))

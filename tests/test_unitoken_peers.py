@@ -61,16 +61,40 @@ def test_lumina_generation_at_768(lumina):
     assert out["images"][0].size == (768, 768)
 
 
+def _pil_chameleon_processor():
+    """The processor chameleon_pixels reproduces: transformers' PIL one, whatever else is installed.
+    transformers 5 names it ChameleonImageProcessorPil (ChameleonImageProcessor is then the torchvision one, or
+    falls back to the PIL one without torchvision); before 5 the PIL one was ChameleonImageProcessor itself."""
+    import transformers
+
+    cls = getattr(transformers, "ChameleonImageProcessorPil", None)
+    if cls is None:
+        cls = transformers.ChameleonImageProcessor
+    proc = cls()
+    assert "torchvision" not in type(proc).__mro__[1].__name__.lower(), type(proc).__mro__
+    return proc
+
+
 def test_chameleon_pixels_match_transformers_processor():
-    try:
-        from transformers import ChameleonImageProcessor
-        proc = ChameleonImageProcessor()
-    except Exception as exc:  # pragma: no cover - processor needs optional deps on some versions
-        pytest.skip(f"ChameleonImageProcessor unavailable: {exc}")
+    proc = _pil_chameleon_processor()
     for size in ((500, 300), (300, 700)):
         img = _img(*size, seed=5)
         want = proc(images=[img], return_tensors="pt").pixel_values[0]
         torch.testing.assert_close(chameleon_pixels(img), want, rtol=0, atol=1e-6)
+
+
+def test_chameleon_pixels_against_the_torchvision_processor():
+    """Where torchvision is installed, transformers' default Chameleon processor is the torchvision one: it is
+    not the one we match, and differs from it by the resize only (a bounded gap, not a layout change)."""
+    pytest.importorskip("torchvision", reason="torchvision not installed: transformers' default Chameleon "
+                                               "processor is then the PIL one, checked above")
+    from transformers import ChameleonImageProcessor
+
+    proc = ChameleonImageProcessor()
+    for size in ((500, 300), (300, 700)):
+        img = _img(*size, seed=5)
+        want = proc(images=[img], return_tensors="pt").pixel_values[0]
+        torch.testing.assert_close(chameleon_pixels(img), want, rtol=0, atol=0.02)
 
 
 def test_chameleon_understanding(chameleon):

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
+from harness.exit_codes import ExitCode
 from harness.interop import InteropError
 
 log = logging.getLogger("unitoken_eval.interop")
@@ -268,10 +269,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         preds = load_predictions(Path(args.log), args.task, source=args.data)
     except (InteropError, TaskError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return ExitCode.ERROR
     write_predictions_file(preds, args.out)
     print(f"{len(preds)} predictions written to {args.out}")
-    return 0
+    return ExitCode.OK
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -91,6 +91,21 @@ def _read_frame(path: Path):
     raise InteropError(f"{path}: JSON is not a list of records or a table of columns")
 
 
+def find_prediction_file(work_dir: Union[str, Path], model: str, dataset: str) -> Path:
+    """The prediction file ``run.py --work-dir WORK_DIR`` wrote for ``model`` on ``dataset``, in either layout:
+    ``WORK_DIR/MODEL/T<eval id>/MODEL_DATASET.<ext>`` (VLMEvalKit's repository; the newest run wins) or
+    ``WORK_DIR/MODEL/MODEL_DATASET.<ext>`` (the ``ms-vlmeval`` package on PyPI)."""
+    root = Path(work_dir) / model
+    names = [f"{model}_{dataset}{suffix}" for suffix in SUFFIXES]
+    runs = sorted((d for d in root.glob("T*") if d.is_dir()), reverse=True) if root.is_dir() else []
+    for folder in [*runs, root]:
+        for name in names:
+            if (folder / name).is_file():
+                return folder / name
+    raise InteropError(f"{root}: no VLMEvalKit prediction file {model}_{dataset}.(xlsx|tsv|json), neither in a "
+                       "T<eval id> run folder nor directly in it")
+
+
 def _row_label(path: Path, i: int) -> str:
     """Spreadsheet-style row number: the header is row 1 (for a JSON list, the record's position)."""
     if path.suffix.lower() == ".json":

@@ -15,6 +15,8 @@ import argparse
 import sys
 from typing import Optional
 
+from harness.exit_codes import ExitCode
+
 
 def main(argv: Optional[list[str]] = None) -> int:
     from integrations.lmms_eval import LmmsEvalMissing
@@ -44,13 +46,13 @@ def main(argv: Optional[list[str]] = None) -> int:
             print(f"task {args.name}: {path}  (lmms-eval --include_path {args.out} --tasks {args.name})")
     except (LmmsEvalMissing, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return ExitCode.ERROR
     except Exception as exc:  # TaskError from reading a TSV, named by its file and row
         if type(exc).__name__ == "TaskError":
             print(f"error: {exc}", file=sys.stderr)
-            return 2
+            return ExitCode.ERROR
         raise
-    return 0
+    return ExitCode.OK
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -17,6 +17,7 @@ import math
 import sys
 from typing import Any, Optional
 
+from harness.exit_codes import ExitCode
 from integrations.vlmeval import LOCAL_PREFIX
 
 
@@ -74,12 +75,12 @@ def main(argv: Optional[list[str]] = None) -> int:
         dataset, class_name = build(args.dataset, args.local, args.class_name)
     except (ValueError, FileNotFoundError, VLMEvalMissing) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return ExitCode.ERROR
     for file in args.files:
         result = dataset.evaluate(file, model=args.judge, nproc=args.nproc)
         print(json.dumps({"dataset": args.dataset, "file": file, "class": class_name, "result": _plain(result)},
                          ensure_ascii=False), flush=True)
-    return 0
+    return ExitCode.OK
 
 
 if __name__ == "__main__":

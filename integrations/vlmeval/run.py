@@ -8,9 +8,9 @@ dataset ``class`` with ``getattr(vlmeval.dataset, name)``, and has no plugin hoo
 into those modules in this process and then executing the unmodified run.py as ``__main__`` needs no edit
 to VLMEvalKit's files and follows run.py's flags, outputs and multi-process behaviour as they are.
 
-run.py is not part of the installed ``vlmeval`` package (it sits beside it in the repository), so it is found
-from ``--run-py``, else ``$VLMEVAL_RUN_PY``, else next to the installed package (an editable install or a
-checkout on ``sys.path``).
+run.py is found from ``--run-py``, else ``$VLMEVAL_RUN_PY``, else next to the installed package (an editable
+install of a clone, where run.py sits at the top of the repository), else inside it (``vlmeval/run.py``: the
+``ms-vlmeval`` package on PyPI ships it there, run as the module ``vlmeval.run``).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+from harness.exit_codes import ExitCode
 from integrations.vlmeval import VLMEvalMissing, require_vlmeval
 
 
@@ -40,12 +41,25 @@ def find_run_py(explicit: Optional[str] = None) -> Path:
                 raise RunPyNotFound(f"{origin}: {path} is not VLMEvalKit's run.py")
             return path.resolve()
     vlmeval = require_vlmeval("integrations.vlmeval.run")
-    beside = Path(vlmeval.__file__).resolve().parent.parent / "run.py"
-    if beside.is_file():
-        return beside
+    package = Path(vlmeval.__file__).resolve().parent
+    for path in (package.parent / "run.py", package / "run.py"):
+        if path.is_file():
+            return path
     raise RunPyNotFound(
-        "VLMEvalKit's run.py is not installed with the vlmeval package (it sits at the top of its repository): "
-        "pass --run-py /path/to/VLMEvalKit/run.py or set VLMEVAL_RUN_PY (a clone of the same commit)")
+        f"VLMEvalKit's run.py is neither beside nor inside the installed vlmeval package ({package}): pass "
+        "--run-py /path/to/VLMEvalKit/run.py or set VLMEVAL_RUN_PY (a clone of the same commit), or install "
+        "ms-vlmeval, which ships it as vlmeval/run.py")
+
+
+def run_module_name(run_py: Path) -> Optional[str]:
+    """``vlmeval.run`` when ``run_py`` is the package's own module (ms-vlmeval: its imports are absolute but it
+    must run as part of the package), else None (a repository's top-level script, run as a file)."""
+    try:
+        import vlmeval
+    except ImportError:
+        return None
+    package = Path(vlmeval.__file__).resolve().parent
+    return "vlmeval.run" if run_py.resolve() == package / "run.py" else None
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -57,7 +71,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     ours, rest = ap.parse_known_args(argv)
     if ours.unitoken_help:
         ap.print_help()
-        return 0
+        return ExitCode.OK
     try:
         run_py = find_run_py(ours.run_py)
         from integrations.vlmeval.model import register
@@ -65,15 +79,21 @@ def main(argv: Optional[list[str]] = None) -> int:
         register()
     except (RunPyNotFound, VLMEvalMissing) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
-    # run.py imports its sibling modules (none today) relative to its folder, and reads sys.argv itself.
-    sys.path.insert(0, str(run_py.parent))
-    sys.argv = [str(run_py), *rest]
+        return ExitCode.ERROR
+    module = run_module_name(run_py)
+    if module is None:
+        # A repository's run.py imports its sibling modules (none today) relative to its folder.
+        sys.path.insert(0, str(run_py.parent))
+    sys.argv = [str(run_py), *rest]  # run.py reads sys.argv itself
     try:
-        runpy.run_path(str(run_py), run_name="__main__")
+        if module is None:
+            runpy.run_path(str(run_py), run_name="__main__")
+        else:
+            runpy.run_module(module, run_name="__main__", alter_sys=True)
     except SystemExit as exc:  # argparse's --help / errors inside run.py
+        # Python's own convention for SystemExit: None is success, a message is status 1.
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    return 0
+    return ExitCode.OK
 
 
 if __name__ == "__main__":

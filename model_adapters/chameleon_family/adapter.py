@@ -1,6 +1,6 @@
 """The base adapter of the Chameleon family (UniToken, Lumina-mGPT, Chameleon): load, answer, draw.
 
-``--model-args path=DIR_OR_HUB_ID[,vqgan=DIR][,vision_config=DIR][,dtype=float32|bfloat16][,device=cpu|cuda]
+Model args: ``path=DIR_OR_HUB_ID[,vqgan=DIR][,vision_config=DIR][,dtype=float32|bfloat16][,device=cpu|cuda]
 [,anyres=auto|true|false][,compile=auto|true|false][,batch_size=N|auto][,gen_batch_size=N|auto][,kv_cache=bf16|int8]
 [,prefill=bf16|fp8]``
 

@@ -65,8 +65,10 @@ class VKTask(Task):
         note = f"VLMEvalKit TSV {self.tsv_name} from {entry.url} (MD5 {entry.md5})"
         if self.hf_default:
             note += f"; or --data {self.hf_default} (Hugging Face, split {self.hf_split})"
-        return [{"what": f"VLMEvalKit TSV {self.tsv_name}", "url": entry.url, "md5": entry.md5, "path": str(path),
-                 "location": str(path), "present": path.is_file(), "note": note}]
+        from tasks.common.sources import row
+
+        return [row(f"VLMEvalKit TSV {self.tsv_name} (MD5-checked)", str(path), path.is_file(), entry.url, True,
+                    md5=entry.md5, note=note)]
 
     def fetch(self, dest_dir: Optional[str] = None) -> Path:
         """Download the TSV from VK's published URL into ``$LMUData`` and check its MD5."""

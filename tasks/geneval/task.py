@@ -148,9 +148,29 @@ class GenEval(Task):
         return str(SMOKE_DIR / "evaluation_metadata.jsonl")
 
     def describe_sources(self) -> list[dict[str, Any]]:
+        from tasks.common.sources import hub_model, row
+        from tasks.geneval.colors import DEFAULT_MODEL as CLIP_MODEL
+        from tasks.geneval.detector import CHECKPOINT_NAME
+
         cached = prompts.cache_dir() / "evaluation_metadata.jsonl"
-        return [{"what": "GenEval prompts (evaluation_metadata.jsonl @ af4902f, sha256-verified)",
-                 "url": prompts.METADATA_URL, "path": str(cached), "present": cached.exists()}]
+        checkpoint = self.options.get("detector_checkpoint") or os.environ.get(ENV_CHECKPOINT)
+        return [
+            row(f"GenEval prompts (evaluation_metadata.jsonl @ {prompts.COMMIT[:7]}, sha256-verified)", str(cached),
+                cached.exists(), prompts.METADATA_URL, True),
+            row(f"detector checkpoint {CHECKPOINT_NAME} (mmdet 3.x Mask2Former Swin-S)",
+                checkpoint or f"${ENV_CHECKPOINT} (not set)", bool(checkpoint) and Path(checkpoint).is_file(),
+                "download it from mmdet 3.3's configs/mask2former/metafile.yml and set "
+                f"${ENV_CHECKPOINT}=PATH (or task option detector_checkpoint=PATH)", False),
+            hub_model("colour classifier (CLIP ViT-L/14)", self.options.get("color_model"), CLIP_MODEL,
+                      "color_model"),
+        ]
+
+    def fetch(self) -> None:
+        """Fetch the prompts and the CLIP colour model (``unitoken-eval data --fetch``)."""
+        from tasks.common.sources import fetch_rows
+
+        prompts.fetch_metadata()
+        fetch_rows(self.describe_sources())
 
     def load(self, source: Optional[str] = None, limit: Optional[int] = None) -> list[Sample]:
         smoke = source is not None and Path(source).resolve() == Path(self.smoke_source()).resolve()

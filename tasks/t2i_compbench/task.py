@@ -103,19 +103,59 @@ class T2ICategory(Task):
             files.append(("new_objects.txt", "current"))
         return files
 
+    # The scorer models each category loads (T2I-CompBench++'s per-category protocol).
+    scorers: tuple[str, ...] = ()
+
     def describe_sources(self) -> list[dict[str, Any]]:
+        from tasks.common.sources import hub_model, row
+
         out = []
         for name, version in self._official_files():
             path = prompts.cache_dir() / prompts.cache_name(name, version)
-            out.append({"name": name, "version": version, "location": str(path), "present": path.exists(),
-                        "note": f"from {prompts._url(name, version)} (sha256 {prompts.SHA256[(name, version)][:12]}...)",
-                        "sha256": prompts.SHA256[(name, version)]})
+            out.append(row(f"prompts {name} ({version})", str(path), path.exists(), prompts._url(name, version),
+                           True, sha256=prompts.SHA256[(name, version)]))
+        if "blip_vqa" in self.scorers:
+            from tasks.t2i_compbench.blip_vqa import DEFAULT_MODEL
+
+            out.append(hub_model("BLIP-VQA scorer", self.opt("blip_model"), DEFAULT_MODEL, "blip_model"))
+        if "clip" in self.scorers:
+            from tasks.t2i_compbench.clipscore import DEFAULT_MODEL
+
+            out.append(hub_model("CLIPScore model", self.opt("clip_model"), DEFAULT_MODEL, "clip_model"))
+        if "depth" in self.scorers:
+            from tasks.t2i_compbench.depth import DEFAULT_MODEL
+
+            out.append(hub_model("depth model (DPT-hybrid MiDaS)", self.opt("depth_model"), DEFAULT_MODEL,
+                                 "depth_model"))
+        if "detector" in self.scorers:
+            from tasks.geneval.detector import CHECKPOINT_NAME, ENV_CHECKPOINT
+
+            spec = str(self.opt("detector", "mmdet"))
+            ckpt = self.opt("detector_checkpoint") or (spec[6:] if spec.startswith("mmdet:") else None) \
+                or os.environ.get(ENV_CHECKPOINT)
+            out.append(row(f"detector checkpoint {CHECKPOINT_NAME} (shared with GenEval; or detector=unidet:DIR)",
+                           ckpt or f"${ENV_CHECKPOINT} (not set)", bool(ckpt) and Path(ckpt).is_file(),
+                           f"see `unitoken-eval data geneval`; set ${ENV_CHECKPOINT}=PATH or detector_checkpoint=PATH",
+                           False))
+        from tasks.t2i_compbench.nouns import SPACY_MODEL
+
+        try:
+            import importlib.util
+
+            found = importlib.util.find_spec(SPACY_MODEL) is not None
+        except (ImportError, ValueError):
+            found = False
+        out.append(row(f"spaCy model {SPACY_MODEL} (prompt parsing)", f"Python package {SPACY_MODEL}", found,
+                       f"python -m spacy download {SPACY_MODEL}", False))
         return out
 
     def fetch(self) -> None:
-        """Fetch and verify the official files (``unitoken-eval data --fetch``)."""
+        """Fetch and verify the official files and the hub scorer models (``unitoken-eval data --fetch``)."""
+        from tasks.common.sources import fetch_rows
+
         for name, version in self._official_files():
             prompts.official_file(name, version)
+        fetch_rows(self.describe_sources())
 
     # ----------------------------------------------------------------- generation
     def images_per_sample(self) -> int:
@@ -346,6 +386,7 @@ class _BlipCategory(T2ICategory):
 
 
 class T2IColor(_BlipCategory):
+    scorers = ('blip_vqa',)
     id = "t2i_compbench_color"
     category = "color"
     headline = ("blip_vqa", "fraction")
@@ -353,6 +394,7 @@ class T2IColor(_BlipCategory):
 
 
 class T2IShape(_BlipCategory):
+    scorers = ('blip_vqa',)
     id = "t2i_compbench_shape"
     category = "shape"
     headline = ("blip_vqa", "fraction")
@@ -360,6 +402,7 @@ class T2IShape(_BlipCategory):
 
 
 class T2ITexture(_BlipCategory):
+    scorers = ('blip_vqa',)
     id = "t2i_compbench_texture"
     category = "texture"
     headline = ("blip_vqa", "fraction")
@@ -367,6 +410,7 @@ class T2ITexture(_BlipCategory):
 
 
 class T2INonSpatial(T2ICategory):
+    scorers = ('clip',)
     id = "t2i_compbench_non_spatial"
     category = "non_spatial"
     metric = "clip_score"
@@ -406,6 +450,7 @@ def _detection_record(prompt: str, dets: list[rules.Det], rule) -> dict:
 
 
 class T2ISpatial(T2ICategory):
+    scorers = ('detector',)
     id = "t2i_compbench_spatial"
     category = "spatial"
     metric = "spatial_2d"
@@ -430,6 +475,7 @@ class T2ISpatial(T2ICategory):
 
 
 class T2ISpatial3D(T2ICategory):
+    scorers = ('detector', 'depth')
     id = "t2i_compbench_3d_spatial"
     category = "3d_spatial"
     metric = "spatial_3d"
@@ -456,6 +502,7 @@ class T2ISpatial3D(T2ICategory):
 
 
 class T2INumeracy(T2ICategory):
+    scorers = ('detector',)
     id = "t2i_compbench_numeracy"
     category = "numeracy"
     metric = "numeracy"
@@ -481,6 +528,7 @@ class T2INumeracy(T2ICategory):
 
 
 class T2IComplex(T2ICategory):
+    scorers = ('blip_vqa', 'clip', 'detector')
     id = "t2i_compbench_complex"
     category = "complex"
     metric = "3_in_1"

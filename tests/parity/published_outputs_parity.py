@@ -46,7 +46,7 @@ from typing import Any, Callable, Optional
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from tests.fake_judge import FakeJudgeServer  # noqa: E402
+from unitoken_eval_testkit.fake_judge import FakeJudgeServer  # noqa: E402
 
 MMMU_COLUMNS = ["index", "question", *"ABCDEFGHI", "answer", "split", "category", "l2-category", "id",
                 "question_type", "image"]

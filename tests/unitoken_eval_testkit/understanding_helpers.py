@@ -6,15 +6,16 @@ from pathlib import Path
 from harness.scoring import score_files
 from harness import registry
 
-SMOKE = Path(__file__).resolve().parents[1] / "tasks" / "smoke_data" / "understanding"
+SMOKE = Path(__file__).resolve().parents[2] / "tasks" / "smoke_data" / "understanding"
 
 
 def score(tmp_path, task_id, preds, profile=None, data=None):
+    """Score ``preds`` (often a few of the data's samples: a unit check of the scorer, hence ``partial``)."""
     task = registry.make_task(task_id, {})
     path = tmp_path / f"{task_id}.jsonl"
     path.write_text("".join(json.dumps({"index": k, "prediction": v}, ensure_ascii=False) + "\n"
                             for k, v in preds.items()), encoding="utf-8")
-    return score_files(task_id, data or task.smoke_source(), predictions=str(path), profile=profile)
+    return score_files(task_id, data or task.smoke_source(), predictions=str(path), profile=profile, partial=True)
 
 
 def hf_parquet(tmp_path, columns, image_column="image", split="test"):

@@ -27,10 +27,11 @@ def make_run(root: Path, model: str = "unitoken", data: Optional[dict] = None, l
 def add_task(store: RunStore, task: str, value: Optional[float], scale: str = "percent", name: str = "accuracy",
              metrics: Optional[dict[str, Any]] = None, scores: Optional[dict[str, Any]] = None,
              status: str = "scored", reason: Optional[str] = None, profile: str = "official",
-             warnings: Optional[list[str]] = None) -> TaskResult:
+             warnings: Optional[list[str]] = None, n_samples: Optional[int] = None,
+             n_missing: int = 0) -> TaskResult:
     result = TaskResult(task=task, profile=profile, headline=Headline(name, value, scale), metrics=metrics or {},
                         n=len(scores or {}), status=status, reason=reason, reference="official scorer @ test",
-                        warnings=warnings or [])
+                        warnings=warnings or [], n_samples=n_samples, n_missing=n_missing)
     store.write_metrics(result)
     if scores is not None:
         store.write_scores(task, {k: (v if isinstance(v, dict) else {"score": v}) for k, v in scores.items()})
