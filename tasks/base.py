@@ -91,6 +91,19 @@ class Task(ABC):
         (harness/plan.py); generation tasks count their images."""
         return 1.0
 
+    # ----- statistics and subsets (the regression gate, harness/compare.py; quick suites, harness/subset.py)
+    # The sample field holding the benchmark's own category: subsets are drawn stratified by it.
+    stratum_field: ClassVar[Optional[str]] = None
+
+    def pairing_groups(self, records: dict[str, dict[str, Any]]) -> Optional[dict[str, str]]:
+        """Score-record id -> group, where the benchmark scores samples together (two questions about one
+        image); the gate's paired test then treats each group as one unit.  None: every record stands alone."""
+        return None
+
+    def subset_unit(self, sample: Sample) -> str:
+        """What a subset keeps or drops whole (a circular group, an image's question pair); default the sample."""
+        return sample.id
+
     def data_identity(self) -> dict[str, Any]:
         """Where the loaded data came from and its digest (None where the source has no single file)."""
         return {"path": self.data_path, "sha256": self.data_sha256}

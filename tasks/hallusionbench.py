@@ -40,6 +40,16 @@ class HallusionBench(VKTask):
                   "visual_input": lambda rec: rec.get("visual_input"),
                   "set_id": "set_id", "figure_id": "figure_id", "question_id": "question_id"}
     max_new_tokens = 64
+    stratum_field = "l2-category"
+
+    def subset_unit(self, sample: Sample) -> str:
+        """A whole question set (its questions over all its figures): fAcc and qAcc score them together."""
+        parts = sample.id.split("_")
+        return f"{sample.fields.get('l2-category')}_{parts[3] if len(parts) > 3 else sample.id}"
+
+    def pairing_groups(self, records: dict[str, dict[str, Any]]) -> dict[str, str]:
+        """One question asked of several figures (what qAcc pairs) is one unit of the paired test."""
+        return {sid: f"{r.get('l2-category')}_{r.get('set_id')}_{r.get('question_id')}" for sid, r in records.items()}
 
     def filter_hf_row(self, row: TsvRow) -> bool:
         return str(row.fields.get("visual_input")) != "0"

@@ -104,6 +104,7 @@ def read_detections_file(path: Path) -> dict[str, Detections]:
 class GenEval(Task):
     id = "geneval"
     kind = "generate"
+    stratum_field = "tag"
     headline = ("overall", "fraction")
     references = {
         "official": "djghosh13/geneval evaluation/evaluate_images.py + summary_scores.py @ af4902f "
