@@ -24,7 +24,7 @@ from typing import Any, Callable, Container, Optional
 
 from tqdm.auto import tqdm
 
-from harness import faults, registry, remote
+from harness import faults, registry, remote, subset
 from harness.config import RunConfig
 from harness.plan import Shard, make_plan, ordered, shards_for, unfinished_batches
 from harness.store import RunStore, StoreError, new_run_id, now_iso
@@ -35,7 +35,7 @@ from tasks.base import ScoreContext, Task, TaskError
 log = logging.getLogger("unitoken_eval")
 
 # The fields of a config that must match for --resume to continue a run rather than mix two runs.
-_IDENTITY_FIELDS = ("model", "model_args", "profile", "limit", "smoke", "seed", "data", "options")
+_IDENTITY_FIELDS = ("model", "model_args", "profile", "limit", "smoke", "seed", "data", "options", "subset")
 # Fields that only change how work is spread or reported may differ between a run and its resumption.
 
 
@@ -115,6 +115,7 @@ class Runner:
         self._adapter_factory = adapter_factory
         self._adapter = None
         self.data_sources: dict[str, dict[str, Any]] = {}
+        self.subsets: dict[str, dict[str, Any]] = {}
 
     # ----- the adapter is created only when there is inference to do: a finished run resumes without it
     @property
@@ -193,6 +194,12 @@ class Runner:
             if s.id in seen:
                 raise TaskError(f"task {task.id}: sample id {s.id!r} appears twice in its data")
             seen.add(s.id)
+        spec = self.config.subset
+        if spec is not None and task.id in spec.sizes:
+            samples, self.subsets[task.id] = subset.select(task.id, samples, spec.sizes[task.id], spec.seed,
+                                                           task.subset_unit, task.stratum_field)
+            log.info("%s: subset of %d samples (%d of %d units, seed %d)", task.id, len(samples),
+                     self.subsets[task.id]["n_selected"], self.subsets[task.id]["n_available"], spec.seed)
         return samples
 
     def _build_request(self, task: Task, sample: Sample):
@@ -363,6 +370,9 @@ class Runner:
     def prepare(self) -> None:
         """Load every task and its samples in plan order, and cut the plan into shards."""
         task_ids = registry.expand_task_ids(self.config.tasks)
+        unknown = sorted(set(self.config.subset.sizes) - set(task_ids)) if self.config.subset else []
+        if unknown:
+            raise TaskError(f"subset.sizes names tasks this run does not have: {', '.join(unknown)}")
         self.tasks = {tid: self.make_task(tid) for tid in task_ids}
         self.samples: dict[str, list[Sample]] = {}
         for tid, task in self.tasks.items():
@@ -373,6 +383,7 @@ class Runner:
         if self.writer in ("main", "rank0"):  # one process per run directory writes these (no racing writers)
             manifest = self.store.read_manifest()
             self.store.update_manifest(data_files={**manifest.get("data_files", {}), **self.data_sources},
+                                       subsets={**manifest.get("subsets", {}), **self.subsets},
                                        remote_sources=remote.merge(manifest.get("remote_sources")))
 
     def shard_samples(self, shard: Shard) -> list[Sample]:

@@ -43,9 +43,9 @@ class HallusionBench(VKTask):
     stratum_field = "l2-category"
 
     def subset_unit(self, sample: Sample) -> str:
-        """A whole question set (its questions over all its figures): fAcc and qAcc score them together."""
+        """One question over all its figures (what qAcc scores together and the gate pairs) is kept whole."""
         parts = sample.id.split("_")
-        return f"{sample.fields.get('l2-category')}_{parts[3] if len(parts) > 3 else sample.id}"
+        return f"{sample.fields.get('l2-category')}_{parts[3]}_{parts[5]}" if len(parts) > 5 else sample.id
 
     def pairing_groups(self, records: dict[str, dict[str, Any]]) -> dict[str, str]:
         """One question asked of several figures (what qAcc pairs) is one unit of the paired test."""

@@ -5,3 +5,4 @@ from pathlib import Path
 _HERE = Path(__file__).resolve().parent
 SMOKE = str(_HERE / "smoke.yaml")
 PAPER = str(_HERE / "paper.yaml")
+CI = str(_HERE / "ci.yaml")
