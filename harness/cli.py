@@ -302,7 +302,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise CliError(f"policy file {args.policy} does not exist")
     from harness.compare import compare_command
 
-    return compare_command(baseline, candidate, policy=args.policy, summary=args.summary)
+    return compare_command(baseline, candidate, policy=args.policy, summary=args.summary, out_dir=args.out)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -459,8 +459,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("compare", help="regression check of a candidate run against a baseline run")
     s.add_argument("--baseline", required=True)
     s.add_argument("--candidate", required=True)
-    s.add_argument("--policy", help="YAML of allowed drops per benchmark")
-    s.add_argument("--summary", help="write the Markdown summary here (e.g. $GITHUB_STEP_SUMMARY)")
+    s.add_argument("--policy", help="YAML of allowed drops per benchmark (example: ci/policy.yaml)")
+    s.add_argument("--summary", help="append the Markdown summary here (e.g. $GITHUB_STEP_SUMMARY)")
+    s.add_argument("--out", help="write summary.md, flips.html (samples that changed) and junit.xml here")
     s.set_defaults(func=cmd_compare)
 
     s = sub.add_parser("report", help="a self-contained HTML report of a run")

@@ -323,3 +323,12 @@ def test_detectable_drop_and_design_size_agree():
 
     n = design_n(0.05, 0.10, 0.05 / 13, 0.8)
     assert design_drop(n, 0.10, 0.05 / 13, 0.8) == pytest.approx(0.05, rel=0.05)
+
+
+def test_geneval_pairs_a_prompts_images():
+    from tasks.geneval import GenEval
+
+    recs = {"00001/samples/0000.png": {"prompt_id": "00001"}, "00001/samples/0001.png": {"prompt_id": "00001"},
+            "00002/samples/0000.png": {"prompt_id": "00002"}}
+    groups = GenEval().pairing_groups(recs)
+    assert groups["00001/samples/0000.png"] == groups["00001/samples/0001.png"] != groups["00002/samples/0000.png"]

@@ -221,6 +221,10 @@ class GenEval(Task):
         scorer.write_results(records)
         return records
 
+    def pairing_groups(self, records: dict[str, dict[str, Any]]) -> dict[str, str]:
+        """Records are per image; a prompt's images are one unit of the gate's paired test."""
+        return {key: str(r.get("prompt_id", key)) for key, r in records.items()}
+
     def aggregate(self, records: dict[str, dict[str, Any]], ctx: ScoreContext) -> TaskResult:
         prof = self.profile(ctx.profile)
         warnings: list[str] = []
