@@ -122,6 +122,10 @@ def build_config(args: argparse.Namespace):
         raw["model_args"] = args.model_args
     if args.tasks:
         raw["tasks"] = [t for t in args.tasks.split(",") if t]
+        if isinstance(raw.get("subset"), dict) and isinstance(raw["subset"].get("sizes"), dict):
+            # a suite narrowed with --tasks keeps the subset sizes of the tasks still in it
+            kept = set(registry.expand_task_ids(raw["tasks"]))
+            raw["subset"]["sizes"] = {t: n for t, n in raw["subset"]["sizes"].items() if t in kept}
     for key in ("profile", "judge", "limit", "seed", "batch_size"):
         value = getattr(args, key)
         if value is not None:
