@@ -105,3 +105,20 @@ def test_gate_script_passes_two_seeds_and_fails_a_planted_regression(tmp_path):
 def test_gate_script_refuses_a_missing_baseline(tmp_path):
     res = _run(["bash", str(GATE), "--baseline", str(tmp_path / "nothing"), "--out", str(tmp_path / "o")], tmp_path)
     assert res.returncode == 2 and "not a run directory" in res.stderr
+
+
+@pytest.mark.parametrize("workflow", ["github-gate.yml", "gitlab-gate.yml"])
+def test_example_workflows_call_the_gate_with_flags_it_takes(workflow):
+    """The workflows are not run here; what they pass to ci/gate.sh must be what the script parses."""
+    import re
+
+    import yaml
+
+    text = (ROOT / "ci" / workflow).read_text()
+    yaml.safe_load(text)
+    call = text[text.index("ci/gate.sh"):]
+    call = call[:call.index(" -- ")]
+    flags = set(re.findall(r"(--[a-z-]+)", call))
+    parsed = set(re.findall(r"^\s+(--[a-z-]+)\)", GATE.read_text(), re.M))
+    assert {"--suite", "--baseline", "--out", "--policy"} <= flags <= parsed
+    assert "--suite ci" in call and "ci/policy.yaml" in call
