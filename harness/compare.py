@@ -418,6 +418,8 @@ def _verdict(t: TaskComparison, pol: TaskPolicy, policy: Policy, family: int) ->
         return
     if drop <= pol.max_drop + 1e-12:
         t.verdict = "pass"
+        if st is None:
+            t.reasons.append("no per-sample scores: decided by the headline alone, nothing tested")
         return
     if not pol.significance:
         t.verdict = "regression"

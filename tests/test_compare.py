@@ -332,3 +332,14 @@ def test_geneval_pairs_a_prompts_images():
             "00002/samples/0000.png": {"prompt_id": "00002"}}
     groups = GenEval().pairing_groups(recs)
     assert groups["00001/samples/0000.png"] == groups["00001/samples/0001.png"] != groups["00002/samples/0000.png"]
+
+
+def test_a_task_without_per_sample_scores_says_nothing_was_tested(tmp_path):
+    base, cand = make_run(tmp_path / "base"), make_run(tmp_path / "cand")
+    add_task(base, "t2i_compbench", 0.5, scale="fraction")
+    add_task(cand, "t2i_compbench", 0.5, scale="fraction")
+    t = compare_runs(base.root, cand.root).tasks[0]
+    assert t.verdict == "pass" and t.detectable_drop is None and "nothing tested" in t.reasons[-1]
+    add_task(cand, "t2i_compbench", 0.4, scale="fraction")
+    t = compare_runs(base.root, cand.root).tasks[0]
+    assert t.verdict == "insufficient" and "no per-sample scores to test" in t.reasons[-1]
