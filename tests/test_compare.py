@@ -229,11 +229,13 @@ def _planted(tmp_path, drop_points: float, n: int = 400, seed: int = 0):
     for task in ("mmstar", "ai2d_test", "seedbench_img"):
         b = (rng.random(n) < 0.6).astype(int)
         c = b.copy()
-        churn = rng.choice(n, size=n // 20, replace=False)  # 5% of samples flip either way
-        c[churn] = 1 - c[churn]
+        # 5% of samples change verdict, as many each way (no net change), as two checkpoints of one run show
+        right, wrong = np.flatnonzero(b == 1), np.flatnonzero(b == 0)
+        c[rng.choice(right, size=n // 40, replace=False)] = 0
+        c[rng.choice(wrong, size=n // 40, replace=False)] = 1
         if task == "mmstar":
-            right = np.flatnonzero(c == 1)
-            c[rng.choice(right, size=int(round(drop_points / 100 * n)), replace=False)] = 0
+            still_right = np.flatnonzero((b == 1) & (c == 1))
+            c[rng.choice(still_right, size=int(round(drop_points / 100 * n)), replace=False)] = 0
         bs = {str(i): int(v) for i, v in enumerate(b)}
         cs = {str(i): int(v) for i, v in enumerate(c)}
         add_task(base, task, 100 * b.mean(), scores=bs)
@@ -250,6 +252,7 @@ def test_planted_five_point_drop_fails_naming_the_task(tmp_path, capsys):
     assert verdicts == {"ai2d_test": "pass", "mmstar": "regression", "seedbench_img": "pass"}
     assert "| mmstar |" in out and "**REGRESSION**" in out and "Holm correction across the 3 tested task(s)" in out
     mm = next(t for t in comp.tasks if t.task == "mmstar")
+    assert mm.delta == pytest.approx(-5.0) and (mm.b, mm.c) == (30, 10)
     assert mm.p_adjusted <= 3 * mm.p_value and mm.p_adjusted < 0.05
     # every task states what it could have detected: at n = 400 and ~5-10% churn, a few points
     for t in comp.tasks:
