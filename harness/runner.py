@@ -363,6 +363,11 @@ class Runner:
                 first = next(iter(errors.values()))
                 ctx.warn(f"{task.id}: {len(errors)} of {len(samples)} samples recorded as errors, not in the metrics "
                          f"(first: {first.sample_id}: {first.error})")
+        if task.id in self.subsets:  # a quick suite's number is not the benchmark's: say so wherever it is shown
+            sub = self.subsets[task.id]
+            result.metrics["subset"] = sub
+            ctx.warn(f"{task.id}: scored on a subset of the benchmark: {sub['n_selected']} of {sub['n_available']} "
+                     f"units, {sub['n_samples']} samples (seed {sub['seed']}), not the full benchmark's score")
         result.warnings = list(dict.fromkeys(result.warnings + ctx.warnings))
         self.store.write_metrics(result)
         return result

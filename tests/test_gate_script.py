@@ -77,6 +77,9 @@ def test_gate_script_passes_two_seeds_and_fails_a_planted_regression(tmp_path):
     assert (tmp_path / "step-summary.md").read_text().strip() == summary.strip()
     subset = json.loads((tmp_path / "seed1" / "run" / "manifest.json").read_text())["subsets"]["mmstar"]
     assert subset["n_selected"] == 45 and subset["n_available"] == N
+    metrics = json.loads((tmp_path / "seed1" / "run" / "tasks" / "mmstar" / "metrics.json").read_text())
+    assert metrics["metrics"]["subset"] == subset and metrics["n_samples"] == 45
+    assert any("scored on a subset of the benchmark: 45 of 60 units" in w for w in metrics["warnings"])
 
     # a candidate that answers a third of the subset wrong on purpose (replayed answers) fails, naming the task
     gold = _answers(tmp_path / "gold.jsonl", rows)
