@@ -504,7 +504,8 @@ def methods_text(comp: Comparison) -> list[str]:
         f"- policy: {pol.origin}",
         "- tests: exact McNemar on 0/1 scores; paired sign-flip permutation test on other scores "
         f"({pol.resamples} resamples, seed {pol.seed}, exact below 17 changed units); units are the groups a "
-        "benchmark pairs (MME image pairs, HallusionBench question pairs; MMBench scores are per circular group)",
+        "benchmark scores together (MME image pairs, HallusionBench question pairs, GenEval prompts; MMBench "
+        "scores are per circular group)",
         f"- Holm correction across the {comp.n_tested} tested task(s) (family-wise alpha); fewer than min_n "
         "paired units, or a test that cannot reach alpha at its size, is *not enough evidence*, never significant",
         f"- detectable drop: the drop of the mean per-sample score (points, 0/1 scores: accuracy points) the test "
