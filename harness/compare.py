@@ -531,7 +531,8 @@ def summary_markdown(comp: Comparison, flips_page: Optional[str] = None, inline_
             head = f"{t.headline} ({t.scale})" if t.headline else "-"
             n = f"{t.n_paired}" + (f" ({t.n_units})" if t.n_units and t.n_units != t.n_paired else "")
             p = "-" if t.p_value is None else f"{t.p_value:.3g} ({_f(t.p_adjusted, 3)})"
-            mde = "-" if t.detectable_drop is None else f"{100 * t.detectable_drop:.3g}"
+            # beyond 100 points no drop of a 0-1 score could be detected at all
+            mde = "-" if t.detectable_drop is None else "> 100" if t.detectable_drop > 1 else f"{100 * t.detectable_drop:.3g}"
             out.append(f"| {_md(t.task)} | {_md(head)} | {_f(t.baseline)} | {_f(t.candidate)} | {delta} | "
                        f"{t.allowed_drop:g} | {n} | {test or '-'} | {p} | {ci} | {mde} | {_ICON[t.verdict]} |")
         out.append("")

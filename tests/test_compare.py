@@ -5,7 +5,7 @@ import pytest
 
 from harness.cli import main
 from harness.compare import (CompareError, Policy, TaskPolicy, binom_two_sided_half, compare_runs, load_policy,
-                             paired_bootstrap_ci)
+                             paired_bootstrap_ci, summary_markdown)
 from run_builder import add_task, binary_scores, make_run
 
 
@@ -207,6 +207,7 @@ def test_one_sample_task_is_not_enough_evidence_in_both_directions(tmp_path):
         assert comp.exit_code == 0 and t.verdict == "insufficient"
         assert comp.verdict == "PASS (not enough evidence for ocrbench)"
         assert "not enough evidence: 1 paired units < min_n 20" in t.reasons[-1]
+        assert "| > 100 | not enough evidence |" in summary_markdown(comp)
     strict = Policy(insufficient_evidence="fail")
     assert compare_runs(b.root, a.root, strict).exit_code == 1
 
