@@ -158,6 +158,10 @@ def build_config(args: argparse.Namespace):
         override("model_args", args.model_args)
     if args.tasks:
         override("tasks", [t for t in args.tasks.split(",") if t])
+        if isinstance(raw.get("subset"), dict) and isinstance(raw["subset"].get("sizes"), dict):
+            # a suite narrowed with --tasks keeps the subset sizes of the tasks still in it
+            kept = set(registry.expand_task_ids(raw["tasks"]))
+            raw["subset"]["sizes"] = {t: n for t, n in raw["subset"]["sizes"].items() if t in kept}
     for key in ("profile", "judge", "limit", "seed", "batch_size"):
         value = getattr(args, key)
         if value is not None:
@@ -358,7 +362,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise CliError(f"policy file {args.policy} does not exist")
     from harness.compare import compare_command
 
-    return compare_command(baseline, candidate, policy=args.policy, summary=args.summary)
+    return compare_command(baseline, candidate, policy=args.policy, summary=args.summary, out_dir=args.out)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -549,7 +553,9 @@ FLAGS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     "baseline": (("--baseline",), dict(required=True, metavar="RUN", help="the reference run directory")),
     "candidate": (("--candidate",), dict(required=True, metavar="RUN",
                                          help="the run checked against the baseline")),
-    "policy": (("--policy",), dict(help="YAML of allowed drops per task (docs/examples/compare-policy.yaml)")),
+    "compare_out": (("--out",), dict(dest="out", help="write summary.md, flips.html (samples that changed "
+                                                       "verdict) and junit.xml (one case per task) here")),
+    "policy": (("--policy",), dict(help="YAML of allowed drops and statistics per task (example: ci/policy.yaml)")),
     "summary": (("--summary",), dict(help="append the Markdown summary here (e.g. $GITHUB_STEP_SUMMARY)")),
     "report_run": (("run",), dict(help="run directory")),
     "report_out": (("--out",), dict(help="output HTML path (default: RUN/report.html)")),
@@ -634,7 +640,7 @@ def build_parser() -> argparse.ArgumentParser:
     command("table", "tables of runs beside published baselines", cmd_table, "runs", "baselines", "table_format",
             "layout", "table_out")
     command("compare", "regression check of a candidate run against a baseline run", cmd_compare, "baseline",
-            "candidate", "policy", "summary")
+            "candidate", "policy", "summary", "compare_out")
     command("report", "a self-contained HTML report of a run", cmd_report, "report_run", "report_out")
     command("data", "where each task's data, prompt files and scorer weights are looked for, whether they are "
                     "there, and how to get them", cmd_data, "data_task", "fetch", "format")

@@ -15,6 +15,24 @@ class ConfigError(Exception):
     """A run specification that cannot be used; the message names the file and the field."""
 
 
+class SubsetSpec(BaseModel):
+    """A fixed, seeded, stratified subset per task (harness/subset.py): ``sizes`` maps a task id to the number
+    of units to keep (samples, or what the task keeps whole: an MMBench circular group, an MME image pair)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seed: int = 0
+    sizes: dict[str, int] = Field(default_factory=dict)
+
+    @field_validator("sizes")
+    @classmethod
+    def _sizes(cls, value: dict[str, int]) -> dict[str, int]:
+        bad = {k: v for k, v in value.items() if v < 1}
+        if bad:
+            raise ValueError(f"sizes must be >= 1, got {bad}")
+        return value
+
+
 class RunConfig(BaseModel):
     """One model on a list of tasks.
 
@@ -38,6 +56,7 @@ class RunConfig(BaseModel):
     retry_errors: bool = False
     data: dict[str, str] = Field(default_factory=dict)
     options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    subset: Optional[SubsetSpec] = None
 
     @field_validator("model_args", mode="before")
     @classmethod

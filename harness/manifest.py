@@ -22,7 +22,7 @@ from harness.config import RunConfig
 from harness.store import RunStore, StoreError, new_run_id, now_iso, redact
 
 # The fields of a config that must match for --resume to continue a run rather than mix two runs.
-IDENTITY_FIELDS = ("model", "model_args", "profile", "limit", "smoke", "seed", "data", "options")
+IDENTITY_FIELDS = ("model", "model_args", "profile", "limit", "smoke", "seed", "data", "options", "subset")
 # Fields that only change how work is spread or reported may differ between a run and its resumption.
 
 
@@ -159,10 +159,12 @@ def record_model(store: RunStore, fingerprint: Any) -> None:
                           remote_sources=remote.merge(manifest.get("remote_sources")))
 
 
-def record_data(store: RunStore, data_files: dict[str, dict[str, Any]]) -> None:
-    """Record what each task's load() read (path and digest) and the downloads so far."""
+def record_data(store: RunStore, data_files: dict[str, dict[str, Any]],
+                subsets: Optional[dict[str, dict[str, Any]]] = None) -> None:
+    """Record what each task's load() read (path and digest), the subsets drawn from it, and the downloads so far."""
     manifest = store.read_manifest()
     store.update_manifest(data_files={**manifest.get("data_files", {}), **data_files},
+                          subsets={**manifest.get("subsets", {}), **(subsets or {})},
                           remote_sources=remote.merge(manifest.get("remote_sources")))
 
 

@@ -184,6 +184,19 @@ class Task(ABC):
         """:func:`tolerate` with this task's ``--skip-bad`` setting."""
         return tolerate(message, self.skip_bad)
 
+    # ----- statistics and subsets (the regression gate, harness/compare.py; quick suites, harness/subset.py)
+    # The sample field holding the benchmark's own category: subsets are drawn stratified by it.
+    stratum_field: ClassVar[Optional[str]] = None
+
+    def pairing_groups(self, records: dict[str, dict[str, Any]]) -> Optional[dict[str, str]]:
+        """Score-record id -> group, where the benchmark scores samples together (two questions about one
+        image); the gate's paired test then treats each group as one unit.  None: every record stands alone."""
+        return None
+
+    def subset_unit(self, sample: Sample) -> str:
+        """What a subset keeps or drops whole (a circular group, an image's question pair); default the sample."""
+        return sample.id
+
     def images_per_sample(self) -> int:
         """How many images the model draws for one sample (0 for understanding tasks); the plan weighs shards
         by it (harness/plan.py)."""

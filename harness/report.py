@@ -121,15 +121,16 @@ def _breakdowns(results: dict[str, TaskResult]) -> str:
 
 
 # -------------------------------------------------------------------------------------------- images
-def _thumb(path: Path) -> Optional[str]:
+def thumbnail_uri(source: "Path | Image.Image") -> Optional[str]:
+    """A small inline JPEG (data URI) of an image file or a PIL image; None (logged) when it cannot be read."""
     try:
-        with Image.open(path) as im:
+        with (Image.open(source) if isinstance(source, (str, Path)) else source.copy()) as im:
             im = im.convert("RGB")
             im.thumbnail((THUMB_PX, THUMB_PX))
             buf = io.BytesIO()
             im.save(buf, format="JPEG", quality=82)
     except (OSError, ValueError) as exc:
-        log.warning("report: cannot read image %s: %s", path, exc)
+        log.warning("report: cannot read image %s: %s", source, exc)
         return None
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
@@ -216,7 +217,7 @@ def _grids(store: RunStore, results: dict[str, TaskResult]) -> str:
         entries = _image_entries(store, tid, min(MAX_IMAGES_PER_TASK, budget))
         figs = []
         for ent in entries:
-            src = _thumb(ent["path"])
+            src = thumbnail_uri(ent["path"])
             if src is None:
                 continue
             cap = " · ".join(x for x in (str(ent["id"]), ent["prompt"] or "", _score_text(ent["score"])) if x)

@@ -20,7 +20,7 @@ from typing import Any, Callable, Container, Optional
 
 from tqdm.auto import tqdm
 
-from harness import faults, manifest, registry, remote
+from harness import faults, manifest, registry, remote, subset
 from harness.config import RunConfig
 from harness.plan import Shard, make_plan, ordered, sample_work, shards_for, unfinished_batches
 from harness.plugin import GroupTask, SampleErrors, ScoreContext, Task, TaskError
@@ -62,6 +62,7 @@ class Runner:
         self._adapter_factory = adapter_factory
         self._adapter = None
         self.data_sources: dict[str, dict[str, Any]] = {}
+        self.subsets: dict[str, dict[str, Any]] = {}
 
     # ----- the adapter is created only when there is inference to do: a finished run resumes without it
     @property
@@ -121,6 +122,12 @@ class Runner:
             if s.id in seen:
                 raise TaskError(f"task {task.id}: sample id {s.id!r} appears twice in its data")
             seen.add(s.id)
+        spec = self.config.subset
+        if spec is not None and task.id in spec.sizes:
+            samples, self.subsets[task.id] = subset.select(task.id, samples, spec.sizes[task.id], spec.seed,
+                                                           task.subset_unit, task.stratum_field)
+            log.info("%s: subset of %d samples (%d of %d units, seed %d)", task.id, len(samples),
+                     self.subsets[task.id]["n_selected"], self.subsets[task.id]["n_available"], spec.seed)
         return samples
 
     def _build_request(self, task: Task, sample: Sample):
@@ -272,12 +279,21 @@ class Runner:
                 faults.failpoint("before_metrics", task.id)
 
             result, _ = score_predictions(task, samples, self.store.read_predictions(task.id), ctx, keep_records=keep)
+        if task.id in self.subsets:  # a quick suite's number is not the benchmark's: say so wherever it is shown
+            sub = self.subsets[task.id]
+            result.metrics["subset"] = sub
+            result.warnings.append(
+                f"{task.id}: scored on a subset of the benchmark: {sub['n_selected']} of {sub['n_available']} "
+                f"units, {sub['n_samples']} samples (seed {sub['seed']}), not the full benchmark's score")
         self.store.write_metrics(result)
         return result
 
     def load_plan(self) -> None:
         """Load every task and its samples in plan order, and cut the plan into shards."""
         task_ids = registry.expand_task_ids(self.config.tasks)
+        unknown = sorted(set(self.config.subset.sizes) - set(task_ids)) if self.config.subset else []
+        if unknown:
+            raise TaskError(f"subset.sizes names tasks this run does not have: {', '.join(unknown)}")
         self.tasks = {tid: self.make_task(tid) for tid in task_ids}
         self.samples: dict[str, list[Sample]] = {}
         for tid, task in self.tasks.items():
@@ -286,7 +302,7 @@ class Runner:
         self.plan = make_plan([(tid, len(v)) for tid, v in self.samples.items()], self.config.shard_size,
                               {tid: sample_work(self.tasks[tid].images_per_sample()) for tid in self.samples})
         if self.writer in ("main", "rank0"):  # one process per run directory writes these (no racing writers)
-            manifest.record_data(self.store, self.data_sources)
+            manifest.record_data(self.store, self.data_sources, self.subsets)
 
     def shard_samples(self, shard: Shard) -> list[Sample]:
         return self.samples[shard.task_id][shard.start : shard.stop]

@@ -121,6 +121,16 @@ class HallusionBench(VKTask):
                   "set_id": "set_id", "figure_id": "figure_id", "question_id": "question_id"}
     max_new_tokens = 64
     full_size = BenchmarkSize(951, answer_tokens=4)
+    stratum_field = "l2-category"
+
+    def subset_unit(self, sample: Sample) -> str:
+        """One question over all its figures (what qAcc scores together and the gate pairs) is kept whole."""
+        parts = sample.id.split("_")
+        return f"{sample.fields.get('l2-category')}_{parts[3]}_{parts[5]}" if len(parts) > 5 else sample.id
+
+    def pairing_groups(self, records: dict[str, dict[str, Any]]) -> dict[str, str]:
+        """One question asked of several figures (what qAcc pairs) is one unit of the paired test."""
+        return {sid: f"{r.get('l2-category')}_{r.get('set_id')}_{r.get('question_id')}" for sid, r in records.items()}
 
     def filter_hf_row(self, row: TsvRow) -> bool:
         return str(row.fields.get("visual_input")) != "0"

@@ -172,6 +172,7 @@ def vk_post_check(fields: dict[str, Any], response: Any, choices: list[Any], pre
 
 class MathVistaTestmini(VKTask):
     id = "mathvista_testmini"
+    stratum_field = "task"  # MathVista's five task types (figure QA, geometry, math word problems, ...)
     tsv_name = "MathVista_MINI"
     split_name = "testmini"
     headline = ("accuracy", "percent")

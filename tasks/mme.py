@@ -39,6 +39,18 @@ class MME(VKTask):
     max_new_tokens = 16
     full_size = BenchmarkSize(2374, images=1187, answer_tokens=4)  # two questions per image
 
+    def subset_unit(self, sample: Sample) -> str:
+        """An image's two questions stay together: acc+ scores them as a pair."""
+        return f"{sample.fields.get('category')}\0{self._image_of(sample)}"
+
+    def pairing_groups(self, records: dict[str, dict[str, Any]]) -> dict[str, str]:
+        """The two questions about one image (what acc+ pairs) are one unit of the paired test."""
+        return {sid: f"{r.get('category')}\0{r.get('image', sid)}" for sid, r in records.items()}
+
+    @staticmethod
+    def _image_of(s: Sample) -> str:
+        return str(s.fields.get("image_path") or s.fields.get(IMAGE_KEY) or s.id)
+
     def score(self, samples: list[Sample], predictions: dict[str, Prediction], ctx: ScoreContext):
         profile = self.profile(ctx.profile)
         judge = ctx.judge if (profile == "vlmevalkit" and self.use_judge(ctx)) else None
@@ -58,7 +70,7 @@ class MME(VKTask):
                 hit = int(got == gt)
             image = s.fields.get("image_path") or s.image_key or s.id
             out[s.id] = {"score": hit, "extracted": got, "answer": gt, "category": s.fields.get("category"),
-                         "image": str(image)}
+                         "image": self._image_of(s)}
         return out
 
     def aggregate(self, records: dict[str, dict[str, Any]], ctx: ScoreContext) -> TaskResult:

@@ -49,6 +49,7 @@ class VKTask(Task):
     hf_mapping: ClassVar[Mapping] = {}
     max_new_tokens: ClassVar[int] = 128
     split_name: ClassVar[str] = "test"
+    stratum_field = "category"
 
     def __init__(self, options: Optional[dict[str, Any]] = None):
         super().__init__(options)
@@ -219,6 +220,12 @@ class MCQTask(VKTask):
                 g = circ.group_of(s.id)
                 self._copies_in_data[g] = self._copies_in_data.get(g, 0) + 1
         return kept
+
+    def subset_unit(self, sample: Sample) -> str:
+        """A circular question's rotated copies are kept or dropped together (their score is one group's)."""
+        return str(circ.group_of(sample.id)) if self.circular else sample.id
+
+    # Circular scores are already one record per group (keyed by the main index), so the default pairing holds.
 
     def _extract(self, sample: Sample, text: str, judge: Any) -> tuple[str, bool]:
         choices = mcq.build_choices(sample.fields)

@@ -120,6 +120,7 @@ def read_detections_file(path: Path) -> dict[str, Detections]:
 class GenEval(Task):
     id = "geneval"
     kind = "generate"
+    stratum_field = "tag"
     headline = ("overall", "fraction")
     references = {
         "official": "djghosh13/geneval evaluation/evaluate_images.py + summary_scores.py @ af4902f "
@@ -263,6 +264,10 @@ class GenEval(Task):
             records[key] = scorer.judge(key, path, s, cached[key], given)
         scorer.write_results(records)
         return records
+
+    def pairing_groups(self, records: dict[str, dict[str, Any]]) -> dict[str, str]:
+        """Records are per image; a prompt's images are one unit of the gate's paired test."""
+        return {key: str(r.get("prompt_id", key)) for key, r in records.items()}
 
     def aggregate(self, records: dict[str, dict[str, Any]], ctx: ScoreContext) -> TaskResult:
         prof = self.profile(ctx.profile)

@@ -6,3 +6,4 @@ _HERE = Path(__file__).resolve().parent
 SMOKE = str(_HERE / "smoke.yaml")
 PAPER = str(_HERE / "paper.yaml")
 FULL = str(_HERE / "full.yaml")
+CI = str(_HERE / "ci.yaml")
