@@ -1,7 +1,7 @@
 """``unitoken-eval predict``: one question or one image from a checkpoint, before committing to a full run.
 
-Adapters that expose ``understand_with_tokens`` / ``generate_with_tokens`` (returning the generated token ids
-as well) get them reported; others fall back to ``understand`` / ``generate`` with the ids left out.
+Adapters that implement ``understand_with_tokens`` / ``generate_with_tokens`` (returning the generated token ids
+as well) get them reported; the others raise ``TokenIdsUnsupported`` there and the ids are left out.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from PIL import Image
 
 from harness import registry
 from harness.types import GenerateRequest, UnderstandRequest
-from model_adapters.base import AdapterError, parse_model_args
+from model_adapters.base import AdapterError, TokenIdsUnsupported, parse_model_args
 
 EXIT_OK, EXIT_ERROR = 0, 2
 
@@ -46,10 +46,10 @@ def run_predict(args: argparse.Namespace) -> dict[str, Any]:
             if args.image_top_k is not None:
                 options["image_top_k"] = args.image_top_k
             req = GenerateRequest(sample_id="predict", prompt=args.prompt, n_images=1, seed=args.seed, options=options)
-            if hasattr(adapter, "generate_with_tokens"):
+            try:
                 res = adapter.generate_with_tokens([req])[0]
                 image, ids = res["images"][0], res["token_ids"][0]
-            else:
+            except TokenIdsUnsupported:
                 image, ids = adapter.generate([req])[0][0], None
             out = Path(args.out)
             out.parent.mkdir(parents=True, exist_ok=True)
@@ -59,10 +59,10 @@ def run_predict(args: argparse.Namespace) -> dict[str, Any]:
         images = [_open_image(args.image)] if args.image else []
         req = UnderstandRequest(sample_id="predict", prompt=args.prompt, images=images,
                                 image_key=args.image, max_new_tokens=args.max_new_tokens)
-        if hasattr(adapter, "understand_with_tokens"):
+        try:
             res = adapter.understand_with_tokens([req])[0]
             text, ids = res["text"], res["token_ids"]
-        else:
+        except TokenIdsUnsupported:
             text, ids = adapter.understand([req])[0], None
         return {"model": args.model, "prompt": args.prompt, "image": args.image, "text": text,
                 "generated_token_ids": ids}

@@ -32,6 +32,10 @@ class SampleErrors(AdapterError):
         self.errors = dict(errors)
 
 
+class TokenIdsUnsupported(AdapterError):
+    """The adapter does not report generated token ids (``*_with_tokens``); callers fall back to plain calls."""
+
+
 def parse_model_args(text: str | None) -> dict[str, str]:
     """Parse ``key=value,key=value`` (lmms-eval's --model_args convention) into a dict.
 
@@ -73,6 +77,21 @@ class ModelAdapter(ABC):
 
     def generate(self, requests: list[GenerateRequest]) -> list[list[Image.Image]]:
         raise AdapterError(f"model {self.id} cannot generate images")
+
+    def understand_with_tokens(self, requests: list[UnderstandRequest]) -> list[dict[str, Any]]:
+        """Like :meth:`understand`, with the generated token ids: ``[{"text": str, "token_ids": list[int]}]``.
+
+        Optional: the default raises :class:`TokenIdsUnsupported` and ``unitoken-eval predict`` then reports
+        the text without ids.
+        """
+        raise TokenIdsUnsupported(f"model {self.id} does not report generated token ids")
+
+    def generate_with_tokens(self, requests: list[GenerateRequest]) -> list[dict[str, Any]]:
+        """Like :meth:`generate`, with each image's token ids: ``[{"images": [...], "token_ids": [[int]]}]``.
+
+        Optional, as :meth:`understand_with_tokens`.
+        """
+        raise TokenIdsUnsupported(f"model {self.id} does not report image token ids")
 
     def fingerprint(self) -> dict[str, Any]:
         return {"adapter": self.id, "args": {k: v for k, v in self.model_args.items()}}
