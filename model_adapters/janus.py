@@ -7,8 +7,10 @@ conversation template for one user turn and an open assistant turn:
 - ``deepseek`` (default; the authors' ``VLChatProcessor`` as their README and ``inference.py`` use it):
   ``{DeepSeek's default system prompt}\n\n<|User|>: <image_placeholder>\n{question}\n\n<|Assistant|>:``;
   several images put their placeholders first, then one newline.
-- ``vlmevalkit`` (VLMEvalKit's Janus wrapper): no system prompt and no newline after the placeholders:
-  ``<|User|>: <image_placeholder>{question}\n\n<|Assistant|>:``.
+- ``vlmevalkit`` (VLMEvalKit's Janus wrapper): plain role names, no newline after the placeholders, no
+  system prompt except on MM-Vet (VLMEvalKit's step-by-step one):
+  ``User: <image_placeholder>{question}\n\nAssistant:``.  VLMEvalKit's Janus-specific question wording
+  (a leading newline and its own MCQ/yes-no suffixes) is the task's prompt, not reproduced here.
 
 ``request.options["system_prompt"]`` replaces the format's system prompt (``""`` drops it).  Greedy decoding.
 Image generation uses DeepSeek's ``generation_inference.py`` prompt in either format (no system prompt,
@@ -45,6 +47,9 @@ _DTYPES = {"bfloat16": "bfloat16", "bf16": "bfloat16", "float16": "float16", "fp
 
 
 PROMPT_FORMATS = ("deepseek", "vlmevalkit")
+# VLMEvalKit's Janus wrapper sets this system prompt on MM-Vet only
+VLMEVALKIT_MMVET_SYSTEM_PROMPT = ("You are a helpful assistant. Please answer truthfully and write out your thinking "
+                                  "step by step to be sure you get the right answer.")
 LM_HEAD, EMBED = "lm_head.weight", "model.language_model.embed_tokens.weight"
 
 
@@ -56,19 +61,20 @@ def deepseek_system_prompt() -> str:
 
 
 def build_prompt(question: str, n_images: int, image_token: str, system_prompt: str = "",
-                 prompt_format: str = "vlmevalkit") -> str:
-    """One user turn and an open assistant turn in DeepSeek's template; images first.
+                 prompt_format: str = "deepseek") -> str:
+    """One user turn and an open assistant turn in DeepSeek's template; images first; message stripped.
 
-    ``deepseek`` puts a newline between the placeholders and the question and strips the message, as the
-    authors' processor does; ``vlmevalkit`` concatenates them.
+    ``deepseek`` uses Janus-Pro's role tags and a newline between the placeholders and the question;
+    ``vlmevalkit`` uses the plain roles VLMEvalKit passes ("User", "Assistant") and no newline.
     """
     if prompt_format not in PROMPT_FORMATS:
         raise AdapterError(f"janus: prompt_format={prompt_format!r} is not one of {', '.join(PROMPT_FORMATS)}")
     head = f"{system_prompt}{SEP}" if system_prompt else ""
     if prompt_format == "deepseek":
-        message = (image_token * n_images + "\n" if n_images else "") + question
-        return f"{head}{USER}: {message.strip()}{SEP}{ASSISTANT}:".strip()
-    return f"{head}{USER}: {image_token * n_images}{question}{SEP}{ASSISTANT}:"
+        user, assistant, message = USER, ASSISTANT, (image_token * n_images + "\n" if n_images else "") + question
+    else:
+        user, assistant, message = "User", "Assistant", image_token * n_images + question
+    return f"{head}{user}: {message.strip()}{SEP}{assistant}:".strip()
 
 
 def t2i_prompt(prompt: str) -> str:
@@ -251,8 +257,10 @@ class JanusAdapter(ModelAdapter):
     # ------------------------------------------------------------------ understanding
     def understanding_prompt(self, request: UnderstandRequest) -> str:
         system = request.options.get("system_prompt")
-        if system is None:
-            system = deepseek_system_prompt() if self.prompt_format == "deepseek" else ""
+        if system is None and self.prompt_format == "deepseek":
+            system = deepseek_system_prompt()
+        elif system is None:
+            system = VLMEVALKIT_MMVET_SYSTEM_PROMPT if (request.task_id or "").startswith("mmvet") else ""
         return build_prompt(request.prompt, len(request.images), self.image_token, system, self.prompt_format)
 
     def understanding_inputs(self, requests: list[UnderstandRequest]):

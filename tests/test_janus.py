@@ -13,7 +13,7 @@ from PIL import Image
 from harness import registry
 from harness.types import GenerateRequest, UnderstandRequest
 from model_adapters.base import AdapterError, ModelAdapter, TokenIdsUnsupported
-from model_adapters.janus import JanusAdapter, _SeededCFGSampler, build_prompt
+from model_adapters.janus import JanusAdapter, _SeededCFGSampler, build_prompt, t2i_prompt
 from model_adapters.janus_tiny import write_tiny_janus
 
 
@@ -43,12 +43,15 @@ def test_checkpoint_layout_on_disk(ckpt):
 
 
 def test_prompt_format():
-    assert build_prompt("Q?", 1, "<image_placeholder>") == "<|User|>: <image_placeholder>Q?\n\n<|Assistant|>:"
-    assert build_prompt("Q", 0, "<i>", system_prompt="Be brief.") == "Be brief.\n\n<|User|>: Q\n\n<|Assistant|>:"
+    vlm = "vlmevalkit"
+    assert build_prompt("Q?", 1, "<image_placeholder>", "", vlm) == "User: <image_placeholder>Q?\n\nAssistant:"
+    assert build_prompt(" Q", 0, "<i>", "Be brief.", vlm) == "Be brief.\n\nUser: Q\n\nAssistant:"
     assert build_prompt(" Q ", 2, "<i>", "S", "deepseek") == "S\n\n<|User|>: <i><i>\n Q\n\n<|Assistant|>:"
     assert build_prompt(" Q ", 0, "<i>", "", "deepseek") == "<|User|>: Q\n\n<|Assistant|>:"
     with pytest.raises(AdapterError, match="prompt_format"):
         build_prompt("Q", 0, "<i>", "", "llava")
+    # DeepSeek's generation_inference.py: no system prompt, stripped message, <begin_of_image> appended after
+    assert t2i_prompt(" a cat ") == "<|User|>: a cat\n\n<|Assistant|>:"
 
 
 # DeepSeek's VLChatProcessor.system_prompt (janus/models/processing_vlm.py), the authors' default
@@ -93,9 +96,13 @@ def test_vlmevalkit_format_is_an_option_and_differs_after_bos(ckpt, adapter):
     ours = vlm.understanding_inputs([req])["input_ids"][0].tolist()
     authors = adapter.understanding_inputs([req])["input_ids"][0].tolist()
     assert ours[0] == authors[0] == adapter.bos_id and ours[1] != authors[1]
-    text = build_prompt("What is shown?", 1, "<image_placeholder>")
-    expected = vlm.tokenizer.encode(text.replace("<image_placeholder>", "<begin_of_image>" + "<image_placeholder>" * vlm.num_image_tokens + "<end_of_image>"))
-    assert ours == expected
+    # VLMEvalKit's conversation: roles "User"/"Assistant", images then text, system prompt "" (MM-Vet: its own)
+    block = "<begin_of_image>" + "<image_placeholder>" * vlm.num_image_tokens + "<end_of_image>"
+    assert ours == vlm.tokenizer.encode(f"User: {block}What is shown?\n\nAssistant:")
+    mmvet = UnderstandRequest("m", "Q", [], task_id="mmvet")
+    assert vlm.understanding_prompt(mmvet) == ("You are a helpful assistant. Please answer truthfully and write out "
+                                               "your thinking step by step to be sure you get the right answer."
+                                               "\n\nUser: Q\n\nAssistant:")
     # a request's system_prompt replaces the format's own
     plain = adapter.understanding_inputs([UnderstandRequest("a", "Q", [], options={"system_prompt": ""})])
     assert plain["input_ids"][0].tolist() == adapter.tokenizer.encode("<|User|>: Q\n\n<|Assistant|>:")
