@@ -22,7 +22,8 @@ image k of a request with seed s is the same whatever else is in the batch.
 The output layer: DeepSeek's Janus models have an ``lm_head`` separate from the input embeddings, while
 transformers' conversion defaults to ``tie_word_embeddings=True``.  Loading checks the config against the
 weight files: a tied config whose weights hold a distinct ``lm_head`` is untied (with a warning, recorded in
-the fingerprint); an untied config whose weights lack ``lm_head`` is refused.
+the fingerprint); an untied config whose weights lack ``lm_head`` is refused; a tied config without one loads
+with a warning.
 
 Model args: ``path=HUB_ID_OR_DIR[,prompt_format=deepseek|vlmevalkit][,dtype=bfloat16|float16|float32]
 [,device=cuda|cpu|cuda:N][,batch_size=N][,gen_batch_size=N]``.  Request options: understanding
@@ -245,6 +246,11 @@ class JanusAdapter(ModelAdapter):
             raise AdapterError(
                 f"janus: {config_file} sets tie_word_embeddings=false but the weights hold no {LM_HEAD}: the output "
                 "layer is missing (a conversion with tying drops it); reconvert with tie_word_embeddings=False")
+        if tied and distinct_head is None:
+            warnings.warn(
+                f"janus: {config_file} ties the output layer to the input embeddings; DeepSeek's Janus models have a "
+                "separate lm_head, so answers will differ from the authors' model if this came from their weights",
+                stacklevel=3)
         if tied and distinct_head:
             self.output_layer = "separate (config said tied; untied to match the weights)"
             warnings.warn(

@@ -292,3 +292,7 @@ def test_untied_config_without_an_lm_head_is_refused(ckpt, tmp_path):
     bad = _edit_checkpoint(ckpt, tmp_path / "headless", drop=("lm_head.weight",))
     with pytest.raises(AdapterError, match=r"config.json.*no lm_head.weight"):
         JanusAdapter(path=str(bad), dtype="float32", device="cpu")
+    tied = _edit_checkpoint(bad, tmp_path / "tied_headless", lambda c: c.update(tie_word_embeddings=True))
+    with pytest.warns(UserWarning, match="separate lm_head"):
+        loaded = JanusAdapter(path=str(tied), dtype="float32", device="cpu")
+    assert loaded.fingerprint()["output_layer"] == "tied"
