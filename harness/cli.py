@@ -379,7 +379,7 @@ def cmd_data(args: argparse.Namespace) -> int:
     """Every source a task needs (data, prompt files, scorer weights) and its shipped smoke data; with
     ``--fetch`` get what can be fetched, and exit 2 naming whatever is still missing and how to get it."""
     from harness import registry
-    from tasks.base import TaskError
+    from harness.plugin import TaskError
 
     ids = registry.expand_task_ids([args.task]) if args.task else registry.task_ids()
     rows, problems = [], []

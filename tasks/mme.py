@@ -15,7 +15,6 @@ from typing import Any
 
 from harness.plugin import BenchmarkSize, Headline, Prediction, Sample, ScoreContext, TaskResult
 from tasks.common.mcq_task import VK_COMMIT, VKTask, mean100
-from tasks.common.mcq_task import VK_COMMIT, VKTask, mean100
 from tasks.common.yesno import judge_yes_no, mme_parse_pred_ans, vk_yes_no
 
 PERCEPTION = ("existence", "count", "position", "color", "posters", "celebrity", "scene", "landmark", "artwork", "OCR")
@@ -49,7 +48,7 @@ class MME(VKTask):
 
     @staticmethod
     def _image_of(s: Sample) -> str:
-        return str(s.fields.get("image_path") or s.fields.get(IMAGE_KEY) or s.id)
+        return str(s.fields.get("image_path") or s.image_key or s.id)
 
     def score(self, samples: list[Sample], predictions: dict[str, Prediction], ctx: ScoreContext):
         profile = self.profile(ctx.profile)

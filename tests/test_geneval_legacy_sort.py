@@ -43,7 +43,7 @@ def test_equal_scores_put_the_later_detection_first_and_flip_the_verdict():
     # Two cups from the head with one float32 score: evaluate_images.py's np.argsort(scores)[::-1] takes the
     # later one (blue) as the most confident, so "a red cup" fails; taking the earlier one would pass it.
     from tasks.geneval.rules import RuleOptions, evaluate, keep_detections
-    from tasks.geneval.detector import CLASS_NAMES
+    from tasks.common.detection import CLASS_NAMES
 
     cup = CLASS_NAMES.index("cup")
     dets = sort_by_class(np.array([cup, cup]), np.array([0.8, 0.8], np.float32),

@@ -16,7 +16,7 @@ from harness.runner import Runner, start_run
 from harness.subset import allocate, select
 from harness.types import Sample
 from run_builder import add_task, binary_scores, make_run
-from tasks.base import TaskError
+from harness.plugin import TaskError
 
 
 def _samples(per_stratum: dict[str, int]) -> list[Sample]:

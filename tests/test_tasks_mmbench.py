@@ -11,7 +11,6 @@ from harness import registry
 from harness.types import Prediction
 from harness.plugin import ScoreContext
 from unitoken_eval_testkit.understanding_helpers import score
-from unitoken_eval_testkit.understanding_helpers import score
 
 # Q0 answers per copy: A, D, C, B (circle); Q1: C, B, A, D (blue); Q2: A, B ("3").
 EN = {

@@ -151,7 +151,7 @@ class GenEval(Task):
     def describe_sources(self) -> list[dict[str, Any]]:
         from tasks.common.sources import hub_model, row
         from tasks.geneval.colors import DEFAULT_MODEL as CLIP_MODEL
-        from tasks.geneval.detector import CHECKPOINT_NAME
+        from tasks.common.detection import CHECKPOINT_NAME
 
         cached = prompts.cache_dir() / "evaluation_metadata.jsonl"
         checkpoint = self.options.get("detector_checkpoint") or os.environ.get(ENV_CHECKPOINT)

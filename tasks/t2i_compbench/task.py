@@ -16,6 +16,7 @@ Task options (``options.<task>`` in a run config, ``unitoken-eval score --option
 from __future__ import annotations
 
 import logging
+import os
 import math
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Optional
@@ -128,7 +129,7 @@ class T2ICategory(Task):
             out.append(hub_model("depth model (DPT-hybrid MiDaS)", self.opt("depth_model"), DEFAULT_MODEL,
                                  "depth_model"))
         if "detector" in self.scorers:
-            from tasks.geneval.detector import CHECKPOINT_NAME, ENV_CHECKPOINT
+            from tasks.common.detection import CHECKPOINT_NAME, ENV_CHECKPOINT
 
             spec = str(self.opt("detector", "mmdet"))
             ckpt = self.opt("detector_checkpoint") or (spec[6:] if spec.startswith("mmdet:") else None) \
