@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 from PIL import Image
 
 from harness.cli import main
-from run_builder import add_task, binary_scores, make_run
+from unitoken_eval_testkit.run_builder import add_task, binary_scores, make_run
 
 
 def _answers(store, task, texts: dict[str, str]) -> None:

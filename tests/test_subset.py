@@ -15,7 +15,7 @@ from harness.config import ConfigError, RunConfig, load_config
 from harness.runner import Runner, start_run
 from harness.subset import allocate, select
 from harness.types import Sample
-from run_builder import add_task, binary_scores, make_run
+from unitoken_eval_testkit.run_builder import add_task, binary_scores, make_run
 from harness.plugin import TaskError
 
 
