@@ -12,7 +12,8 @@ import yaml
 from harness import registry
 from harness.compare import compare_runs
 from harness.config import ConfigError, RunConfig, load_config
-from harness.runner import Runner, start_run
+from harness.manifest import start_run
+from harness.runner import Runner
 from harness.subset import allocate, select
 from harness.types import Sample
 from unitoken_eval_testkit.run_builder import add_task, binary_scores, make_run
