@@ -360,7 +360,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     baseline, candidate = _existing_runs([args.baseline, args.candidate])
     if args.policy and not Path(args.policy).exists():
         raise CliError(f"policy file {args.policy} does not exist")
-    from harness.compare import compare_command
+    from harness.gate_report import compare_command
 
     return compare_command(baseline, candidate, policy=args.policy, summary=args.summary, out_dir=args.out)
 

@@ -14,7 +14,6 @@ evidence*, never significant, and every task states the smallest drop it could h
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
@@ -560,30 +559,3 @@ def summary_markdown(comp: Comparison, flips_page: Optional[str] = None, inline_
     if comp.warnings:
         out += ["### Warnings", ""] + [f"- {_md(w)}" for w in comp.warnings] + [""]
     return "\n".join(out)
-
-
-def compare_command(baseline: Path, candidate: Path, policy: Optional[str] = None,
-                    summary: Optional[str] = None, out_dir: Optional[str] = None) -> int:
-    """Compare, print the Markdown summary, append it to ``summary``; with ``out_dir`` also write there
-    ``summary.md``, ``flips.html`` (the samples that changed) and ``junit.xml`` (one test case per task)."""
-    comp = compare_runs(Path(baseline), Path(candidate), load_policy(policy))
-    page = None
-    if out_dir:
-        from harness.gate_report import write_flips_page, write_junit
-
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        write_flips_page(comp, out / "flips.html")
-        write_junit(comp, out / "junit.xml")
-        page = "flips.html"
-    text = summary_markdown(comp, flips_page=page)
-    if out_dir:
-        (Path(out_dir) / "summary.md").write_text(text + "\n", encoding="utf-8")
-    sys.stdout.write(text + "\n")
-    if summary:
-        path = Path(summary)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Appending lets several compare steps share one CI job summary file.
-        with open(path, "a", encoding="utf-8") as fh:
-            fh.write(text + "\n")
-    return comp.exit_code

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import html
 import logging
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any, Optional
 
 from harness import registry
-from harness.compare import EXIT_REGRESSION, Comparison, Flip, TaskComparison, worst_first
+from harness.compare import (EXIT_REGRESSION, Comparison, Flip, TaskComparison, compare_runs, load_policy,
+                             summary_markdown, worst_first)
 from harness.report import thumbnail_uri
 from harness.store import RunStore, StoreError, write_atomic
 from harness.types import Prediction, Sample
@@ -184,4 +186,29 @@ def write_junit(comp: Comparison, path: Path) -> Path:
     return path
 
 
-__all__ = ["Flip", "flips_page", "junit_xml", "write_flips_page", "write_junit"]
+__all__ = ["Flip", "compare_command", "flips_page", "junit_xml", "write_flips_page", "write_junit"]
+
+
+def compare_command(baseline: Path, candidate: Path, policy: Optional[str] = None,
+                    summary: Optional[str] = None, out_dir: Optional[str] = None) -> int:
+    """Compare, print the Markdown summary, append it to ``summary``; with ``out_dir`` also write there
+    ``summary.md``, ``flips.html`` (the samples that changed) and ``junit.xml`` (one test case per task)."""
+    comp = compare_runs(Path(baseline), Path(candidate), load_policy(policy))
+    page = None
+    if out_dir:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        write_flips_page(comp, out / "flips.html")
+        write_junit(comp, out / "junit.xml")
+        page = "flips.html"
+    text = summary_markdown(comp, flips_page=page)
+    if out_dir:
+        (Path(out_dir) / "summary.md").write_text(text + "\n", encoding="utf-8")
+    sys.stdout.write(text + "\n")
+    if summary:
+        path = Path(summary)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Appending lets several compare steps share one CI job summary file.
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(text + "\n")
+    return comp.exit_code

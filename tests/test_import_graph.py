@@ -143,5 +143,5 @@ def test_plugin_authors_find_the_contract_in_one_module():
                  "GenerateRequest", "Prediction", "TaskResult", "Headline", "TaskError", "AdapterError",
                  "SampleErrors", "NotScored", "Judge", "JudgeUnavailable", "parse_model_args", "tolerate"):
         assert name in plugin.__all__ and hasattr(plugin, name), name
-    fake = (ROOT / "tests" / "fake_plugins.py").read_text(encoding="utf-8")
+    fake = (ROOT / "tests" / "unitoken_eval_testkit" / "fake_plugins.py").read_text(encoding="utf-8")
     assert "from harness.plugin import" in fake and "harness.types" not in fake

@@ -65,7 +65,7 @@ def test_run_records_the_subset_and_rejects_unknown_tasks(tmp_path):
                     subset={"seed": 3, "sizes": {"mme": 2, "mmbench_dev_en": 1}})
     store = start_run(cfg, tmp_path / "run", False, tmp_path)
     runner = Runner(cfg, store, progress=False)
-    runner.prepare()
+    runner.load_plan()
     store.unlock()
     subsets = json.loads((tmp_path / "run" / "manifest.json").read_text())["subsets"]
     assert subsets["mme"]["n_selected"] == 2 and subsets["mme"]["n_samples"] == 4 and subsets["mme"]["seed"] == 3
@@ -73,7 +73,7 @@ def test_run_records_the_subset_and_rejects_unknown_tasks(tmp_path):
     bad = RunConfig(model="tiny", tasks=["mme"], smoke=True, subset={"sizes": {"mmstar": 5}})
     store = start_run(bad, tmp_path / "bad", False, tmp_path)
     with pytest.raises(TaskError, match="subset.sizes names tasks this run does not have: mmstar"):
-        Runner(bad, store, progress=False).prepare()
+        Runner(bad, store, progress=False).load_plan()
     store.unlock()
 
 

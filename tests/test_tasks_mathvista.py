@@ -144,7 +144,7 @@ def test_official_sends_what_its_rules_do_not_settle_to_the_judge(files, tmp_pat
                      + json.dumps({"index": "8", "prediction": " 0 "}) + "\n")   # int(' 0 ') parses: a rule
     with FakeJudgeServer(lambda p, t: "yellow") as srv:
         out = score_files("mathvista_testmini", data, predictions=str(preds), profile="official",
-                          judge=srv.url + "#model=m")
+                          judge=srv.url + "#model=m", partial=True)
         assert len(srv.requests) == 2
     assert out["per_sample"] == {"4": 0, "5": 0, "8": 1}
     assert out["metrics"]["extracted_by"] == {"judge": 2, "rule": 1}
@@ -166,12 +166,14 @@ def test_given_extractions_are_scored_as_given(files, tmp_path):
     lines.write_text(json.dumps({"index": "7", "prediction": "I cannot see the image", "extraction": "green"}) + "\n")
     with FakeJudgeServer(lambda p, t: "green") as srv:
         out = score_files("mathvista_testmini", data, predictions=str(native), profile="official",
-                          judge=srv.url + "#model=m")
+                          judge=srv.url + "#model=m", partial=True)
         out2 = score_files("mathvista_testmini", data, predictions=str(lines), profile="official",
-                           judge=srv.url + "#model=m")
+                           judge=srv.url + "#model=m", partial=True)
         assert srv.requests == []
     assert out["per_sample"] == {"3": 1, "4": 0, "9": 1, "10": 0}
-    assert out["metrics"]["extracted_by"] == {"given": 4} and not out["warnings"]
+    # the only warning is the partial coverage this test asked for
+    assert out["metrics"]["extracted_by"] == {"given": 4}
+    assert [w for w in out["warnings"] if "have no prediction" not in w] == []
     assert out2["per_sample"] == {"7": 1}
 
 
