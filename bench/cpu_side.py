@@ -1,10 +1,10 @@
 """CPU work around each sample that the GPU does not do (run anywhere; writes bench/records/cpu-side-<host>.json).
 
 Per image, on one core, in the harness's own code:
-- decoding a VLMEvalKit base64 JPEG cell (640x480, quality 90) to a PIL image (`tasks.common.vlmeval_tsv`);
+- decoding a VLMEvalKit base64 JPEG cell (640x480, quality 90) to a PIL image (`unitoken_eval.tasks.common.vlmeval_tsv`);
 - UniToken's preprocessing of it: the VQ-GAN crop to 512 px pixels, and the AnyRes SigLIP views to pixels
-  (`model_adapters.unitoken.processing`);
-- encoding and atomically writing one generated 512x512 PNG (`harness.store.RunStore.save_image`).
+  (`unitoken_eval.model_adapters.unitoken.processing`);
+- encoding and atomically writing one generated 512x512 PNG (`unitoken_eval.harness.store.RunStore.save_image`).
 These are what the runner now overlaps with GPU work (requests built a batch ahead, images written while
 the next batch draws); the record says how much time per image that hides.
 """
@@ -29,10 +29,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.records_io import save_record  # noqa: E402
-from harness.store import RunStore  # noqa: E402
-from model_adapters.chameleon_family.vq import processing as vq_processing  # noqa: E402
-from model_adapters.unitoken.processing import VisionLayout, siglip_pixels  # noqa: E402
-from tasks.common.vlmeval_tsv import decode_image_b64  # noqa: E402
+from unitoken_eval.harness.store import RunStore  # noqa: E402
+from unitoken_eval.model_adapters.chameleon_family.vq import processing as vq_processing  # noqa: E402
+from unitoken_eval.model_adapters.unitoken.processing import VisionLayout, siglip_pixels  # noqa: E402
+from unitoken_eval.tasks.common.vlmeval_tsv import decode_image_b64  # noqa: E402
 
 
 def photo_like(w: int, h: int, seed: int) -> Image.Image:

@@ -10,7 +10,7 @@ What it does, as a user would:
    JPEG images of the benchmark's typical size, MMBench as circular groups in the real copies-per-question
    ratio, MME as question pairs about one image, one image per question elsewhere; GenEval metadata and
    T2I-CompBench++ prompt files from the smoke prompts;
-3. runs ``python -m harness.cli run --config ...`` (the real CLI, store and scorers; generation is scored by
+3. runs ``python -m unitoken_eval.harness.cli run --config ...`` (the real CLI, store and scorers; generation is scored by
    the smoke scorers) with the release-layout random UniToken-7B, while a thread samples the GPU's
    utilisation through NVML;
 4. reads back what the run recorded (``inference-*.jsonl``: per task samples, wall time and the adapter's
@@ -50,10 +50,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.records_io import save_record  # noqa: E402
-from harness import registry  # noqa: E402
-from harness.config import load_config  # noqa: E402
-from harness.store import RunStore  # noqa: E402
-from tasks.common import circular as circ  # noqa: E402
+from unitoken_eval.harness import registry  # noqa: E402
+from unitoken_eval.harness.config import load_config  # noqa: E402
+from unitoken_eval.harness.store import RunStore  # noqa: E402
+from unitoken_eval.tasks.common import circular as circ  # noqa: E402
 
 SMOKE = ROOT / "tasks" / "smoke_data"
 csv.field_size_limit(1 << 30)
@@ -348,7 +348,7 @@ def main(argv=None) -> None:
     ckpt = Path(a.checkpoint)
     if not (ckpt / "model.safetensors.index.json").is_file():
         from bench.unitoken_release_layout import LLM_7B, SIGLIP_SO400M, VQGAN_META
-        from model_adapters.unitoken.tiny_checkpoint import write_tiny_release
+        from unitoken_eval.model_adapters.unitoken.tiny_checkpoint import write_tiny_release
 
         t = time.time()
         if a.quick:
@@ -373,7 +373,7 @@ def main(argv=None) -> None:
     # 3: the run
     sampler = GpuSampler()
     sampler.start()
-    cmd = [sys.executable, "-m", "harness.cli", "run", "--config", str(work / "config.yaml"), "--model-args",
+    cmd = [sys.executable, "-m", "unitoken_eval.harness.cli", "run", "--config", str(work / "config.yaml"), "--model-args",
            model_args, "--out", str(run_dir), "--no-progress"]
     rec["command"] = " ".join(cmd[1:])
     t_start = time.time()

@@ -47,8 +47,8 @@ def main(argv=None) -> int:
 
     import torch
 
-    from tasks.common.detection import Detection
-    from tasks.common.detection.mask2former import MMDetMask2Former
+    from unitoken_eval.tasks.common.detection import Detection
+    from unitoken_eval.tasks.common.detection.mask2former import MMDetMask2Former
 
     if not args.checkpoint and not args.random_weights:
         ap.error("give --checkpoint PATH or --random-weights")
@@ -75,7 +75,7 @@ def main(argv=None) -> int:
             record["detector"][str(bs)]["max_mem_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
         print(f"detector batch {bs}: {args.n / secs:.2f} images/s ({secs / args.n * 1000:.1f} ms/image)", flush=True)
     if args.color_model:
-        from tasks.geneval.loading import load_color_classifier
+        from unitoken_eval.tasks.geneval.loading import load_color_classifier
 
         clf = load_color_classifier(args.color_model, args.device)
         h = args.size

@@ -7,7 +7,7 @@ as one GPU alone does (independent workers, no shared GPU link; CPU-side work ov
 
 Every worker pays the one-time costs (compiling, first sessions) itself, in parallel with the others.
 Two schedules: the local pool (``--gpus``: each shard, in plan order, to the first free worker) and
-torchrun / Slurm (:func:`harness.plan.shards_for`, fixed in advance by estimated work).
+torchrun / Slurm (:func:`unitoken_eval.harness.plan.shards_for`, fixed in advance by estimated work).
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.records_io import save_record  # noqa: E402
 from bench.throughput import SUITE_UNDERSTANDING  # noqa: E402
-from harness.plan import make_plan, shards_for  # noqa: E402
-from harness.plan import IMAGE_WORK  # noqa: E402
+from unitoken_eval.harness.plan import make_plan, shards_for  # noqa: E402
+from unitoken_eval.harness.plan import IMAGE_WORK  # noqa: E402
 
 # generation tasks as the harness runs them: (task, prompts, images per prompt, share of the benchmark's time)
 GENERATION_TASKS = {"geneval": [("geneval", 553, 4, 1.0)],

@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.records_io import save_record  # noqa: E402
 from bench.unitoken_release_layout import LLM_7B, SIGLIP_SO400M, VQGAN_META  # noqa: E402
-from model_adapters.unitoken.tiny_checkpoint import write_tiny_release  # noqa: E402
+from unitoken_eval.model_adapters.unitoken.tiny_checkpoint import write_tiny_release  # noqa: E402
 
 OBJECTS = ["dog", "cat", "car", "bicycle", "bench", "cup", "chair", "clock", "umbrella", "bird"]
 
@@ -101,7 +101,7 @@ def main(argv=None) -> None:
                     "shard_size": a.shard_size, "model_args": a.model_args}, "runs": {}}
     for gpus in settings:
         out = root / f"run-gpus-{gpus.replace(',', '_')}"
-        cmd = [sys.executable, "-m", "harness.cli", "run", "--config", str(root / "config.yaml"), "--gpus", gpus,
+        cmd = [sys.executable, "-m", "unitoken_eval.harness.cli", "run", "--config", str(root / "config.yaml"), "--gpus", gpus,
                "--out", str(out), "--infer-only", "--no-progress"]
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)

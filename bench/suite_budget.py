@@ -85,7 +85,7 @@ def newest(pattern: str) -> Optional[Path]:
 def main(argv: Optional[list[str]] = None) -> int:
     import yaml
 
-    from harness import registry
+    from unitoken_eval.harness import registry
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--suite", default="ci")

@@ -35,9 +35,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.records_io import save_record  # noqa: E402
-from model_adapters.chameleon_family.decoders import CFGImageDecoder, PrefixSharingGreedyDecoder  # noqa: E402
-from model_adapters.chameleon_family.forward import LeanChameleon  # noqa: E402
-from model_adapters.chameleon_family.grid import ImageGrid  # noqa: E402
+from unitoken_eval.model_adapters.chameleon_family.decoders import CFGImageDecoder, PrefixSharingGreedyDecoder  # noqa: E402
+from unitoken_eval.model_adapters.chameleon_family.forward import LeanChameleon  # noqa: E402
+from unitoken_eval.model_adapters.chameleon_family.grid import ImageGrid  # noqa: E402
 
 # Samples per benchmark (understanding: prompts; groups share one image) under the paper's protocols.
 SUITE_UNDERSTANDING = {
@@ -240,7 +240,7 @@ def bench_generation(model, head, cfg, args, rec):
     g = torch.Generator(device="cpu").manual_seed(1)
     prompt = [0] + [int(x) for x in torch.randint(10, 8000, (args.gen_prompt_len - 4,), generator=g)] + [8710, 16853, 8197]
     runs = []
-    from model_adapters.chameleon_family.vq.background import BackgroundDecoder
+    from unitoken_eval.model_adapters.chameleon_family.vq.background import BackgroundDecoder
 
     vq = _vq_model(args, dev)
     for spec in str(args.gen_runs).split(","):
@@ -326,7 +326,7 @@ def bench_generation(model, head, cfg, args, rec):
 
 def _vq_model(args, device):
     """Our VQ-GAN at Meta's shape (tiny with --quick), random weights, float32 as the adapter loads it."""
-    from model_adapters.chameleon_family.vq import VQImageTokenizer, build_vocabulary_map
+    from unitoken_eval.model_adapters.chameleon_family.vq import VQImageTokenizer, build_vocabulary_map
 
     dd = {"double_z": False, "z_channels": 8 if args.quick else 256, "resolution": 512, "in_channels": 3,
           "out_ch": 3, "ch": 32 if args.quick else 128, "ch_mult": [1, 1, 2, 2, 4],
@@ -341,7 +341,7 @@ def bench_vision(args, rec, device, dtype):
     one image per call, float32, to PIL."""
     from transformers import SiglipVisionConfig, SiglipVisionModel
 
-    from model_adapters.unitoken.modeling import compiled_tower
+    from unitoken_eval.model_adapters.unitoken.modeling import compiled_tower
 
     if args.quick:
         sc = SiglipVisionConfig(image_size=384, patch_size=14, hidden_size=32, intermediate_size=64,

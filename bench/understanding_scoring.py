@@ -2,7 +2,7 @@
 
 Builds a 15,000-row VK-schema TSV (3,750 questions x 4 circular copies, every row's image a reference to one
 shared base64 image, as VK's TSVs store copies) and a predictions JSONL with a mix of letters, option texts
-and unmatched answers, then times ``harness.scoring.score_files`` (TSV read + matching + CircularEval +
+and unmatched answers, then times ``unitoken_eval.harness.scoring.score_files`` (TSV read + matching + CircularEval +
 aggregation).  Run: ``python -m bench.understanding_scoring [--rows 15000]``.
 """
 
@@ -52,7 +52,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=15000)
     args = ap.parse_args()
-    from harness.scoring import score_files
+    from unitoken_eval.harness.scoring import score_files
 
     with tempfile.TemporaryDirectory() as d:
         data, pred = build(Path(d), args.rows)

@@ -26,9 +26,9 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.records_io import save_record  # noqa: E402
-from harness.types import GenerateRequest, UnderstandRequest  # noqa: E402
-from model_adapters.unitoken import UniTokenAdapter  # noqa: E402
-from model_adapters.unitoken.tiny_checkpoint import write_tiny_release  # noqa: E402
+from unitoken_eval.harness.types import GenerateRequest, UnderstandRequest  # noqa: E402
+from unitoken_eval.model_adapters.unitoken import UniTokenAdapter  # noqa: E402
+from unitoken_eval.model_adapters.unitoken.tiny_checkpoint import write_tiny_release  # noqa: E402
 
 LLM_7B = dict(vocab_size=65536, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32)
 SIGLIP_SO400M = dict(hidden_size=1152, intermediate_size=4304, num_hidden_layers=27, num_attention_heads=16,

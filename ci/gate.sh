@@ -9,7 +9,7 @@
 # RUN ARGS go to `unitoken-eval run` (e.g. --model-args path=/ckpt/step-5000 --judge URL).
 # Writes OUT/run (the candidate run) and OUT/gate (summary.md, flips.html, junit.xml).
 # Exit status: 0 pass, 1 regression, 2 incomparable runs or a usage error, 3 the evaluation itself failed.
-# UNITOKEN_EVAL overrides the command (default: unitoken-eval, else python -m harness.cli).
+# UNITOKEN_EVAL overrides the command (default: unitoken-eval, else python -m unitoken_eval.harness.cli).
 set -uo pipefail
 
 suite=ci
@@ -42,7 +42,7 @@ if [[ -n "${UNITOKEN_EVAL:-}" ]]; then
 elif command -v unitoken-eval > /dev/null; then
   ue=(unitoken-eval)
 else
-  ue=(python -m harness.cli)
+  ue=(python -m unitoken_eval.harness.cli)
 fi
 
 # --resume: a rerun of the job (preempted runner, retried pipeline) continues instead of starting over.

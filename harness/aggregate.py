@@ -17,10 +17,10 @@ from typing import Any, Optional, Union
 
 import yaml
 
-from harness.types import TaskResult
+from unitoken_eval.harness.types import TaskResult
 
 LAYOUTS_ENV = "UNITOKEN_EVAL_LAYOUTS"
-DATA_PACKAGE = "results"
+DATA_PACKAGE = "unitoken_eval.results"
 
 
 class AggregateError(Exception):

@@ -1,7 +1,7 @@
 """``unitoken-eval``: list | run | score | table | compare | report | data | predict | export | vlmeval.
 
 Every user-facing failure (bad config, unknown id, unreadable file) ends as one ``error: ...`` line on
-stderr and exit status 2; a regression found by ``compare`` exits 1 (:class:`harness.exit_codes.ExitCode`).
+stderr and exit status 2; a regression found by ``compare`` exits 1 (:class:`unitoken_eval.harness.exit_codes.ExitCode`).
 Every flag is defined once, in :data:`FLAGS`; a subcommand picks the flags it takes from there.
 """
 
@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
-from harness.exit_codes import ExitCode
+from unitoken_eval.harness.exit_codes import ExitCode
 
 EXIT_OK, EXIT_REGRESSION, EXIT_ERROR = ExitCode.OK, ExitCode.REGRESSION, ExitCode.ERROR
 
@@ -25,12 +25,12 @@ class CliError(Exception):
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    from harness.aggregate import AggregateError
-    from harness.compare import CompareError
-    from harness.config import ConfigError
-    from harness.registry import RegistryError
-    from harness.store import StoreError
-    from harness.plugin import AdapterError, TaskError
+    from unitoken_eval.harness.aggregate import AggregateError
+    from unitoken_eval.harness.compare import CompareError
+    from unitoken_eval.harness.config import ConfigError
+    from unitoken_eval.harness.registry import RegistryError
+    from unitoken_eval.harness.store import StoreError
+    from unitoken_eval.harness.plugin import AdapterError, TaskError
 
     return (CliError, ConfigError, RegistryError, StoreError, AdapterError, TaskError, FileNotFoundError,
             AggregateError, CompareError)
@@ -42,7 +42,7 @@ def default_runs_root() -> Path:
 
 # ---------------------------------------------------------------- list
 def cmd_list(args: argparse.Namespace) -> int:
-    from harness import registry
+    from unitoken_eval.harness import registry
 
     info: dict[str, Any] = {"tasks": [], "adapters": [], "suites": []}
     for sid in registry.suite_ids():
@@ -132,8 +132,8 @@ def _parse_pairs(items: Optional[list[str]], flag: str) -> dict[str, str]:
 
 
 def build_config(args: argparse.Namespace):
-    from harness import registry
-    from harness.config import load_config, read_config_file
+    from unitoken_eval.harness import registry
+    from unitoken_eval.harness.config import load_config, read_config_file
 
     if args.config and args.suite:
         raise CliError("give --config or --suite, not both")
@@ -180,8 +180,8 @@ def build_config(args: argparse.Namespace):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from harness.plan import parse_shard_spec, rank_from_environment
-    from harness.runner import execute_run
+    from unitoken_eval.harness.plan import parse_shard_spec, rank_from_environment
+    from unitoken_eval.harness.runner import execute_run
 
     config = build_config(args)
     try:
@@ -197,7 +197,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise CliError("a sharded run (--shard or torchrun/Slurm) needs --out RUN_DIR on a shared filesystem")
     gpus = None
     if args.gpus:
-        from harness.pool import parse_gpus
+        from unitoken_eval.harness.pool import parse_gpus
 
         try:
             gpus = parse_gpus(args.gpus)
@@ -215,8 +215,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _print_summary(outcome, written: list[Path]) -> None:
-    from harness.store import manifest_smoke
-    from harness.tables import fmt_value
+    from unitoken_eval.harness.store import manifest_smoke
+    from unitoken_eval.harness.tables import fmt_value
 
     print(f"run directory: {outcome.store.root}")
     print(f"inferred this time: {outcome.inferred} samples")
@@ -252,7 +252,7 @@ def run_spec_argv(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_slurm(args: argparse.Namespace) -> int:
-    from harness.slurm import write_scripts
+    from unitoken_eval.harness.slurm import write_scripts
 
     build_config(args)  # validate now, not on the cluster an hour later
     out = Path(args.out).resolve()
@@ -282,7 +282,7 @@ def _task_options(items: list[str]) -> dict[str, Any]:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from harness.scoring import score_files
+    from unitoken_eval.harness.scoring import score_files
 
     result = score_files(
         task_id=args.task,
@@ -299,7 +299,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(result, ensure_ascii=False))
     else:
-        from harness.tables import fmt_value
+        from unitoken_eval.harness.tables import fmt_value
 
         h = result["headline"]
         value = "not scored" if result["status"] != "scored" or h["value"] is None else fmt_value(h["value"])
@@ -320,7 +320,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 def _rounded(value: Any) -> Any:
     """Floats in text output at reading precision (JSON output keeps full precision)."""
-    from harness.tables import fmt_value
+    from unitoken_eval.harness.tables import fmt_value
 
     if isinstance(value, float):
         return fmt_value(value)
@@ -346,7 +346,7 @@ def cmd_table(args: argparse.Namespace) -> int:
     runs = _existing_runs(args.runs or [])
     if not runs and not args.baselines:
         raise CliError("table needs --runs RUN... and/or --baselines paper")
-    from harness.tables import table_command
+    from unitoken_eval.harness.tables import table_command
 
     text = table_command(runs=runs, baselines=args.baselines, fmt=args.format, layout=args.layout)
     if args.out:
@@ -360,14 +360,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
     baseline, candidate = _existing_runs([args.baseline, args.candidate])
     if args.policy and not Path(args.policy).exists():
         raise CliError(f"policy file {args.policy} does not exist")
-    from harness.gate_report import compare_command
+    from unitoken_eval.harness.gate_report import compare_command
 
     return compare_command(baseline, candidate, policy=args.policy, summary=args.summary, out_dir=args.out)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     (run,) = _existing_runs([args.run])
-    from harness.report import write_report
+    from unitoken_eval.harness.report import write_report
 
     path = write_report(run, Path(args.out) if args.out else None)
     print(path)
@@ -378,8 +378,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_data(args: argparse.Namespace) -> int:
     """Every source a task needs (data, prompt files, scorer weights) and its shipped smoke data; with
     ``--fetch`` get what can be fetched, and exit 2 naming whatever is still missing and how to get it."""
-    from harness import registry
-    from harness.plugin import TaskError
+    from unitoken_eval.harness import registry
+    from unitoken_eval.harness.plugin import TaskError
 
     ids = registry.expand_task_ids([args.task]) if args.task else registry.task_ids()
     rows, problems = [], []
@@ -413,15 +413,15 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from harness.predict import predict_command
+    from unitoken_eval.harness.predict import predict_command
 
     return predict_command(args)
 
 
 # ---------------------------------------------------------------- export / vlmeval
 def cmd_export(args: argparse.Namespace) -> int:
-    from harness.export import export_vlmevalkit
-    from harness.interop import InteropError
+    from unitoken_eval.harness.export import export_vlmevalkit
+    from unitoken_eval.harness.interop import InteropError
 
     (run,) = _existing_runs([args.run])
     tasks = [t for t in args.tasks.split(",") if t] if args.tasks else None
@@ -459,7 +459,7 @@ def cmd_vlmeval(args: argparse.Namespace) -> int:
     certificate checks process-wide, so it never happens in this one."""
     import subprocess
 
-    module = {"run": "integrations.vlmeval.run", "eval": "integrations.vlmeval.evaluate"}[args.action]
+    module = {"run": "unitoken_eval.integrations.vlmeval.run", "eval": "unitoken_eval.integrations.vlmeval.evaluate"}[args.action]
     rest = list(args.rest)
     if rest[:1] == ["--"]:
         rest = rest[1:]
@@ -652,8 +652,8 @@ def build_parser() -> argparse.ArgumentParser:
     command("vlmeval", "VLMEvalKit with our models (needs the vlmeval extra): run | eval", cmd_vlmeval,
             "vlmeval_action", "vlmeval_rest",
             description="run: VLMEvalKit's run.py with our model class UniTokenEval and the Local* datasets "
-                        "registered (python -m integrations.vlmeval.run); eval: VLMEvalKit's evaluate on a "
-                        "prediction file (python -m integrations.vlmeval.evaluate). Arguments after the action "
+                        "registered (python -m unitoken_eval.integrations.vlmeval.run); eval: VLMEvalKit's evaluate on a "
+                        "prediction file (python -m unitoken_eval.integrations.vlmeval.evaluate). Arguments after the action "
                         "go to those modules unchanged.")
     return p
 

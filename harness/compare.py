@@ -21,13 +21,13 @@ from typing import Any, Callable, Optional, Union
 import numpy as np
 import yaml
 
-from harness import registry
-from harness.paired_stats import (PairedResult, binom_two_sided_half, detectable_drop, holm_adjust,  # noqa: F401
+from unitoken_eval.harness import registry
+from unitoken_eval.harness.paired_stats import (PairedResult, binom_two_sided_half, detectable_drop, holm_adjust,  # noqa: F401
                                   mcnemar_exact, paired_bootstrap_ci, paired_test)
-from harness.store import RunStore, StoreError, manifest_smoke
-from harness.types import TaskResult
+from unitoken_eval.harness.store import RunStore, StoreError, manifest_smoke
+from unitoken_eval.harness.types import TaskResult
 
-from harness.exit_codes import ExitCode
+from unitoken_eval.harness.exit_codes import ExitCode
 
 EXIT_PASS, EXIT_REGRESSION, EXIT_INCOMPARABLE = ExitCode.OK, ExitCode.REGRESSION, ExitCode.INCOMPARABLE
 

@@ -8,7 +8,7 @@ from typing import Any, Literal, Optional, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from harness.plugin import parse_model_args
+from unitoken_eval.harness.plugin import parse_model_args
 
 
 class ConfigError(Exception):

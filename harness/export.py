@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from harness.interop import InteropError
-from harness.store import RunStore, StoreError, safe_name
+from unitoken_eval.harness.interop import InteropError
+from unitoken_eval.harness.store import RunStore, StoreError, safe_name
 
 log = logging.getLogger("unitoken_eval")
 
@@ -57,8 +57,8 @@ def export_vlmevalkit(run_dir: Path, out_dir: Path, model_name: Optional[str] = 
     sanitised, so it cannot lead outside ``out_dir``.  Tasks that are not read from a VLMEvalKit TSV
     (generation tasks) are reported as skipped, not errors.
     """
-    from harness import registry
-    from harness.interop.vlmeval_io import FAIL_MARKER, FILE_FORMATS, prediction_table, write_prediction_file
+    from unitoken_eval.harness import registry
+    from unitoken_eval.harness.interop.vlmeval_io import FAIL_MARKER, FILE_FORMATS, prediction_table, write_prediction_file
 
     if file_format not in FILE_FORMATS:
         raise InteropError(f"VLMEvalKit prediction files are {', '.join(FILE_FORMATS)}, not {file_format!r}")

@@ -15,12 +15,12 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any, Optional
 
-from harness import registry
-from harness.compare import (EXIT_REGRESSION, Comparison, Flip, TaskComparison, compare_runs, load_policy,
+from unitoken_eval.harness import registry
+from unitoken_eval.harness.compare import (EXIT_REGRESSION, Comparison, Flip, TaskComparison, compare_runs, load_policy,
                              summary_markdown, worst_first)
-from harness.report import thumbnail_uri
-from harness.store import RunStore, StoreError, write_atomic
-from harness.types import Prediction, Sample
+from unitoken_eval.harness.report import thumbnail_uri
+from unitoken_eval.harness.store import RunStore, StoreError, write_atomic
+from unitoken_eval.harness.types import Prediction, Sample
 
 log = logging.getLogger("unitoken_eval")
 e = html.escape

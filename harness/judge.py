@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
-from harness.plugin import JudgeUnavailable
+from unitoken_eval.harness.plugin import JudgeUnavailable
 
 CACHE_ENV = "UNITOKEN_EVAL_CACHE"
 MODEL_ENV = "UNITOKEN_JUDGE_MODEL"

@@ -17,9 +17,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Optional
 
-from harness import registry, remote
-from harness.config import RunConfig
-from harness.store import RunStore, StoreError, new_run_id, now_iso, redact
+from unitoken_eval.harness import registry, remote
+from unitoken_eval.harness.config import RunConfig
+from unitoken_eval.harness.store import RunStore, StoreError, new_run_id, now_iso, redact
 
 # The fields of a config that must match for --resume to continue a run rather than mix two runs.
 IDENTITY_FIELDS = ("model", "model_args", "profile", "limit", "smoke", "seed", "data", "options", "subset")

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Iterator, Optional, Sequence, TypeVar
 
-from harness.types import Sample
+from unitoken_eval.harness.types import Sample
 
 T = TypeVar("T")
 

@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Optional, Protocol, Sequence, Union, runtime_c
 
 from PIL import Image
 
-from harness.types import (
+from unitoken_eval.harness.types import (
     BenchmarkSize,
     GenerateRequest,
     Headline,

@@ -51,8 +51,8 @@ def _worker(runner_cls: type, config_raw: dict, root: str, gpu: str, inbox, outb
     # Bind the device before anything imports torch.
     os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     os.environ.update(env)
-    from harness.config import load_config
-    from harness.store import RunStore
+    from unitoken_eval.harness.config import load_config
+    from unitoken_eval.harness.store import RunStore
 
     writer = f"gpu{gpu}"
     store = RunStore(Path(root))

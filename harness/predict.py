@@ -13,10 +13,10 @@ from typing import Any
 
 from PIL import Image
 
-from harness import registry
-from harness.exit_codes import ExitCode
-from harness.types import GenerateRequest, UnderstandRequest
-from harness.plugin import AdapterError, TokenIdsUnsupported, parse_model_args
+from unitoken_eval.harness import registry
+from unitoken_eval.harness.exit_codes import ExitCode
+from unitoken_eval.harness.types import GenerateRequest, UnderstandRequest
+from unitoken_eval.harness.plugin import AdapterError, TokenIdsUnsupported, parse_model_args
 
 
 

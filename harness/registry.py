@@ -13,7 +13,7 @@ from functools import lru_cache
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
-from harness.plugin import ModelAdapter, Task
+from unitoken_eval.harness.plugin import ModelAdapter, Task
 
 TASK_GROUP = "unitoken_eval.tasks"
 ADAPTER_GROUP = "unitoken_eval.model_adapters"
@@ -126,7 +126,7 @@ def run_size(tasks: list[str], options: dict | None = None, smoke: bool = False)
 
 def suite_size(suite_id: str) -> dict:
     """:func:`run_size` of a registered suite's tasks and options."""
-    from harness.config import load_config
+    from unitoken_eval.harness.config import load_config
 
     cfg = load_config(suite_path(suite_id), origin=f"suite {suite_id}")
     return run_size(cfg.tasks, cfg.options, smoke=bool(cfg.smoke))

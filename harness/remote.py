@@ -71,7 +71,7 @@ def announce_if_remote(value: Any, what: str, kind: str = "model") -> None:
 def announce_model_args(adapter: str, model_args: dict[str, Any]) -> None:
     """Model arguments that name a hub id or URL: the adapter will fetch them (the harness does not know the
     adapter's code, so it says so for every such value before the adapter is built)."""
-    from harness.store import is_secret_key
+    from unitoken_eval.harness.store import is_secret_key
 
     for key, value in sorted(model_args.items()):
         if not is_secret_key(key):  # a credential is not a source, and its value must not reach the log

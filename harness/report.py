@@ -17,12 +17,12 @@ from typing import Any, Iterable, Optional
 
 from PIL import Image
 
-from harness.aggregate import (AggregateError, Layout, applicable_layouts, is_score_metric, load_layouts,
+from unitoken_eval.harness.aggregate import (AggregateError, Layout, applicable_layouts, is_score_metric, load_layouts,
                                run_cells)
-from harness.store import RunStore, StoreError, manifest_smoke, read_jsonl, write_atomic
-from harness.tables import (HEADLINE_HEADER, PARTIAL_MARK, SMOKE_MARK, TABLE_CSS, MISSING, build_table,
+from unitoken_eval.harness.store import RunStore, StoreError, manifest_smoke, read_jsonl, write_atomic
+from unitoken_eval.harness.tables import (HEADLINE_HEADER, PARTIAL_MARK, SMOKE_MARK, TABLE_CSS, MISSING, build_table,
                             headline_rows, html_fragment, load_published, parse_cell, run_label)
-from harness.types import TaskResult
+from unitoken_eval.harness.types import TaskResult
 
 log = logging.getLogger("unitoken_eval.report")
 

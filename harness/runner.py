@@ -20,13 +20,13 @@ from typing import Any, Callable, Container, Optional
 
 from tqdm.auto import tqdm
 
-from harness import faults, manifest, registry, remote, subset
-from harness.config import RunConfig
-from harness.plan import Shard, make_plan, ordered, sample_work, shards_for, unfinished_batches
-from harness.plugin import GroupTask, SampleErrors, ScoreContext, Task, TaskError
-from harness.scoring import make_judge, score_predictions
-from harness.store import RunStore
-from harness.types import GenerateRequest, Prediction, Sample, TaskResult
+from unitoken_eval.harness import faults, manifest, registry, remote, subset
+from unitoken_eval.harness.config import RunConfig
+from unitoken_eval.harness.plan import Shard, make_plan, ordered, sample_work, shards_for, unfinished_batches
+from unitoken_eval.harness.plugin import GroupTask, SampleErrors, ScoreContext, Task, TaskError
+from unitoken_eval.harness.scoring import make_judge, score_predictions
+from unitoken_eval.harness.store import RunStore
+from unitoken_eval.harness.types import GenerateRequest, Prediction, Sample, TaskResult
 
 log = logging.getLogger("unitoken_eval")
 
@@ -377,7 +377,7 @@ class Runner:
         """
         outcome = RunOutcome(store=self.store)
         if gpus:
-            from harness.pool import run_pool
+            from unitoken_eval.harness.pool import run_pool
 
             report = run_pool(self, gpus, retries=retries, progress=self.progress,
                               on_task_done=None if infer_only else lambda tid: self.score_completed(outcome, tid))
@@ -395,7 +395,7 @@ class Runner:
         unfinished = {key.split("[", 1)[0] for key in outcome.failed if "[" in key}  # tasks with a failed shard
         self.score_all(outcome, only=[t for t in self.tasks if t not in outcome.results and t not in unfinished])
         manifest.record_downloads(self.store)
-        from harness.tables import write_run_tables
+        from unitoken_eval.harness.tables import write_run_tables
 
         outcome.tables = write_run_tables(self.store)
         manifest.record_finished(self.store, outcome.failed)

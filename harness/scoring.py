@@ -10,17 +10,17 @@ import json
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from harness import registry
-from harness.types import Prediction
-from harness.plugin import NotScored, ScoreContext, Task, TaskError, tolerate
-from harness.types import Sample, TaskResult
+from unitoken_eval.harness import registry
+from unitoken_eval.harness.types import Prediction
+from unitoken_eval.harness.plugin import NotScored, ScoreContext, Task, TaskError, tolerate
+from unitoken_eval.harness.types import Sample, TaskResult
 
 
 def make_judge(spec: Optional[str]):
     """The judge client for ``--judge`` (None or 'none' means no judge)."""
     if spec in (None, "", "none"):
         return None
-    from harness.judge import Judge
+    from unitoken_eval.harness.judge import Judge
 
     return Judge.from_spec(spec)
 

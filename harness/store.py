@@ -29,8 +29,8 @@ from typing import Any, Iterable, Iterator, Optional
 
 from PIL import Image
 
-from harness import faults
-from harness.types import Prediction, TaskResult
+from unitoken_eval.harness import faults
+from unitoken_eval.harness.types import Prediction, TaskResult
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 # Whole words of a key name (api_key, hf-token, auth, ...), so "unitoken-eval" or "max_tokens" are not hidden.
@@ -156,7 +156,7 @@ class JsonlAppender:
     def __init__(self, path: Path, fsync: bool = True, fault_tag: Optional[str] = None):
         self.path = path
         self.fsync = fsync
-        self.fault_tag = fault_tag  # the task id the ``torn_write`` fail point matches (harness.faults)
+        self.fault_tag = fault_tag  # the task id the ``torn_write`` fail point matches (unitoken_eval.harness.faults)
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = open(path, "a+b")
         self._repair_tail()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Callable, Optional
 
-from harness.types import Sample
+from unitoken_eval.harness.types import Sample
 
 NO_STRATUM = "(none)"
 

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
 
-from harness.aggregate import (AggregateError, Cell, Layout, applicable_layouts, get_layout, load_layouts,
+from unitoken_eval.harness.aggregate import (AggregateError, Cell, Layout, applicable_layouts, get_layout, load_layouts,
                                published_dir, run_cells)
-from harness.store import RunStore, manifest_smoke, write_atomic
-from harness.types import TaskResult
+from unitoken_eval.harness.store import RunStore, manifest_smoke, write_atomic
+from unitoken_eval.harness.types import TaskResult
 
 log = logging.getLogger("unitoken_eval.tables")
 

@@ -1,1 +1,1 @@
-"""Model adapters: one folder per model family; the engine only sees ``harness.plugin.ModelAdapter``."""
+"""Model adapters: one folder per model family; the engine only sees ``unitoken_eval.harness.plugin.ModelAdapter``."""

@@ -19,11 +19,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from harness.types import UnderstandRequest
-from harness.plugin import AdapterError
-from model_adapters.chameleon_family.adapter import ChameleonFamilyAdapter
-from model_adapters.unitoken import configuration as C
-from model_adapters.unitoken.modeling import UniTokenModel
+from unitoken_eval.harness.types import UnderstandRequest
+from unitoken_eval.harness.plugin import AdapterError
+from unitoken_eval.model_adapters.chameleon_family.adapter import ChameleonFamilyAdapter
+from unitoken_eval.model_adapters.unitoken import configuration as C
+from unitoken_eval.model_adapters.unitoken.modeling import UniTokenModel
 
 IMAGE = "<image>"
 SIZE = 512

@@ -38,7 +38,7 @@ from typing import Any, Optional
 import numpy as np
 from PIL import Image
 
-from harness.plugin import AdapterError, GenerateRequest, Kind, ModelAdapter, UnderstandRequest
+from unitoken_eval.harness.plugin import AdapterError, GenerateRequest, Kind, ModelAdapter, UnderstandRequest
 
 USER, ASSISTANT, SEP = "<|User|>", "<|Assistant|>", "\n\n"
 DEFAULT_CFG = 5.0

@@ -18,9 +18,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from harness.plugin import AdapterError
-from model_adapters.chameleon_family.adapter import ChameleonFamilyAdapter
-from model_adapters.chameleon_family.grid import ImageGrid
+from unitoken_eval.harness.plugin import AdapterError
+from unitoken_eval.model_adapters.chameleon_family.adapter import ChameleonFamilyAdapter
+from unitoken_eval.model_adapters.chameleon_family.grid import ImageGrid
 
 LUMINA_T2I = "Generate an image of {W}x{H} according to the following prompt:\n{{prompt}}"
 
@@ -40,7 +40,7 @@ class LuminaMGPTAdapter(ChameleonFamilyAdapter):
         if str(res) not in ("512", "768", "1024"):
             raise AdapterError(f"model argument resolution={res!r}: expected 512, 768 or 1024")
         self.resolution = int(res)
-        from model_adapters.chameleon_family.vq import crop_sizes_for
+        from unitoken_eval.model_adapters.chameleon_family.vq import crop_sizes_for
 
         self.crop_sizes = crop_sizes_for(self.resolution)
         self.t2i_template = LUMINA_T2I.format(W=self.resolution, H=self.resolution)

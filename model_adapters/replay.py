@@ -24,8 +24,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional
 
-from harness.store import sha256_file
-from harness.plugin import AdapterError, Kind, ModelAdapter, SampleErrors, UnderstandRequest
+from unitoken_eval.harness.store import sha256_file
+from unitoken_eval.harness.plugin import AdapterError, Kind, ModelAdapter, SampleErrors, UnderstandRequest
 
 _ARGS = ("source", "format", "task", "data", "batch_size")
 
@@ -36,7 +36,7 @@ class ReplayAdapter(ModelAdapter):
 
     def __init__(self, **model_args: Any):
         super().__init__(**model_args)
-        from harness import interop
+        from unitoken_eval.harness import interop
 
         unknown = sorted(set(model_args) - set(_ARGS))
         if unknown:
@@ -68,10 +68,10 @@ class ReplayAdapter(ModelAdapter):
     # ------------------------------------------------------------------ which task a request belongs to
     def _task_from_file_name(self) -> Optional[str]:
         """The task the file's name says it holds (VLMEvalKit ``{model}_{dataset}``, lmms-eval ``_samples_<task>``)."""
-        from harness import registry
+        from unitoken_eval.harness import registry
 
         if self.format == "vlmevalkit":
-            from harness.interop.vlmeval_io import dataset_of
+            from unitoken_eval.harness.interop.vlmeval_io import dataset_of
 
             by_tsv: dict[str, str] = {}
             for tid in registry.task_ids():
@@ -106,8 +106,8 @@ class ReplayAdapter(ModelAdapter):
 
     def _answers_for(self, task_id: str) -> dict[str, str]:
         if task_id not in self._answers:
-            from harness import interop, registry
-            from harness.plugin import TaskError
+            from unitoken_eval.harness import interop, registry
+            from unitoken_eval.harness.plugin import TaskError
 
             task = registry.make_task(task_id, {})
             kwargs: dict[str, Any] = {}

@@ -1,6 +1,6 @@
 """``tiny``: a random UniToken of the release layout, for the offline smoke suite and tests.
 
-The checkpoint is written once by :mod:`model_adapters.unitoken.tiny_checkpoint` under
+The checkpoint is written once by :mod:`unitoken_eval.model_adapters.unitoken.tiny_checkpoint` under
 ``~/.cache/unitoken-eval/tiny/<hash>`` (``UNITOKEN_EVAL_CACHE`` overrides the root) and then loaded through
 the same code as a downloaded release, so the smoke suite exercises the real loading path.  Answers are capped
 at ``max_new_tokens`` (model arg, default 16) because a random model rarely emits the end-of-turn token.
@@ -17,8 +17,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from harness.plugin import AdapterError
-from model_adapters.unitoken.adapter import UniTokenAdapter
+from unitoken_eval.harness.plugin import AdapterError
+from unitoken_eval.model_adapters.unitoken.adapter import UniTokenAdapter
 
 WRITER_VERSION = 3  # 3: tokenizer fills all 65536 ids
 
@@ -30,7 +30,7 @@ def cache_root() -> Path:
 
 def tiny_checkpoint(seed: int = 0, vision: bool = True) -> Path:
     """The cached tiny checkpoint for ``seed``, written on first use."""
-    from model_adapters.unitoken import tiny_checkpoint as tc
+    from unitoken_eval.model_adapters.unitoken import tiny_checkpoint as tc
 
     spec = json.dumps({"v": WRITER_VERSION, "seed": seed, "vision": vision, "llm": tc.TINY, "vit": tc.TINY_VISION},
                       sort_keys=True)

@@ -6,8 +6,8 @@ on it are not comparable (its rows are mapped here only so users can reproduce l
 
 from __future__ import annotations
 
-from harness.plugin import BenchmarkSize, TaskError
-from tasks.common.mcq_task import SMOKE_DIR, VK_COMMIT, MCQTask
+from unitoken_eval.harness.plugin import BenchmarkSize, TaskError
+from unitoken_eval.tasks.common.mcq_task import SMOKE_DIR, VK_COMMIT, MCQTask
 
 
 def _opt(k: int):

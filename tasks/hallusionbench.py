@@ -24,11 +24,11 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Optional
 
-from harness.plugin import BenchmarkSize, Headline, Prediction, Sample, ScoreContext, TaskError, TaskResult
-from harness.store import sha256_file
-from tasks.common.mcq_task import VK_COMMIT, VKTask, mean100
-from tasks.common.vlmeval_tsv import TsvRow
-from tasks.common.yesno import judge_yes_no, vk_yes_no
+from unitoken_eval.harness.plugin import BenchmarkSize, Headline, Prediction, Sample, ScoreContext, TaskError, TaskResult
+from unitoken_eval.harness.store import sha256_file
+from unitoken_eval.tasks.common.mcq_task import VK_COMMIT, VKTask, mean100
+from unitoken_eval.tasks.common.vlmeval_tsv import TsvRow
+from unitoken_eval.tasks.common.yesno import judge_yes_no, vk_yes_no
 
 AUTHORS_COMMIT = "744007c232c292942c7f80eb61edb2465482da31"
 AUTHORS_QUESTIONS = 1129
@@ -238,7 +238,7 @@ class HallusionBench(VKTask):
             for r in out.values():
                 r.update(score=None, status=NEEDS_JUDGE)
             return out
-        from harness.judge import JudgeUnavailable
+        from unitoken_eval.harness.judge import JudgeUnavailable
 
         no_details = sum(1 for s in todo if not s.fields.get("gt_answer_details"))
         if no_details:

@@ -30,9 +30,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Optional
 
-from harness.plugin import BenchmarkSize, Headline, Prediction, Sample, ScoreContext, TaskError, TaskResult
-from tasks.common import mcq
-from tasks.common.mcq_task import VK_COMMIT, VKTask, mean100
+from unitoken_eval.harness.plugin import BenchmarkSize, Headline, Prediction, Sample, ScoreContext, TaskError, TaskResult
+from unitoken_eval.tasks.common import mcq
+from unitoken_eval.tasks.common.mcq_task import VK_COMMIT, VKTask, mean100
 
 MATHVISTA_COMMIT = "53d525874bdde205128e6b160b7357a88277d479"
 PENDING = "pending judge"
@@ -252,7 +252,7 @@ class MathVistaTestmini(VKTask):
             else:
                 todo.append((s, self.text_of(predictions[s.id])))
         if todo:
-            from harness.plugin import JudgeUnavailable
+            from unitoken_eval.harness.plugin import JudgeUnavailable
 
             prompts = [extraction_prompt(str(s.fields.get("question")), t) for s, t in todo]
             replies = judge.complete_many(prompts, temperature=0.0, max_tokens=128, return_errors=True)

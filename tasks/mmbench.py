@@ -7,8 +7,8 @@ The test split has no public answers (submission only), so only dev is offered.
 
 from __future__ import annotations
 
-from harness.types import BenchmarkSize
-from tasks.common.mcq_task import VK_COMMIT, MCQTask
+from unitoken_eval.harness.types import BenchmarkSize
+from unitoken_eval.tasks.common.mcq_task import VK_COMMIT, MCQTask
 
 _REF = f"VLMEvalKit {VK_COMMIT[:8]} ImageMCQDataset.evaluate with mcq_circular_eval, exact matching"
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from harness.plugin import BenchmarkSize, Headline, Prediction, Sample, ScoreContext, TaskResult
-from tasks.common.mcq_task import VK_COMMIT, VKTask, mean100
-from tasks.common.yesno import judge_yes_no, mme_parse_pred_ans, vk_yes_no
+from unitoken_eval.harness.plugin import BenchmarkSize, Headline, Prediction, Sample, ScoreContext, TaskResult
+from unitoken_eval.tasks.common.mcq_task import VK_COMMIT, VKTask, mean100
+from unitoken_eval.tasks.common.yesno import judge_yes_no, mme_parse_pred_ans, vk_yes_no
 
 PERCEPTION = ("existence", "count", "position", "color", "posters", "celebrity", "scene", "landmark", "artwork", "OCR")
 COGNITION = ("commonsense_reasoning", "numerical_calculation", "text_translation", "code_reasoning")

@@ -35,10 +35,10 @@ import string
 from collections import defaultdict
 from typing import Any, Optional
 
-from harness.plugin import BenchmarkSize, Headline, Prediction, Sample, ScoreContext, TaskError, TaskResult
-from tasks.common import mcq
-from tasks.common.mcq_task import VK_COMMIT, MCQTask, mean100
-from tasks.common.vlmeval_tsv import TsvRow
+from unitoken_eval.harness.plugin import BenchmarkSize, Headline, Prediction, Sample, ScoreContext, TaskError, TaskResult
+from unitoken_eval.tasks.common import mcq
+from unitoken_eval.tasks.common.mcq_task import VK_COMMIT, MCQTask, mean100
+from unitoken_eval.tasks.common.vlmeval_tsv import TsvRow
 
 MMMU_COMMIT = "bb0b95a945998d91dfef37e969e07d49d1139438"
 RANDOM_SEED = 42
@@ -265,7 +265,7 @@ class MMMUVal(MCQTask):
         scored = self.profile_view([s for s in samples if s.id in predictions], profile)
         if profile == "official":
             return self._score_official(scored, predictions)
-        from harness.plugin import JudgeUnavailable
+        from unitoken_eval.harness.plugin import JudgeUnavailable
 
         judge = ctx.judge
         out: dict[str, dict[str, Any]] = {}

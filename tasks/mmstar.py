@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.types import BenchmarkSize
-from tasks.common.mcq_task import VK_COMMIT, MCQTask, mean100
+from unitoken_eval.harness.types import BenchmarkSize
+from unitoken_eval.tasks.common.mcq_task import VK_COMMIT, MCQTask, mean100
 
 _REF = f"VLMEvalKit {VK_COMMIT[:8]} ImageMCQDataset.evaluate (mcq_vanilla_eval, report_acc Overall), exact matching"
 

@@ -21,8 +21,8 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any, Optional
 
-from harness.plugin import BenchmarkSize, Headline, Prediction, Sample, ScoreContext, TaskResult
-from tasks.common.mcq_task import VK_COMMIT, VKTask
+from unitoken_eval.harness.plugin import BenchmarkSize, Headline, Prediction, Sample, ScoreContext, TaskResult
+from unitoken_eval.tasks.common.mcq_task import VK_COMMIT, VKTask
 
 CAPABILITIES = ("rec", "ocr", "know", "gen", "spat", "math")
 TRIES = 5
@@ -126,7 +126,7 @@ class MMVet(VKTask):
             for s in todo:
                 out[s.id].update(score=None, status=NEEDS_JUDGE)
             return out
-        from harness.plugin import JudgeUnavailable
+        from unitoken_eval.harness.plugin import JudgeUnavailable
 
         prompts = {s.id: grader_prompt(str(s.fields.get("question")), str(s.fields.get("answer")),
                                        self.text_of(predictions[s.id])) for s in todo}
@@ -161,7 +161,7 @@ class MMVet(VKTask):
                         out: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         from concurrent.futures import ThreadPoolExecutor
 
-        from harness.plugin import JudgeUnavailable
+        from unitoken_eval.harness.plugin import JudgeUnavailable
 
         def one(k: str):
             try:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import ast
 from typing import Any
 
-from harness.plugin import BenchmarkSize, Headline, Prediction, Sample, ScoreContext, TaskError, TaskResult
-from tasks.common.mcq_task import VK_COMMIT, VKTask
+from unitoken_eval.harness.plugin import BenchmarkSize, Headline, Prediction, Sample, ScoreContext, TaskError, TaskResult
+from unitoken_eval.tasks.common.mcq_task import VK_COMMIT, VKTask
 
 HME = "Handwritten Mathematical Expression Recognition"
 _TEXT_RECOGNITION = ("Regular Text Recognition", "Irregular Text Recognition", "Artistic Text Recognition",

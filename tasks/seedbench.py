@@ -6,9 +6,9 @@ and say so in the references.
 
 from __future__ import annotations
 
-from harness.types import BenchmarkSize
-from tasks.common.mcq_task import VK_COMMIT, MCQTask
-from tasks.common.vlmeval_tsv import TsvRow
+from unitoken_eval.harness.types import BenchmarkSize
+from unitoken_eval.tasks.common.mcq_task import VK_COMMIT, MCQTask
+from unitoken_eval.tasks.common.vlmeval_tsv import TsvRow
 
 _REF = f"VLMEvalKit {VK_COMMIT[:8]} ImageMCQDataset.evaluate (mcq_vanilla_eval), exact matching"
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import registry
+from unitoken_eval.harness import registry
 
 from unitoken_eval_testkit.paths import SHARED_DATA
 

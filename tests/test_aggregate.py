@@ -1,6 +1,6 @@
 import pytest
 
-from harness.aggregate import (AggregateError, applicable_layouts, column_value, convert, get_layout, load_layouts,
+from unitoken_eval.harness.aggregate import (AggregateError, applicable_layouts, column_value, convert, get_layout, load_layouts,
                                run_cells, scale_max)
 from unitoken_eval_testkit.run_builder import add_task, full_understanding_run, make_run
 

@@ -8,9 +8,9 @@ import torch
 pytest.importorskip("transformers")
 from transformers import ChameleonConfig  # noqa: E402
 
-from harness.plugin import AdapterError  # noqa: E402
-from model_adapters.chameleon_family import batching  # noqa: E402
-from model_adapters.unitoken.configuration import ModelArgs  # noqa: E402
+from unitoken_eval.harness.plugin import AdapterError  # noqa: E402
+from unitoken_eval.model_adapters.chameleon_family import batching  # noqa: E402
+from unitoken_eval.model_adapters.unitoken.configuration import ModelArgs  # noqa: E402
 
 SEVEN_B = ChameleonConfig()  # Chameleon-7B's shape: hidden 4096, 32 layers, 32 heads
 CUDA = torch.device("cuda")

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from bench import end_to_end as e2e
-from harness import registry
-from harness.plan import ordered, unfinished_batches
+from unitoken_eval.harness import registry
+from unitoken_eval.harness.plan import ordered, unfinished_batches
 
 
 @pytest.mark.parametrize("task_id", ["mmbench_dev_en", "mmbench_dev_cn", "mme", "seedbench_img", "ai2d_test",

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from model_adapters.chameleon_family.decoders import CFGImageDecoder
-from model_adapters.chameleon_family.forward import LeanChameleon
-from model_adapters.chameleon_family.grid import ImageGrid
-from model_adapters.chameleon_family.sampling import cfg_mix, gumbel_topk_sample, row_noise
+from unitoken_eval.model_adapters.chameleon_family.decoders import CFGImageDecoder
+from unitoken_eval.model_adapters.chameleon_family.forward import LeanChameleon
+from unitoken_eval.model_adapters.chameleon_family.grid import ImageGrid
+from unitoken_eval.model_adapters.chameleon_family.sampling import cfg_mix, gumbel_topk_sample, row_noise
 
 transformers = pytest.importorskip("transformers")
 from transformers import ChameleonConfig, ChameleonModel  # noqa: E402
@@ -179,7 +179,7 @@ def _hf_greedy(model, head, embeds, max_new, eos):
 
 @pytest.mark.parametrize("second_len", [6, 9])  # unequal prefixes (masked path), equal (flash causal path)
 def test_prefix_sharing_gives_each_prompt_what_it_would_get_alone(second_len):
-    from model_adapters.chameleon_family.decoders import PrefixSharingGreedyDecoder
+    from unitoken_eval.model_adapters.chameleon_family.decoders import PrefixSharingGreedyDecoder
 
     model, head = _tiny()
     g = torch.Generator().manual_seed(3)
@@ -201,7 +201,7 @@ def test_answer_session_is_kept_across_batches_of_other_sizes_and_lengths():
     """One decoder answers a stream of batches: fewer rows than its session (spare rows), then a longer prompt
     and answer (the session grows), then a short batch again (reused); every answer is what the prompt gets
     alone, and stale cache columns of an earlier batch never leak into a later one."""
-    from model_adapters.chameleon_family.decoders import PrefixSharingGreedyDecoder
+    from unitoken_eval.model_adapters.chameleon_family.decoders import PrefixSharingGreedyDecoder
 
     model, head = _tiny()
     g = torch.Generator().manual_seed(5)
@@ -228,7 +228,7 @@ def test_answer_session_is_kept_across_batches_of_other_sizes_and_lengths():
 
 
 def test_wide_forwards_use_separate_projections_with_the_same_result(monkeypatch):
-    import model_adapters.chameleon_family.forward as cf
+    import unitoken_eval.model_adapters.chameleon_family.forward as cf
 
     model, head = _tiny()
     ids = torch.tensor([[5, 9, 100, 8197], [7, 8, 9, 8197]])

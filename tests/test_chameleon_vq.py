@@ -16,7 +16,7 @@ import torch
 import yaml
 from PIL import Image
 
-from model_adapters.chameleon_family.vq import (
+from unitoken_eval.model_adapters.chameleon_family.vq import (
     VQGANLoadError,
     VQImageTokenizer,
     VocabularyError,
@@ -24,7 +24,7 @@ from model_adapters.chameleon_family.vq import (
     code_name,
     write_tiny_vqgan,
 )
-from model_adapters.chameleon_family.vq.config import read_checkpoint
+from unitoken_eval.model_adapters.chameleon_family.vq.config import read_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -282,7 +282,7 @@ def test_encode_batch_and_decode(tok):
 
 
 def test_variable_crop_sizes_as_lumina_mgpt(vq_dir, vocab):
-    from model_adapters.chameleon_family.vq import crop_sizes_for
+    from unitoken_eval.model_adapters.chameleon_family.vq import crop_sizes_for
 
     sizes = crop_sizes_for(512)
     assert (512, 512) in sizes and all(w * h <= 512 * 512 and max(w, h) / min(w, h) <= 4 for w, h in sizes)

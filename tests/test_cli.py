@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from harness.cli import main
+from unitoken_eval.harness.cli import main
 
 from test_registry import PROJECT_TASKS
 
@@ -112,7 +112,7 @@ def test_a_bad_value_from_the_command_line_is_blamed_on_its_flag(capsys):
 def test_every_option_has_help_and_shows_its_default(capsys):
     import argparse
 
-    from harness.cli import build_parser
+    from unitoken_eval.harness.cli import build_parser
 
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     for name, parser in sub.choices.items():
@@ -128,7 +128,7 @@ def test_every_option_has_help_and_shows_its_default(capsys):
 
 
 def test_the_run_flags_exist_once_and_slurm_writes_them_back(plugins):
-    from harness.cli import FLAGS, RUN_SPEC, build_parser, run_spec_argv
+    from unitoken_eval.harness.cli import FLAGS, RUN_SPEC, build_parser, run_spec_argv
 
     argv = ["--model", "fake_echo_model", "--tasks", "fake_echo", "--limit", "3", "--seed", "7", "--data",
             "fake_echo=a", "--data", "fake_draw=b", "--skip-bad", "--model-args", "batch=2"]
@@ -146,7 +146,7 @@ def test_a_closed_pipe_ends_quietly(tmp_path):
 
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(__import__("pathlib").Path(__file__).parents[1]),
                                                          os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "list"], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-m", "unitoken_eval.harness.cli", "list"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=env)
     proc.stdout.close()  # `| head -0`: the reader is gone before anything is written
     err = proc.stderr.read().decode()
@@ -159,13 +159,13 @@ def test_text_output_rounds_numbers(plugins, tmp_path, capsys):
                             for i in range(10)))
     assert main(["score", "--task", "fake_echo", "--predictions", str(pred)]) == 0
     assert "accuracy = 60.0 (percent)" in capsys.readouterr().out
-    from harness.cli import _rounded
+    from unitoken_eval.harness.cli import _rounded
 
     assert _rounded({"a": 2 / 3, "b": [1 / 7]}) == "{a: 0.6667, b: [0.1429]}"
 
 
 def test_predict_json_keeps_token_ids_on_one_line():
-    from harness.predict import record_json
+    from unitoken_eval.harness.predict import record_json
 
     text = record_json({"model": "tiny", "image_token_ids": list(range(1030)), "text": None})
     assert len(text.splitlines()) == 5 and json.loads(text)["image_token_ids"] == list(range(1030))
@@ -187,8 +187,8 @@ def test_data_covers_every_task_with_location_state_and_how_to_get_it(capsys):
 
 
 def test_data_fetch_says_what_it_could_not_get_and_exits_2(monkeypatch, capsys):
-    from tasks.common import sources
-    from tasks.geneval import prompts
+    from unitoken_eval.tasks.common import sources
+    from unitoken_eval.tasks.geneval import prompts
 
     fetched = []
     monkeypatch.setattr(prompts, "fetch_metadata", lambda *a, **k: fetched.append("prompts"))

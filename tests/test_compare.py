@@ -3,8 +3,8 @@ import math
 import numpy as np
 import pytest
 
-from harness.cli import main
-from harness.compare import (CompareError, Policy, TaskPolicy, binom_two_sided_half, compare_runs, load_policy,
+from unitoken_eval.harness.cli import main
+from unitoken_eval.harness.compare import (CompareError, Policy, TaskPolicy, binom_two_sided_half, compare_runs, load_policy,
                              paired_bootstrap_ci, summary_markdown)
 from unitoken_eval_testkit.run_builder import add_task, binary_scores, make_run
 
@@ -134,7 +134,7 @@ def test_policy_file(tmp_path, capsys):
     pol.write_text("tasks:\n  mmstar: {max_dorp: 1}\n")
     assert main(["compare", "--baseline", str(base.root), "--candidate", str(cand.root), "--policy", str(pol)]) == 2
     err = capsys.readouterr().err
-    assert f"{pol}:2: tasks.mmstar: unknown key 'max_dorp'" in err
+    assert f"{pol}:2: unitoken_eval.tasks.mmstar: unknown key 'max_dorp'" in err
     with pytest.raises(CompareError, match=r":1: default.max_drop must be a number >= 0 \(headline units\), got -1"):
         pol.write_text("default: {max_drop: -1}\n")
         load_policy(pol)
@@ -295,7 +295,7 @@ def test_mme_pairs_are_one_unit_of_the_test(tmp_path):
 
 
 def test_hallusionbench_pairs_a_question_across_its_figures():
-    from tasks.hallusionbench import HallusionBench
+    from unitoken_eval.tasks.hallusionbench import HallusionBench
 
     recs = {"VD_chart_1_0_1_0": {"l2-category": "chart", "set_id": "0", "question_id": "0"},
             "VD_chart_1_0_2_0": {"l2-category": "chart", "set_id": "0", "question_id": "0"},
@@ -305,14 +305,14 @@ def test_hallusionbench_pairs_a_question_across_its_figures():
 
 
 def test_sign_flip_and_holm_match_hand_computations():
-    from harness.paired_stats import holm_adjust, sign_flip_p
+    from unitoken_eval.harness.paired_stats import holm_adjust, sign_flip_p
 
     assert sign_flip_p(np.array([1.0, 1.0, 1.0, -1.0]), 1000, 0) == pytest.approx(10 / 16)
     assert sign_flip_p(np.array([0.0, 0.0]), 1000, 0) == 1.0
     assert holm_adjust([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
     # Monte Carlo agrees with exact enumeration where both apply
     d = np.random.default_rng(3).normal(0.3, 1, 16)
-    from harness import paired_stats
+    from unitoken_eval.harness import paired_stats
     exact = sign_flip_p(d, 1000, 0)
     old = paired_stats.EXACT_UNITS
     try:
@@ -323,14 +323,14 @@ def test_sign_flip_and_holm_match_hand_computations():
 
 
 def test_detectable_drop_and_design_size_agree():
-    from harness.paired_stats import design_drop, design_n
+    from unitoken_eval.harness.paired_stats import design_drop, design_n
 
     n = design_n(0.05, 0.10, 0.05 / 13, 0.8)
     assert design_drop(n, 0.10, 0.05 / 13, 0.8) == pytest.approx(0.05, rel=0.05)
 
 
 def test_geneval_pairs_a_prompts_images():
-    from tasks.geneval import GenEval
+    from unitoken_eval.tasks.geneval import GenEval
 
     recs = {"00001/samples/0000.png": {"prompt_id": "00001"}, "00001/samples/0001.png": {"prompt_id": "00001"},
             "00002/samples/0000.png": {"prompt_id": "00002"}}

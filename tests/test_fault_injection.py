@@ -17,7 +17,7 @@ TESTS = Path(__file__).resolve().parent
 
 
 def _cmd(out: Path) -> list[str]:
-    return [sys.executable, "-m", "harness.cli", "run", "--model", "fake_echo_model",
+    return [sys.executable, "-m", "unitoken_eval.harness.cli", "run", "--model", "fake_echo_model",
             "--model-args", "batch=2,sleep=0.03", "--tasks", "fake_echo,fake_draw", "--out", str(out),
             "--no-progress", "--resume"]
 
@@ -76,7 +76,7 @@ def test_batches_are_fixed_so_a_resumed_run_answers_as_an_uninterrupted_one(plug
     the model batch 2 whole again (not the leftovers plus the start of batch 3), store only the missing answers,
     and so end identical to an uninterrupted run even for a model whose answers depend on their batch."""
     env = _env(plugins)
-    cmd = [sys.executable, "-m", "harness.cli", "run", "--model", "fake_echo_model", "--model-args",
+    cmd = [sys.executable, "-m", "unitoken_eval.harness.cli", "run", "--model", "fake_echo_model", "--model-args",
            "batch=4,batch_echo=1", "--tasks", "fake_echo", "--no-progress", "--resume", "--out"]
     subprocess.run(cmd + [str(tmp_path / "clean")], env=env, check=True, capture_output=True, timeout=120)
     run = tmp_path / "killed"
@@ -95,7 +95,7 @@ def test_batches_are_fixed_so_a_resumed_run_answers_as_an_uninterrupted_one(plug
 
 
 def test_unfinished_batches_keeps_batch_boundaries():
-    from harness.plan import unfinished_batches
+    from unitoken_eval.harness.plan import unfinished_batches
 
     items = list(range(10))
     done = {0, 1, 2, 3, 4, 5, 8}

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from model_adapters.chameleon_family.forward import SEPARATE_PROJECTIONS_FROM, LeanChameleon
-from model_adapters.chameleon_family.weights import fp8_rows, fp8_unsupported
+from unitoken_eval.model_adapters.chameleon_family.forward import SEPARATE_PROJECTIONS_FROM, LeanChameleon
+from unitoken_eval.model_adapters.chameleon_family.weights import fp8_rows, fp8_unsupported
 from test_chameleon_fast import _tiny
 
 # float8 GEMMs on CPU need a torch whose CPU _scaled_mm takes per-row scales (2.13 does, 2.11 does not)
@@ -59,7 +59,7 @@ def test_fp8_prefill_is_near_the_models_precision_on_wide_forwards_and_off_on_na
 
 @needs_cpu_fp8
 def test_image_generation_frees_the_float8_weights_an_fp8_prefill_made():
-    from model_adapters.chameleon_family.decoding import ChameleonDecoders
+    from unitoken_eval.model_adapters.chameleon_family.decoding import ChameleonDecoders
     from test_chameleon_fast import GRID
 
     model, head = _tiny()
@@ -72,7 +72,7 @@ def test_image_generation_frees_the_float8_weights_an_fp8_prefill_made():
 
 
 def test_fp8_is_refused_with_the_reason_on_gpus_without_float8_tensor_cores(monkeypatch):
-    from model_adapters.chameleon_family import weights as cf
+    from unitoken_eval.model_adapters.chameleon_family import weights as cf
 
     monkeypatch.setattr(cf, "_cpu_scaled_mm_takes_row_scales", lambda: True)
     assert cf.fp8_unsupported("cpu") is None
@@ -89,7 +89,7 @@ def test_fp8_is_refused_with_the_reason_on_gpus_without_float8_tensor_cores(monk
 
 def test_the_cpu_probe_matches_what_a_per_row_scaled_mm_does():
     """The probe answers what the real call does on this torch: per-row scales run, or are refused."""
-    from model_adapters.chameleon_family import weights as cf
+    from unitoken_eval.model_adapters.chameleon_family import weights as cf
 
     x8, xs = fp8_rows(torch.randn(32, 64))
     w8, ws = fp8_rows(torch.randn(16, 64))

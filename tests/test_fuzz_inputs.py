@@ -7,9 +7,9 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.scoring import read_predictions_file
-from harness.store import StoreError, read_jsonl
-from harness.plugin import TaskError
+from unitoken_eval.harness.scoring import read_predictions_file
+from unitoken_eval.harness.store import StoreError, read_jsonl
+from unitoken_eval.harness.plugin import TaskError
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
@@ -60,7 +60,7 @@ tsv_files = st.lists(st.lists(tsv_cells, min_size=1, max_size=5), min_size=0, ma
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.one_of(tsv_files, st.binary(max_size=60)))
 def test_tsv_loader_raises_only_task_errors(tmp_path, data):
-    from tasks.common.vlmeval_tsv import load_tsv
+    from unitoken_eval.tasks.common.vlmeval_tsv import load_tsv
 
     path = tmp_path / "X.tsv"
     path.write_bytes(data)
@@ -95,7 +95,7 @@ detection_lines = st.one_of(
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.lists(detection_lines, max_size=5).map(lambda ls: b"\n".join(ls)))
 def test_geneval_detections_reader_raises_only_task_errors(tmp_path, data):
-    from tasks.geneval.task import read_detections_file
+    from unitoken_eval.tasks.geneval.task import read_detections_file
 
     path = tmp_path / "detections.jsonl"
     path.write_bytes(data)

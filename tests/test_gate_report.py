@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 
 from PIL import Image
 
-from harness.cli import main
+from unitoken_eval.harness.cli import main
 from unitoken_eval_testkit.run_builder import add_task, binary_scores, make_run
 
 

@@ -39,7 +39,7 @@ def _data(tmp: Path) -> tuple[Path, list[dict]]:
 
 
 def _env(tmp: Path) -> dict:
-    return dict(os.environ, UNITOKEN_EVAL=f"{sys.executable} -m harness.cli", UNITOKEN_EVAL_CACHE=str(tmp / "cache"),
+    return dict(os.environ, UNITOKEN_EVAL=f"{sys.executable} -m unitoken_eval.harness.cli", UNITOKEN_EVAL_CACHE=str(tmp / "cache"),
                 PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
 
 
@@ -65,7 +65,7 @@ def test_gate_script_passes_two_seeds_and_fails_a_planted_regression(tmp_path):
                      "subset: {seed: 0, sizes: {mmstar: 45}}\n")
 
     # two seeds of the same model: the same answers, so the gate passes (and says what it could detect)
-    base = _run([sys.executable, "-m", "harness.cli", "run", "--config", str(suite), "--out",
+    base = _run([sys.executable, "-m", "unitoken_eval.harness.cli", "run", "--config", str(suite), "--out",
                  str(tmp_path / "base"), "--seed", "0", "--no-progress"], tmp_path)
     assert base.returncode == 0, base.stdout[-2000:] + base.stderr[-2000:]
     seeds = _run(["bash", str(GATE), "--suite", str(suite), "--baseline", str(tmp_path / "base"),
@@ -85,7 +85,7 @@ def test_gate_script_passes_two_seeds_and_fails_a_planted_regression(tmp_path):
     gold = _answers(tmp_path / "gold.jsonl", rows)
     worse = _answers(tmp_path / "worse.jsonl", rows, wrong_every=3)
     replay = ["--model", "replay", "--model-args"]
-    base2 = _run([sys.executable, "-m", "harness.cli", "run", "--config", str(suite), "--out",
+    base2 = _run([sys.executable, "-m", "unitoken_eval.harness.cli", "run", "--config", str(suite), "--out",
                   str(tmp_path / "base2"), "--no-progress", *replay, f"source={gold},format=jsonl,task=mmstar"], tmp_path)
     assert base2.returncode == 0, base2.stdout[-2000:] + base2.stderr[-2000:]
     bad = _run(["bash", str(GATE), "--suite", str(suite), "--baseline", str(tmp_path / "base2"),

@@ -7,10 +7,10 @@ import pytest
 import torch
 from PIL import Image
 
-from tasks.geneval.colors import OPENAI_MEAN, OPENAI_STD, ColorClassifier, clip_pixels, object_crop
-from tasks.common.detection import Detection
-from tasks.geneval.loading import load_color_classifier
-from tasks.geneval.rules import COLORS
+from unitoken_eval.tasks.geneval.colors import OPENAI_MEAN, OPENAI_STD, ColorClassifier, clip_pixels, object_crop
+from unitoken_eval.tasks.common.detection import Detection
+from unitoken_eval.tasks.geneval.loading import load_color_classifier
+from unitoken_eval.tasks.geneval.rules import COLORS
 
 
 def test_crop_composites_mask_on_grey_and_crops_to_box():
@@ -117,7 +117,7 @@ def test_smoke_classifier_weights_are_unit_norm_and_deterministic():
 
 
 def test_missing_clip_weights_are_reported_as_such(tmp_path):
-    from tasks.common.scorer_models import ScorerUnavailable
+    from unitoken_eval.tasks.common.scorer_models import ScorerUnavailable
 
     with pytest.raises(ScorerUnavailable, match="colour classifier.*color_model=PATH"):
         load_color_classifier(str(tmp_path / "no-clip-here"))

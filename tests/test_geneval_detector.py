@@ -11,9 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
-from tasks.common.detection.checkpoint import Placeholder, load_checkpoint_safely, state_dict_of
-from tasks.common.detection import CLASS_NAMES, DetectorError, sort_by_class
-from tasks.common.detection.loading import load_detector
+from unitoken_eval.tasks.common.detection.checkpoint import Placeholder, load_checkpoint_safely, state_dict_of
+from unitoken_eval.tasks.common.detection import CLASS_NAMES, DetectorError, sort_by_class
+from unitoken_eval.tasks.common.detection.loading import load_detector
 
 HAS_MMDET = importlib.util.find_spec("mmdet") is not None and importlib.util.find_spec("mmengine") is not None
 needs_mmdet = pytest.mark.skipif(not HAS_MMDET, reason="mmdet/mmengine not installed (pip install '.[geneval]')")
@@ -95,7 +95,7 @@ def test_checkpoint_payload_is_never_executed(tmp_path, monkeypatch):
 @pytest.mark.extra
 @needs_mmdet
 def test_mmcv_standin_provides_deformable_attention_and_names_missing_ops():
-    from tasks.common.detection.mmcv_compat import MissingOpError, ensure_mmcv_ops
+    from unitoken_eval.tasks.common.detection.mmcv_compat import MissingOpError, ensure_mmcv_ops
 
     mode = ensure_mmcv_ops()
     import mmcv._ext as ext
@@ -124,7 +124,7 @@ def test_mmdet3_instances_converted_to_per_class_lists():
     from mmdet.structures import DetDataSample
     from mmengine.structures import InstanceData
 
-    from tasks.common.detection.mask2former import MMDetMask2Former
+    from unitoken_eval.tasks.common.detection.mask2former import MMDetMask2Former
 
     res = DetDataSample()
     inst = InstanceData()
@@ -142,7 +142,7 @@ def test_mmdet3_instances_converted_to_per_class_lists():
 @pytest.mark.slow
 @needs_mmdet
 def test_random_weight_mask2former_swin_s_detects_one_image_on_cpu(tmp_path):
-    from tasks.common.detection.mask2former import MMDetMask2Former
+    from unitoken_eval.tasks.common.detection.mask2former import MMDetMask2Former
 
     det = MMDetMask2Former(random_weights=True, device="cpu")
     assert det.device == "cpu"
@@ -190,7 +190,7 @@ class _FakeModel:
 
 
 def test_detect_batches_same_size_images_and_keeps_input_order():
-    from tasks.common.detection.mask2former import MMDetMask2Former
+    from unitoken_eval.tasks.common.detection.mask2former import MMDetMask2Former
 
     det = MMDetMask2Former.__new__(MMDetMask2Former)
     det.batch_size, det._torch, det.model = 2, torch, _FakeModel()

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tasks.common.detection import sort_by_class
-from tasks.common.detection.legacy_sort import argsort_numpy123
+from unitoken_eval.tasks.common.detection import sort_by_class
+from unitoken_eval.tasks.common.detection.legacy_sort import argsort_numpy123
 
 CASES = json.loads((Path(__file__).parent / "data" / "geneval_numpy123_argsort.json").read_text())
 
@@ -42,8 +42,8 @@ def test_per_class_order_follows_numpy_123_ties():
 def test_equal_scores_put_the_later_detection_first_and_flip_the_verdict():
     # Two cups from the head with one float32 score: evaluate_images.py's np.argsort(scores)[::-1] takes the
     # later one (blue) as the most confident, so "a red cup" fails; taking the earlier one would pass it.
-    from tasks.geneval.rules import RuleOptions, evaluate, keep_detections
-    from tasks.common.detection import CLASS_NAMES
+    from unitoken_eval.tasks.geneval.rules import RuleOptions, evaluate, keep_detections
+    from unitoken_eval.tasks.common.detection import CLASS_NAMES
 
     cup = CLASS_NAMES.index("cup")
     dets = sort_by_class(np.array([cup, cup]), np.array([0.8, 0.8], np.float32),

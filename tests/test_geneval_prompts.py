@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from harness.plugin import TaskError
+from unitoken_eval.harness.plugin import TaskError
 from unitoken_eval_testkit.paths import SHARED_DATA
 
-from tasks.geneval import prompts
-from tasks.common.detection import CLASS_NAMES
-from tasks.geneval.task import GenEval
+from unitoken_eval.tasks.geneval import prompts
+from unitoken_eval.tasks.common.detection import CLASS_NAMES
+from unitoken_eval.tasks.geneval.task import GenEval
 
 SHARED = SHARED_DATA / "geneval"
 OFFICIAL = SHARED / "evaluation_metadata.jsonl"

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tasks.common.detection import Detection
-from tasks.geneval.rules import (MissingColor, RuleOptions, box_iou, color_targets, evaluate, keep_detections,
+from unitoken_eval.tasks.common.detection import Detection
+from unitoken_eval.tasks.geneval.rules import (MissingColor, RuleOptions, box_iou, color_targets, evaluate, keep_detections,
                                  relative_position)
 
 OPTS = RuleOptions()

@@ -1,4 +1,4 @@
-"""Scoring GenEval from a detections file (no detector), through harness.scoring.score_files and the CLI.
+"""Scoring GenEval from a detections file (no detector), through unitoken_eval.harness.scoring.score_files and the CLI.
 
 The detections are built per image from the prompt's metadata: satisfying every clause, or deliberately
 breaking one, so the expected per-tag accuracies, Overall (mean over the six tags, summary_scores.py) and
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.scoring import score_files
-from harness.plugin import TaskError
+from unitoken_eval.harness.scoring import score_files
+from unitoken_eval.harness.plugin import TaskError
 from unitoken_eval_testkit.paths import SHARED_DATA
 
 SHARED = SHARED_DATA / "geneval"
@@ -122,7 +122,7 @@ def test_breaking_each_tag_fails_for_its_own_reason(tmp_path):
 
 
 def test_cli_prints_the_score_json(tmp_path, capsys):
-    from harness.cli import main
+    from unitoken_eval.harness.cli import main
 
     images, det_file, _ = build(tmp_path, lambda i, n, meta: False)
     rc = main(["score", "--task", "geneval", "--data", str(OFFICIAL), "--images", str(images),

@@ -10,11 +10,11 @@ import pytest
 import yaml
 from PIL import Image
 
-import tasks.common.detection.loading as detector_mod
-from harness.config import load_config
-from harness.manifest import start_run
-from harness.runner import Runner
-from harness.plugin import ModelAdapter
+import unitoken_eval.tasks.common.detection.loading as detector_mod
+from unitoken_eval.harness.config import load_config
+from unitoken_eval.harness.manifest import start_run
+from unitoken_eval.harness.runner import Runner
+from unitoken_eval.harness.plugin import ModelAdapter
 
 SMOKE_YAML = Path(__file__).resolve().parents[1] / "tasks" / "suites" / "smoke.yaml"
 
@@ -82,8 +82,8 @@ def test_runner_generates_in_official_layout_and_scores_with_smoke_models(tmp_pa
 
 
 def test_interrupted_cache_is_resumed(tmp_path):
-    from harness.plugin import ScoreContext, TaskError
-    from tasks.geneval.task import GenEval
+    from unitoken_eval.harness.plugin import ScoreContext, TaskError
+    from unitoken_eval.tasks.geneval.task import GenEval
 
     task = GenEval(_smoke_options())
     samples = task.load(task.smoke_source())[:2]

@@ -21,14 +21,14 @@ import torch
 from PIL import Image
 
 pytest.importorskip("transformers")
-from harness.types import GenerateRequest, UnderstandRequest  # noqa: E402
-from model_adapters.chameleon_family.decoders import CFGImageDecoder, PrefixSharingGreedyDecoder  # noqa: E402
-from model_adapters.chameleon_family.decoding import ChameleonDecoders, reference_greedy  # noqa: E402
-from model_adapters.chameleon_family.forward import SEPARATE_PROJECTIONS_FROM, LeanChameleon  # noqa: E402
-from model_adapters.chameleon_family.grid import ImageGrid  # noqa: E402
-from model_adapters.chameleon_family.weights import fp8_unsupported  # noqa: E402
-from model_adapters.unitoken import UniTokenAdapter  # noqa: E402
-from model_adapters.unitoken.tiny_checkpoint import write_tiny_chameleon, write_tiny_release  # noqa: E402
+from unitoken_eval.harness.types import GenerateRequest, UnderstandRequest  # noqa: E402
+from unitoken_eval.model_adapters.chameleon_family.decoders import CFGImageDecoder, PrefixSharingGreedyDecoder  # noqa: E402
+from unitoken_eval.model_adapters.chameleon_family.decoding import ChameleonDecoders, reference_greedy  # noqa: E402
+from unitoken_eval.model_adapters.chameleon_family.forward import SEPARATE_PROJECTIONS_FROM, LeanChameleon  # noqa: E402
+from unitoken_eval.model_adapters.chameleon_family.grid import ImageGrid  # noqa: E402
+from unitoken_eval.model_adapters.chameleon_family.weights import fp8_unsupported  # noqa: E402
+from unitoken_eval.model_adapters.unitoken import UniTokenAdapter  # noqa: E402
+from unitoken_eval.model_adapters.unitoken.tiny_checkpoint import write_tiny_chameleon, write_tiny_release  # noqa: E402
 
 pytestmark = pytest.mark.gpu
 EOT = 8710
@@ -210,7 +210,7 @@ def test_int8_kv_logits_on_cuda_are_near_the_cpu_float32_exact_cache(ut_cpu, ut_
 
 
 def test_int8_decode_kernel_compiled_matches_dequantized_sdpa():
-    from model_adapters.chameleon_family.kv_cache import decode_attention_int8, dequantize_int8, make_kv, quantize_int8
+    from unitoken_eval.model_adapters.chameleon_family.kv_cache import decode_attention_int8, dequantize_int8, make_kv, quantize_int8
 
     assert make_kv("int8", 1, 1, 1, 8, 32, "cuda", torch.bfloat16).kernel
     g = torch.Generator().manual_seed(2)
@@ -232,7 +232,7 @@ def test_int8_decode_kernel_compiled_matches_dequantized_sdpa():
 @pytest.mark.skipif(not torch.cuda.is_available() or fp8_unsupported("cuda") is not None,
                     reason="prefill=fp8 needs float8 tensor cores (sm_89+)")
 def test_fp8_prefill_on_cuda_is_near_cpu_float32_and_runs_through_the_adapter(ut_ckpt, ut_cpu, monkeypatch):
-    from model_adapters.chameleon_family import forward as cf
+    from unitoken_eval.model_adapters.chameleon_family import forward as cf
 
     fast = UniTokenAdapter(path=str(ut_ckpt), prefill="fp8")
     R, T = 2, SEPARATE_PROJECTIONS_FROM // 2  # a wide (prefill) forward
@@ -305,7 +305,7 @@ def ch_ckpt(tmp_path_factory):
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_chameleon_cuda_understanding(ch_ckpt, dtype):
-    from model_adapters.chameleon import ChameleonAdapter, chameleon_pixels
+    from unitoken_eval.model_adapters.chameleon import ChameleonAdapter, chameleon_pixels
 
     cpu = ChameleonAdapter(path=str(ch_ckpt), device="cpu", dtype="float32")
     gpu = ChameleonAdapter(path=str(ch_ckpt), device="cuda", dtype=dtype)
@@ -334,7 +334,7 @@ def test_chameleon_cuda_understanding(ch_ckpt, dtype):
 
 
 def test_lumina_mgpt_cuda_answers_and_images_follow_cpu(tmp_path_factory):
-    from model_adapters.lumina_mgpt import LuminaMGPTAdapter
+    from unitoken_eval.model_adapters.lumina_mgpt import LuminaMGPTAdapter
 
     ckpt = write_tiny_release(tmp_path_factory.mktemp("lm") / "Lumina-mGPT-7B-512", seed=3, vision=False)
     cpu = LuminaMGPTAdapter(path=str(ckpt), device="cpu", dtype="float32")
@@ -355,7 +355,7 @@ def test_lumina_mgpt_cuda_answers_and_images_follow_cpu(tmp_path_factory):
 
 
 def test_janus_cuda_understanding_and_images_follow_cpu(tmp_path_factory):
-    from model_adapters.janus import JanusAdapter
+    from unitoken_eval.model_adapters.janus import JanusAdapter
     from unitoken_eval_testkit.janus_tiny import write_tiny_janus
 
     ckpt = write_tiny_janus(tmp_path_factory.mktemp("janus"), seed=0)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+NS = "unitoken_eval"  # the installed namespace the repository's folders live under
 ENGINE = "harness"
 PLUGINS = ("tasks", "model_adapters", "results", "integrations")
 PACKAGES = (ENGINE, *PLUGINS)
@@ -21,7 +22,13 @@ def _module_name(path: Path) -> str:
     parts = list(path.relative_to(ROOT).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()
-    return ".".join(parts)
+    return ".".join([NS, *parts])
+
+
+def _part(module: str) -> str:
+    """The repository folder a module name belongs to ('' for names outside the project)."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[0] == NS else ""
 
 
 def _modules() -> dict[str, Path]:
@@ -64,10 +71,10 @@ def _graph() -> dict[str, list[tuple[str, int]]]:
 def test_the_engine_imports_no_plugin():
     bad = []
     for name, path in _modules().items():
-        if name.split(".")[0] != ENGINE:
+        if _part(name) != ENGINE:
             continue
         for target, line in _imports(path, name, _modules()):
-            if target.split(".")[0] in PLUGINS:
+            if _part(target) in PLUGINS:
                 bad.append(f"{path.relative_to(ROOT)}:{line} imports {target}")
     assert not bad, "the engine must not import a plugin package:\n" + "\n".join(bad)
 
@@ -127,21 +134,21 @@ def test_the_checks_see_a_planted_upward_import_and_a_cycle(tmp_path, monkeypatc
     for pkg in PACKAGES:
         (tmp_path / pkg).mkdir()
         (tmp_path / pkg / "__init__.py").write_text("")
-    (tmp_path / "harness" / "a.py").write_text("def f():\n    from tasks.b import x\n")
+    (tmp_path / "harness" / "a.py").write_text(f"def f():\n    from {NS}.tasks.b import x\n")
     (tmp_path / "tasks" / "b.py").write_text("from . import c\n")
-    (tmp_path / "tasks" / "c.py").write_text("import tasks.b\n")
+    (tmp_path / "tasks" / "c.py").write_text(f"import {NS}.tasks.b\n")
     monkeypatch.setattr(__import__(__name__, fromlist=["ROOT"]), "ROOT", tmp_path)
-    with pytest.raises(AssertionError, match=r"harness/a.py:2 imports tasks.b"):
+    with pytest.raises(AssertionError, match=r"harness/a.py:2 imports unitoken_eval.tasks.b"):
         test_the_engine_imports_no_plugin()
-    assert _cycles(_graph()) == [["tasks.b", "tasks.c"]]
+    assert _cycles(_graph()) == [[f"{NS}.tasks.b", f"{NS}.tasks.c"]]
 
 
 def test_plugin_authors_find_the_contract_in_one_module():
-    import harness.plugin as plugin
+    import unitoken_eval.harness.plugin as plugin
 
     for name in ("Task", "GroupTask", "ModelAdapter", "ScoreContext", "Sample", "UnderstandRequest",
                  "GenerateRequest", "Prediction", "TaskResult", "Headline", "TaskError", "AdapterError",
                  "SampleErrors", "NotScored", "Judge", "JudgeUnavailable", "parse_model_args", "tolerate"):
         assert name in plugin.__all__ and hasattr(plugin, name), name
     fake = (ROOT / "tests" / "unitoken_eval_testkit" / "fake_plugins.py").read_text(encoding="utf-8")
-    assert "from harness.plugin import" in fake and "harness.types" not in fake
+    assert "from unitoken_eval.harness.plugin import" in fake and "unitoken_eval.harness.types" not in fake

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.interop import InteropError
-from harness.interop import lmms_eval_logs as lel
-from integrations.lmms_eval import local_task as lt
+from unitoken_eval.harness.interop import InteropError
+from unitoken_eval.harness.interop import lmms_eval_logs as lel
+from unitoken_eval.integrations.lmms_eval import local_task as lt
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE_MME = ROOT / "tasks" / "smoke_data" / "understanding" / "MME.tsv"
@@ -69,7 +69,7 @@ def test_synthetic_mme_is_lmms_lab_schema_and_loads_as_our_mme(mme_dir, mme_rows
     assert all(ds.features[c].dtype == "string" for c in ("question_id", "question", "answer", "category"))
     assert len(ds) == 28 and sorted(set(ds["category"])) == sorted((*lt.PERCEPTION, *lt.COGNITION))
 
-    from harness import registry
+    from unitoken_eval.harness import registry
 
     samples = registry.make_task("mme", {}).load(str(mme_dir))
     assert [s.id for s in samples] == [str(i) for i in range(28)]
@@ -84,7 +84,7 @@ def test_vk_tsv_converts_to_lmms_lab_schema(tmp_path):
     rows = lt.mme_rows_from_tsv(SMOKE_MME)
     assert len(rows) == 6 and rows[0]["question_id"] == "MME/existence/0000.png"
     out = lt.write_mme_dataset(rows, tmp_path / "from_tsv")
-    from harness import registry
+    from unitoken_eval.harness import registry
 
     samples = registry.make_task("mme", {}).load(str(out))
     assert [s.fields["question"] for s in samples] == [r["question"] for r in rows]
@@ -100,7 +100,7 @@ def test_log_lines_join_our_samples_by_doc_id(tmp_path, mme_dir, mme_rows):
     got = lel.load_predictions(path, "mme", source=str(mme_dir))
     assert got == {str(i): texts[i] for i in range(len(mme_rows))}
 
-    from harness import registry
+    from unitoken_eval.harness import registry
 
     task = registry.make_task("mme", {})
     samples = task.load(str(mme_dir))
@@ -193,7 +193,7 @@ def test_converted_log_scores_through_unitoken_eval_score(tmp_path, mme_dir, mme
     log = write_log(tmp_path / "x_samples_mme_local.jsonl", [log_line(i, mme_rows[i], t) for i, t in answers.items()])
     pred = tmp_path / "pred.jsonl"
     assert lel.main([str(log), "--task", "mme", "--data", str(mme_dir), "--out", str(pred)]) == 0
-    from harness.cli import main as cli
+    from unitoken_eval.harness.cli import main as cli
 
     capsys.readouterr()
     assert cli(["score", "--task", "mme", "--data", str(mme_dir), "--predictions", str(pred), "--format", "json"]) == 0
@@ -222,10 +222,10 @@ def test_core_never_imports_lmms_eval():
                 except ImportError:
                     pass  # a module behind another optional extra (geneval's mmdet, ...)
         # the bridge's own modules that run without lmms-eval (models.py is imported by lmms-eval only)
-        for name in ("integrations.lmms_eval", "integrations.lmms_eval.plugin", "integrations.lmms_eval.local_task",
-                     "harness.interop.lmms_eval_logs"):
+        for name in ("unitoken_eval.integrations.lmms_eval", "unitoken_eval.integrations.lmms_eval.plugin", "unitoken_eval.integrations.lmms_eval.local_task",
+                     "unitoken_eval.harness.interop.lmms_eval_logs"):
             importlib.import_module(name)
-        from harness.cli import main
+        from unitoken_eval.harness.cli import main
         with contextlib.redirect_stdout(io.StringIO()):
             assert main(["list"]) == 0
         bad = sorted(m for m in sys.modules if m == "lmms_eval" or m.startswith("lmms_eval."))
@@ -237,8 +237,8 @@ def test_core_never_imports_lmms_eval():
 
 
 def test_missing_extra_says_which_to_install(monkeypatch):
-    from integrations import lmms_eval as bridge
-    from integrations.lmms_eval import plugin
+    from unitoken_eval.integrations import lmms_eval as bridge
+    from unitoken_eval.integrations.lmms_eval import plugin
 
     monkeypatch.setitem(sys.modules, "lmms_eval", None)  # import lmms_eval now fails as if not installed
     for call in (lambda: bridge.require_lmms_eval("x"), plugin.manifests):
@@ -253,7 +253,7 @@ def test_missing_extra_says_which_to_install(monkeypatch):
 SCRIPTED = '''
 """A test adapter whose answers depend only on the prompt: mixed right/wrong pairs, several answer styles."""
 import hashlib
-from harness.plugin import ModelAdapter
+from unitoken_eval.harness.plugin import ModelAdapter
 
 STYLES = ["Yes", "No", "yes, it is.", "No.", "Not sure", "maybe", "YES", "no"]
 
@@ -277,7 +277,7 @@ class Scripted(ModelAdapter):
 @pytest.fixture
 def scripted_site(tmp_path, monkeypatch):
     """The scripted adapter as an installed third-party plugin (dist-info + module), also for subprocesses."""
-    from harness import registry
+    from unitoken_eval.harness import registry
 
     site = tmp_path / "site"
     info = site / "scripted_adapter-0.1.dist-info"
@@ -304,7 +304,7 @@ def test_plugin_registers_our_models_in_lmms_eval():
     pytest.importorskip("lmms_eval")
     from lmms_eval.models import get_model
 
-    from integrations.lmms_eval.models import UniToken, UnitokenEval
+    from unitoken_eval.integrations.lmms_eval.models import UniToken, UnitokenEval
 
     assert get_model("unitoken") is UniToken
     assert get_model("unitoken_eval") is UnitokenEval
@@ -315,7 +315,7 @@ def test_generate_until_batches_cuts_at_until_and_keeps_order(scripted_site):
     from lmms_eval.api.instance import Instance
     from PIL import Image
 
-    from integrations.lmms_eval.models import UnitokenEval, cut_at_stop, image_key
+    from unitoken_eval.integrations.lmms_eval.models import UnitokenEval, cut_at_stop, image_key
 
     lm = UnitokenEval.create_from_arg_string("adapter=scripted", {"batch_size": "auto", "device": None})
     assert lm.requests_per_call == 5
@@ -406,7 +406,7 @@ def test_scripted_answers_through_lmms_eval_mme_score_the_same(tmp_path, mme_dir
     assert {c: ours["metrics"]["subtasks"][c]["score"] for c in per_cat} == pytest.approx(per_cat, abs=1e-9)
 
     # The other way in: the replay adapter turns the same log into a run of ours (store, metrics.json).
-    from harness import registry
+    from unitoken_eval.harness import registry
 
     if "replay" in registry.adapter_ids():
         run_dir = tmp_path / "replayed"
@@ -441,7 +441,7 @@ def test_where_lmms_eval_and_mme_official_parsing_differ():
     scripted and tiny runs above contain none of them.  Pinned here so a change on either side is noticed.
     """
     pytest.importorskip("lmms_eval")
-    from tasks.common.yesno import mme_parse_pred_ans
+    from unitoken_eval.tasks.common.yesno import mme_parse_pred_ans
 
     theirs = lmms_mme_utils().parse_pred_ans
     agree = ["Yes", "No", "yes, it is.", "No.", "Not sure", "maybe", "YES", "no", " yes", "Yes\n"]

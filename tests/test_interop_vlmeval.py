@@ -29,9 +29,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from harness.interop import InteropError, detect_format, load_predictions
-from harness.interop import vlmeval_io as vio
-from harness.interop.vlmeval_io import find_prediction_file
+from unitoken_eval.harness.interop import InteropError, detect_format, load_predictions
+from unitoken_eval.harness.interop import vlmeval_io as vio
+from unitoken_eval.harness.interop.vlmeval_io import find_prediction_file
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE_MME = REPO / "tasks" / "smoke_data" / "understanding" / "MME.tsv"
@@ -130,7 +130,7 @@ def test_pickle_is_refused_and_unknown_files_named(tmp_path):
 
 
 def test_rows_checked_against_the_task_data(tmp_path):
-    from harness import registry
+    from unitoken_eval.harness import registry
 
     task = registry.make_task("mme", {})
     samples = task.load(str(SMOKE_MME))
@@ -149,7 +149,7 @@ def test_rows_checked_against_the_task_data(tmp_path):
 
 def test_rows_of_another_split_are_left_out(tmp_path):
     # VK's MMMU_DEV_VAL predictions hold the dev rows; mmmu_val scores validation, so they are not samples.
-    from harness import registry
+    from unitoken_eval.harness import registry
 
     data = REPO / "tasks" / "smoke_data" / "understanding" / "MMMU_DEV_VAL.tsv"
     task = registry.make_task("mmmu_val", {})
@@ -163,7 +163,7 @@ def test_rows_of_another_split_are_left_out(tmp_path):
 # ----------------------------------------------------------------------------- writing (export)
 def _replay_run(tmp_path, answers: dict[str, str], name="run"):
     """A run of ours on the smoke MME data, its answers replayed from our JSONL (no model needed)."""
-    from harness.cli import main
+    from unitoken_eval.harness.cli import main
 
     src = tmp_path / f"{name}.jsonl"
     src.write_text("".join(json.dumps({"index": k, "prediction": v}) + "\n" for k, v in answers.items()))
@@ -179,7 +179,7 @@ ANSWERS = {"0": "Yes", "1": "no, it is not", "2": "=SUM(A1)", "3": "No.", "4": "
 
 def test_export_works_by_default_without_openpyxl(tmp_path, monkeypatch, capsys):
     """No documented install brings openpyxl: the default must not need it (xlsx only when it is there)."""
-    from harness.cli import main
+    from unitoken_eval.harness.cli import main
 
     run = _replay_run(tmp_path, ANSWERS)
     monkeypatch.setitem(sys.modules, "openpyxl", None)
@@ -192,7 +192,7 @@ def test_export_works_by_default_without_openpyxl(tmp_path, monkeypatch, capsys)
 
 @pytest.mark.parametrize("fmt", ["tsv", "json"] + (["xlsx"] if HAS_OPENPYXL else []))
 def test_export_writes_vk_layout_and_replays_back(tmp_path, fmt):
-    from harness.cli import main
+    from unitoken_eval.harness.cli import main
 
     run = _replay_run(tmp_path, ANSWERS)
     out = tmp_path / "vk"
@@ -212,7 +212,7 @@ def test_export_writes_vk_layout_and_replays_back(tmp_path, fmt):
     back = tmp_path / "back"
     assert main(["run", "--model", "replay", "--model-args", f"source={path}", "--tasks", "mme", "--data",
                  f"mme={SMOKE_MME}", "--profile", "vlmevalkit", "--out", str(back), "--no-progress"]) == 0
-    from harness.store import RunStore
+    from unitoken_eval.harness.store import RunStore
 
     assert {k: p.text for k, p in RunStore(back).read_predictions("mme").items()} == ANSWERS
     m1 = json.loads((run / "tasks/mme/metrics.json").read_text())["metrics"]
@@ -246,8 +246,8 @@ def test_xlsx_without_openpyxl_says_what_to_install(tmp_path):
 
 
 def test_export_marks_errors_and_skips_generation_tasks(tmp_path):
-    from harness.export import export_vlmevalkit
-    from harness.store import RunStore
+    from unitoken_eval.harness.export import export_vlmevalkit
+    from unitoken_eval.harness.store import RunStore
 
     run = _replay_run(tmp_path, {k: v for k, v in ANSWERS.items() if k != "4"} | {"4": "x"})
     # a sample recorded as an error (what --skip-bad stores) and one without any record
@@ -288,11 +288,11 @@ def test_core_and_bridge_init_never_import_vlmeval(tmp_path):
     code = textwrap.dedent("""
         import importlib, io, contextlib, ssl, sys
         before = ssl._create_default_https_context
-        for name in ("harness.cli", "harness.export", "harness.interop", "harness.interop.vlmeval_io",
-                     "harness.interop.jsonl_io", "model_adapters.replay", "integrations.vlmeval",
-                     "integrations.vlmeval.run", "integrations.vlmeval.evaluate"):
+        for name in ("unitoken_eval.harness.cli", "unitoken_eval.harness.export", "unitoken_eval.harness.interop", "unitoken_eval.harness.interop.vlmeval_io",
+                     "unitoken_eval.harness.interop.jsonl_io", "unitoken_eval.model_adapters.replay", "unitoken_eval.integrations.vlmeval",
+                     "unitoken_eval.integrations.vlmeval.run", "unitoken_eval.integrations.vlmeval.evaluate"):
             importlib.import_module(name)
-        from harness.cli import main
+        from unitoken_eval.harness.cli import main
         with contextlib.redirect_stdout(io.StringIO()):
             assert main(["list"]) == 0
         assert "vlmeval" not in sys.modules, sorted(m for m in sys.modules if m.startswith("vlmeval"))
@@ -305,11 +305,11 @@ def test_core_and_bridge_init_never_import_vlmeval(tmp_path):
 
 @pytest.mark.skipif(HAS_VLMEVAL, reason="vlmeval is installed")
 def test_bridge_without_vlmeval_says_how_to_install(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "vlmeval", "eval", "MME", "x.xlsx"],
+    proc = subprocess.run([sys.executable, "-m", "unitoken_eval.harness.cli", "vlmeval", "eval", "MME", "x.xlsx"],
                           capture_output=True, text=True, cwd=REPO, timeout=120)
     assert proc.returncode == 2 and proc.stderr.startswith("error: ") and "needs VLMEvalKit" in proc.stderr
     assert "Traceback" not in proc.stderr
-    proc = subprocess.run([sys.executable, "-m", "integrations.vlmeval.run", "--config", "cfg.json"],
+    proc = subprocess.run([sys.executable, "-m", "unitoken_eval.integrations.vlmeval.run", "--config", "cfg.json"],
                           capture_output=True, text=True, cwd=REPO, timeout=120)
     assert proc.returncode == 2 and "needs VLMEvalKit" in proc.stderr and "Traceback" not in proc.stderr
 
@@ -328,7 +328,7 @@ def _ours(run: Path) -> dict:
 
 
 def _cli(*args: str, env: dict) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, env=env,
+    proc = subprocess.run([sys.executable, "-m", "unitoken_eval.harness.cli", *args], capture_output=True, text=True, env=env,
                           cwd=REPO, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
@@ -367,7 +367,7 @@ def test_tiny_through_vlmevalkit_mme_and_back(tmp_path):
          "--out", str(ours), "--no-progress", env=env)
     _cli("export", "--format", "vlmevalkit", "--run", str(ours), "--out", str(tmp_path / "exp"),
          "--model-name", "tiny", env=env)
-    from harness.store import RunStore
+    from unitoken_eval.harness.store import RunStore
 
     mine = {k: vio.xlsx_text(p.text) for k, p in RunStore(ours).read_predictions("mme").items()}
     vk_df = pd.read_excel(pred)
@@ -380,12 +380,12 @@ def test_tiny_through_vlmevalkit_mme_and_back(tmp_path):
     scripted.parent.mkdir()
     code = textwrap.dedent(f"""
         import ssl, sys
-        from integrations.vlmeval import require_vlmeval
+        from unitoken_eval.integrations.vlmeval import require_vlmeval
         require_vlmeval()
         # vlmeval's import switched TLS verification off process-wide; the bridge put it back
         assert ssl._create_default_https_context is ssl.create_default_context
         from vlmeval.smp import dump, load
-        from integrations.vlmeval.evaluate import main
+        from unitoken_eval.integrations.vlmeval.evaluate import main
         data = load({str(pred)!r})
         script = {script!r}
         data['prediction'] = [script[(7 * i + i // 3) % len(script)] for i in range(len(data))]
@@ -421,7 +421,7 @@ def test_prediction_files_are_found_in_both_run_py_layouts(tmp_path):
 
 def test_run_py_is_found_inside_the_ms_vlmeval_package(tmp_path, monkeypatch):
     """ms-vlmeval (VLMEvalKit on PyPI) ships run.py as vlmeval/run.py; it is run as the module vlmeval.run."""
-    from integrations.vlmeval import run as launcher
+    from unitoken_eval.integrations.vlmeval import run as launcher
 
     site = tmp_path / "site"
     (site / "vlmeval").mkdir(parents=True)
@@ -438,9 +438,9 @@ def test_run_py_is_found_inside_the_ms_vlmeval_package(tmp_path, monkeypatch):
     assert launcher.run_module_name(run_py) == "vlmeval.run"
     import types
 
-    fake_model = types.ModuleType("integrations.vlmeval.model")
+    fake_model = types.ModuleType("unitoken_eval.integrations.vlmeval.model")
     fake_model.register = lambda: None  # the real one needs vlmeval.dataset and vlmeval.vlm
-    monkeypatch.setitem(sys.modules, "integrations.vlmeval.model", fake_model)
+    monkeypatch.setitem(sys.modules, "unitoken_eval.integrations.vlmeval.model", fake_model)
     monkeypatch.setattr(sys, "argv", list(sys.argv))
     assert launcher.main(["--config", "cfg.json"]) == 0
     import vlmeval.marker

@@ -10,10 +10,10 @@ import pytest
 import torch
 from PIL import Image
 
-from harness import registry
-from harness.types import GenerateRequest, UnderstandRequest
-from harness.plugin import AdapterError, ModelAdapter, TokenIdsUnsupported
-from model_adapters.janus import JanusAdapter, _SeededCFGSampler, build_prompt, t2i_prompt
+from unitoken_eval.harness import registry
+from unitoken_eval.harness.types import GenerateRequest, UnderstandRequest
+from unitoken_eval.harness.plugin import AdapterError, ModelAdapter, TokenIdsUnsupported
+from unitoken_eval.model_adapters.janus import JanusAdapter, _SeededCFGSampler, build_prompt, t2i_prompt
 from unitoken_eval_testkit.janus_tiny import write_tiny_janus
 
 
@@ -111,7 +111,7 @@ def test_vlmevalkit_format_is_an_option_and_differs_after_bos(ckpt, adapter):
 
 
 def test_token_ids_are_reported_through_the_contract_and_predict(adapter, ckpt, tmp_path, capsys):
-    from harness.cli import main
+    from unitoken_eval.harness.cli import main
 
     req = UnderstandRequest("a", "What is shown?", [_img(90, 60, 1)], max_new_tokens=5)
     res = adapter.understand_with_tokens([req])[0]

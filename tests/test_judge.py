@@ -1,4 +1,4 @@
-"""harness.judge against a local OpenAI-compatible server started in each test (127.0.0.1, stops itself)."""
+"""unitoken_eval.harness.judge against a local OpenAI-compatible server started in each test (127.0.0.1, stops itself)."""
 
 import json
 import re
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.judge import Judge, JudgeUnavailable
+from unitoken_eval.harness.judge import Judge, JudgeUnavailable
 from unitoken_eval_testkit.fake_judge import FakeJudgeServer, free_port_url, judge_for
 
 
@@ -140,7 +140,7 @@ def _judged_run(tmp_path, judge_url: str, resume: bool, retries: int = 3):
     import contextlib
     import io
 
-    from harness.cli import main
+    from unitoken_eval.harness.cli import main
 
     data = Path(__file__).resolve().parents[1] / "tasks" / "smoke_data" / "understanding" / "MathVista_MINI.tsv"
     spec = judge_url + f"#model=m&retries={retries}&backoff=0.1&timeout=0.3&time_limit=2&concurrency=1"

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from model_adapters.chameleon_family.decoders import CFGImageDecoder
-from model_adapters.chameleon_family.forward import LeanChameleon
-from model_adapters.chameleon_family.kv_cache import Int8KV, PlainKV, dequantize_int8, make_kv, quantize_int8
+from unitoken_eval.model_adapters.chameleon_family.decoders import CFGImageDecoder
+from unitoken_eval.model_adapters.chameleon_family.forward import LeanChameleon
+from unitoken_eval.model_adapters.chameleon_family.kv_cache import Int8KV, PlainKV, dequantize_int8, make_kv, quantize_int8
 from test_chameleon_fast import GRID, _hf_logits, _tiny
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,7 +89,7 @@ def test_cfg_generation_on_an_int8_cache_keeps_the_layout_and_mostly_the_tokens(
 _KERNEL_CHECK = textwrap.dedent("""
     import json, sys, torch
     sys.path.insert(0, {root!r})
-    from model_adapters.chameleon_family.kv_cache import decode_attention_int8, quantize_int8, dequantize_int8
+    from unitoken_eval.model_adapters.chameleon_family.kv_cache import decode_attention_int8, quantize_int8, dequantize_int8
     import torch.nn.functional as F
     g = torch.Generator().manual_seed(2)
     R, H, L, D = 3, 2, 150, 32   # L spans five 32-column tiles, the last one partial
@@ -127,7 +127,7 @@ def test_triton_decode_kernel_matches_dequantized_sdpa_under_the_interpreter():
 
 def test_int8_kernel_refuses_a_head_dimension_its_int8_mma_cannot_take():
     """The cache itself never sends such heads to the kernel (it dequantizes instead); a direct call says why."""
-    from model_adapters.chameleon_family.kv_cache import decode_attention_int8
+    from unitoken_eval.model_adapters.chameleon_family.kv_cache import decode_attention_int8
 
     k = torch.randn(1, 2, 8, 16)
     (kc, ks), (vc, vs) = quantize_int8(k), quantize_int8(k)
@@ -137,7 +137,7 @@ def test_int8_kernel_refuses_a_head_dimension_its_int8_mma_cannot_take():
 
 
 def test_int8_cache_is_refused_with_the_reason_on_gpus_without_int8_tensor_cores(monkeypatch):
-    from model_adapters.chameleon_family.kv_cache import int8_kv_unsupported
+    from unitoken_eval.model_adapters.chameleon_family.kv_cache import int8_kv_unsupported
 
     assert int8_kv_unsupported("cpu") is None
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
@@ -152,9 +152,9 @@ def test_int8_cache_is_refused_with_the_reason_on_gpus_without_int8_tensor_cores
 
 def test_the_adapter_refuses_kv_cache_int8_before_loading_weights_on_gpus_without_int8_tensor_cores(
         monkeypatch, tmp_path):
-    from harness.plugin import AdapterError
-    from model_adapters.chameleon_family import adapter as family
-    from model_adapters.unitoken import UniTokenAdapter
+    from unitoken_eval.harness.plugin import AdapterError
+    from unitoken_eval.model_adapters.chameleon_family import adapter as family
+    from unitoken_eval.model_adapters.unitoken import UniTokenAdapter
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))

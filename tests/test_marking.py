@@ -8,11 +8,11 @@ import re
 
 import pytest
 
-from harness.cli import main
-from harness.compare import compare_runs, summary_markdown
-from harness.report import build_report
-from harness.tables import build_table, render, write_run_tables
-from harness.aggregate import get_layout
+from unitoken_eval.harness.cli import main
+from unitoken_eval.harness.compare import compare_runs, summary_markdown
+from unitoken_eval.harness.report import build_report
+from unitoken_eval.harness.tables import build_table, render, write_run_tables
+from unitoken_eval.harness.aggregate import get_layout
 from unitoken_eval_testkit.run_builder import add_task, binary_scores, full_understanding_run, make_run
 
 FORMATS = ("md", "csv", "latex", "html")

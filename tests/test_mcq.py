@@ -7,7 +7,7 @@ extract_answer_from_item (model=None -> 'Z'): vlmeval/dataset/utils/multiple_cho
 
 import pytest
 
-from tasks.common import circular, mcq
+from unitoken_eval.tasks.common import circular, mcq
 
 SHAPES = {"A": "circle", "B": "square", "C": "triangle", "D": "star"}
 CN = {"A": "圆形", "B": "正方形", "C": "三角形", "D": "星形"}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.scoring import score_files
+from unitoken_eval.harness.scoring import score_files
 from unitoken_eval_testkit.fake_judge import FakeJudgeServer
 from parity.published_outputs_parity import (MATHVISTA_COLUMNS, MMMU_COLUMNS, mathvista_rows, mmmu_tsv_rows,
                                                    our_judge_reply, write_tsv)

@@ -25,7 +25,10 @@ def test_the_wheel_ships_the_published_rows_without_a_packaging_warning(tmp_path
     (wheel,) = (tmp_path / "dist").glob("*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     published = {p.name for p in (ROOT / "results" / "published").iterdir()}
-    assert {f"results/published/{n}" for n in published} <= set(names)
+    assert {f"unitoken_eval/results/published/{n}" for n in published} <= set(names)
+    # installed names live under one namespace: nothing generic such as `tasks` lands in site-packages
+    assert {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")} == {"unitoken_eval"}
+    assert "unitoken_eval/tasks/mmmu.py" in names and "unitoken_eval/harness/plugin.py" in names
 
 
 def _pins(lines):

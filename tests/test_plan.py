@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.plan import make_plan, ordered, parse_shard_spec, rank_from_environment, shards_for, unfinished_batches
-from harness.types import Sample
+from unitoken_eval.harness.plan import make_plan, ordered, parse_shard_spec, rank_from_environment, shards_for, unfinished_batches
+from unitoken_eval.harness.types import Sample
 
 
 def test_plan_cuts_tasks_into_numbered_shards_heaviest_first():
@@ -20,7 +20,7 @@ def test_plan_cuts_tasks_into_numbered_shards_heaviest_first():
 def _suite_plan():
     """The paper suite's shape: 11 understanding tasks, GenEval (4 images per prompt) and the three T2I
     categories (10 each), 256-sample shards, images weighted as harness/plan.py weighs them."""
-    from harness.plan import IMAGE_WORK
+    from unitoken_eval.harness.plan import IMAGE_WORK
 
     und = [("mmmu", 900), ("mmb_en", 4329), ("mmb_cn", 4329), ("seed", 14233), ("mmstar", 1500), ("mathvista", 1000),
            ("hallusion", 951), ("ai2d", 3088), ("ocr", 1000), ("mme", 2374), ("mmvet", 218)]
@@ -58,7 +58,7 @@ def test_understanding_samples_about_one_image_stay_together():
 
 def _batches_by_image(task_id, batch):
     """The image keys of each batch of a real task's smoke samples in plan order, as the adapter receives them."""
-    from harness import registry
+    from unitoken_eval.harness import registry
 
     task = registry.make_task(task_id, {})
     samples = ordered(task.load(task.smoke_source()), task.kind)

@@ -6,9 +6,9 @@ import argparse
 
 import pytest
 
-from harness import registry
-from harness.plan import IMAGE_WORK, make_plan, sample_work
-from harness.plugin import (
+from unitoken_eval.harness import registry
+from unitoken_eval.harness.plan import IMAGE_WORK, make_plan, sample_work
+from unitoken_eval.harness.plugin import (
     GroupTask,
     Headline,
     ModelAdapter,
@@ -64,7 +64,7 @@ class _NoTokens(ModelAdapter):
 
 
 def test_token_ids_are_declared_optional_and_predict_falls_back(monkeypatch):
-    from harness import predict
+    from unitoken_eval.harness import predict
 
     ad = _NoTokens()
     with pytest.raises(TokenIdsUnsupported, match="no_tokens"):
@@ -104,9 +104,9 @@ def test_a_task_written_against_the_contract_runs_its_not_scored_path():
 
 
 def test_request_options_travel_through_the_task_constructor(plugins, tmp_path):
-    from harness.config import load_config
-    from harness.manifest import start_run
-    from harness.runner import Runner
+    from unitoken_eval.harness.config import load_config
+    from unitoken_eval.harness.manifest import start_run
+    from unitoken_eval.harness.runner import Runner
 
     cfg = load_config({"model": "fake_echo_model", "tasks": ["fake_draw"],
                        "options": {"fake_draw": {"request": {"cfg": 5.0}}}})
@@ -122,7 +122,7 @@ def test_request_options_travel_through_the_task_constructor(plugins, tmp_path):
 
 
 def test_score_takes_task_options_and_the_task_validates_them(tmp_path, capsys):
-    from harness.cli import main
+    from unitoken_eval.harness.cli import main
 
     assert main(["score", "--task", "geneval", "--images", str(tmp_path), "--option", "detectr=smoke"]) == 2
     assert "unknown option 'detectr'" in capsys.readouterr().err

@@ -3,10 +3,10 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 
-from harness.config import load_config
-from harness.pool import run_pool
-from harness.manifest import start_run
-from harness.runner import RunOutcome, Runner
+from unitoken_eval.harness.config import load_config
+from unitoken_eval.harness.pool import run_pool
+from unitoken_eval.harness.manifest import start_run
+from unitoken_eval.harness.runner import RunOutcome, Runner
 
 
 def _setup(tmp_path, **args):

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness import registry
+from unitoken_eval.harness import registry
 
 PROJECT_TASKS = {
     "mmmu_val", "mmbench_dev_en", "mmbench_dev_cn", "seedbench_img", "mmstar", "mathvista_testmini",
@@ -45,7 +45,7 @@ def test_entry_point_must_name_the_right_kind_of_class(plugins):
 
 
 def test_paper_suite_runs_what_the_papers_tables_need_and_full_runs_everything():
-    from harness.config import load_config
+    from unitoken_eval.harness.config import load_config
 
     paper = load_config(registry.suite_path("paper"))
     t2i = [t for t in registry.expand_task_ids(paper.tasks) if t.startswith("t2i_compbench")]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
+from unitoken_eval.harness.cli import main
 
 SMOKE = Path(__file__).resolve().parents[1] / "tasks" / "smoke_data"
 MMSTAR = SMOKE / "understanding" / "MMStar.tsv"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import remote
+from unitoken_eval.harness import remote
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("harness", "tasks", "model_adapters")
@@ -126,7 +126,7 @@ def fresh_remote(monkeypatch):
 def test_hub_dataset_is_announced_before_the_download(fresh_remote, monkeypatch, caplog):
     import datasets
 
-    from tasks.common.hf_data import open_dataset
+    from unitoken_eval.tasks.common.hf_data import open_dataset
 
     def fake_load(source, config=None, split=None):
         # by the time the download starts, the user has been told and the manifest list holds it
@@ -145,9 +145,9 @@ def test_hub_dataset_is_announced_before_the_download(fresh_remote, monkeypatch,
 def test_official_file_downloads_are_announced(fresh_remote, monkeypatch, tmp_path, caplog):
     import urllib.request
 
-    from harness.plugin import TaskError
-    from tasks.common.vk_catalog import fetch_tsv
-    from tasks.geneval import prompts
+    from unitoken_eval.harness.plugin import TaskError
+    from unitoken_eval.tasks.common.vk_catalog import fetch_tsv
+    from unitoken_eval.tasks.geneval import prompts
 
     def offline(url, *a, **k):
         raise OSError("offline")
@@ -174,7 +174,7 @@ def test_model_args_naming_a_hub_repo_are_announced_and_recorded_and_secrets_nev
     the manifest; an API key in the environment and a token in the model args appear in no file and no log."""
     out = tmp_path / "run"
     env = _subprocess_env(plugins, UNITOKEN_JUDGE_API_KEY="sk-env-SECRET-1", UNITOKEN_EVAL_CACHE=str(tmp_path / "c"))
-    cmd = [sys.executable, "-m", "harness.cli", "run", "--model", "fake_echo_model", "--model-args",
+    cmd = [sys.executable, "-m", "unitoken_eval.harness.cli", "run", "--model", "fake_echo_model", "--model-args",
            "path=someone/model,hf_token=hf-arg-SECRET-2", "--tasks", "fake_echo", "--out", str(out), "--no-progress",
            "--judge", "http://127.0.0.1:9/v1?api_key=url-SECRET-3#model=m&retries=0"]
     res = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -193,7 +193,7 @@ def test_model_args_naming_a_hub_repo_are_announced_and_recorded_and_secrets_nev
 def test_user_named_detector_config_is_announced_as_code(fresh_remote, tmp_path, caplog):
     """mmengine executes a .py config: naming one in a run config must say so (before mmdet is even needed)."""
     pytest.importorskip("mmdet")
-    from tasks.common.detection.mask2former import MMDetMask2Former
+    from unitoken_eval.tasks.common.detection.mask2former import MMDetMask2Former
 
     cfg = tmp_path / "my_config.py"
     cfg.write_text("raise SystemExit('executed')\n")

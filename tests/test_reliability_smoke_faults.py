@@ -47,7 +47,7 @@ def env(tmp_path_factory):
     e = dict(os.environ, UNITOKEN_EVAL_CACHE=str(cache), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     e.pop("UNITOKEN_EVAL_KILL_AT", None)
     # write the tiny checkpoint once, before runs in parallel could race to write it
-    subprocess.run([sys.executable, "-c", "from model_adapters.tiny import tiny_checkpoint; tiny_checkpoint(0)"],
+    subprocess.run([sys.executable, "-c", "from unitoken_eval.model_adapters.tiny import tiny_checkpoint; tiny_checkpoint(0)"],
                    env=e, cwd=ROOT, check=True, timeout=300)
     (root / "config.yaml").write_text(CONFIG)
     return root, e
@@ -57,7 +57,7 @@ def _run(root: Path, env: dict, out: Path, kill_at: str | None = None) -> subpro
     e = dict(env)
     if kill_at:
         e["UNITOKEN_EVAL_KILL_AT"] = kill_at
-    cmd = [sys.executable, "-m", "harness.cli", "run", "--config", str(root / "config.yaml"), "--out", str(out),
+    cmd = [sys.executable, "-m", "unitoken_eval.harness.cli", "run", "--config", str(root / "config.yaml"), "--out", str(out),
            "--no-progress", "--resume"]
     return subprocess.run(cmd, env=e, cwd=ROOT, capture_output=True, text=True, timeout=600)
 
@@ -107,7 +107,7 @@ def test_two_fresh_runs_give_identical_predictions_images_and_metrics(clean):
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_manifest_records_what_a_rerun_needs(clean):
-    from harness.store import sha256_file
+    from unitoken_eval.harness.store import sha256_file
 
     m = json.loads((clean[0] / "manifest.json").read_text())
     assert m["config"]["seed"] == 7 and m["seed"] == 7 and m["config"]["model_args"]["batch_size"] == 4

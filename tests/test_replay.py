@@ -15,13 +15,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness import interop
-from harness.cli import main
-from harness.scoring import score_files
-from harness.store import RunStore
-from harness.types import UnderstandRequest
-from harness.plugin import AdapterError, SampleErrors
-from model_adapters.replay import ReplayAdapter
+from unitoken_eval.harness import interop
+from unitoken_eval.harness.cli import main
+from unitoken_eval.harness.scoring import score_files
+from unitoken_eval.harness.store import RunStore
+from unitoken_eval.harness.types import UnderstandRequest
+from unitoken_eval.harness.plugin import AdapterError, SampleErrors
+from unitoken_eval.model_adapters.replay import ReplayAdapter
 
 SMOKE_MME = Path(__file__).resolve().parents[1] / "tasks" / "smoke_data" / "understanding" / "MME.tsv"
 ANSWERS = {"0": "Yes", "1": "No", "2": "I think yes", "3": "yes", "4": "No.", "5": "no"}
@@ -140,7 +140,7 @@ def test_file_name_without_task_needs_task_arg(tmp_path):
 
 
 def test_lmms_eval_reader_absent_is_a_clear_error(tmp_path, monkeypatch):
-    monkeypatch.setitem(interop.FORMAT_MODULES, "lmms-eval", "harness.interop._no_such_module")
+    monkeypatch.setitem(interop.FORMAT_MODULES, "lmms-eval", "unitoken_eval.harness.interop._no_such_module")
     with pytest.raises(interop.InteropError, match="lmms-eval log import not available"):
         interop.format_module("lmms-eval")
     # auto-detection skips the absent format and still finds the others

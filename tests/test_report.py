@@ -6,9 +6,9 @@ import subprocess
 import pytest
 from PIL import Image
 
-from harness.cli import main
-from harness.report import MAX_IMAGES_PER_TASK, build_report
-from harness.store import JsonlAppender
+from unitoken_eval.harness.cli import main
+from unitoken_eval.harness.report import MAX_IMAGES_PER_TASK, build_report
+from unitoken_eval.harness.store import JsonlAppender
 from unitoken_eval_testkit.run_builder import add_task, full_understanding_run
 
 MAGENTA = (255, 0, 255)

@@ -5,10 +5,10 @@ import json
 import pytest
 
 from unitoken_eval_testkit import fake_plugins
-from harness.config import ConfigError, load_config
-from harness.manifest import start_run
-from harness.runner import Runner, derive_seed
-from harness.store import RunStore, StoreError
+from unitoken_eval.harness.config import ConfigError, load_config
+from unitoken_eval.harness.manifest import start_run
+from unitoken_eval.harness.runner import Runner, derive_seed
+from unitoken_eval.harness.store import RunStore, StoreError
 
 
 def _config(**kw):
@@ -178,7 +178,7 @@ def test_the_next_batch_is_built_while_the_model_answers_and_a_bad_sample_waits_
     when its batch comes up, with every earlier batch stored."""
     import threading
 
-    from harness.plugin import TaskError
+    from unitoken_eval.harness.plugin import TaskError
 
     built = threading.Event()
     overlapped = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import shlex
 
-from harness.cli import main
+from unitoken_eval.harness.cli import main
 
 
 def _run_line(script):

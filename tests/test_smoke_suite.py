@@ -20,7 +20,7 @@ from test_registry import PROJECT_TASKS
 def test_smoke_suite_runs_every_task_and_resume_does_no_new_inference(tmp_path):
     out = tmp_path / "smoke"
     env = dict(os.environ, UNITOKEN_EVAL_CACHE=str(tmp_path / "cache"))
-    cmd = [sys.executable, "-m", "harness.cli", "run", "--suite", "smoke", "--out", str(out), "--no-progress"]
+    cmd = [sys.executable, "-m", "unitoken_eval.harness.cli", "run", "--suite", "smoke", "--out", str(out), "--no-progress"]
     first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=2700)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     manifest = json.loads((out / "manifest.json").read_text())

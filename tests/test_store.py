@@ -5,8 +5,8 @@ import json
 import pytest
 from PIL import Image
 
-from harness.store import JsonlAppender, RunStore, StoreError, read_jsonl, redact, safe_name
-from harness.types import Headline, Prediction, TaskResult
+from unitoken_eval.harness.store import JsonlAppender, RunStore, StoreError, read_jsonl, redact, safe_name
+from unitoken_eval.harness.types import Headline, Prediction, TaskResult
 
 
 def test_appender_cuts_a_torn_last_line_before_appending(tmp_path):

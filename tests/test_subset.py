@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import registry
-from harness.compare import compare_runs
-from harness.config import ConfigError, RunConfig, load_config
-from harness.manifest import start_run
-from harness.runner import Runner
-from harness.subset import allocate, select
-from harness.types import Sample
+from unitoken_eval.harness import registry
+from unitoken_eval.harness.compare import compare_runs
+from unitoken_eval.harness.config import ConfigError, RunConfig, load_config
+from unitoken_eval.harness.manifest import start_run
+from unitoken_eval.harness.runner import Runner
+from unitoken_eval.harness.subset import allocate, select
+from unitoken_eval.harness.types import Sample
 from unitoken_eval_testkit.run_builder import add_task, binary_scores, make_run
-from harness.plugin import TaskError
+from unitoken_eval.harness.plugin import TaskError
 
 
 def _samples(per_stratum: dict[str, int]) -> list[Sample]:

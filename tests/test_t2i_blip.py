@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from tasks.common.scorer_models import ScorerUnavailable
-from tasks.t2i_compbench import blip_vqa, clipscore, nouns
+from unitoken_eval.tasks.common.scorer_models import ScorerUnavailable
+from unitoken_eval.tasks.t2i_compbench import blip_vqa, clipscore, nouns
 
 
 def test_questions_skip_list_and_np_num():
@@ -72,7 +72,7 @@ def test_blip_preprocess_is_bicubic_480_with_clip_normalisation():
 
 
 def test_blip_vqa_uses_enc_and_dec_tokens_and_yes_no_ratio():
-    from tasks.t2i_compbench import smoke_models
+    from unitoken_eval.tasks.t2i_compbench import smoke_models
 
     m = smoke_models.blip_vqa()
     assert m.interpolate  # 384-px position embeddings run at 480 px
@@ -119,7 +119,7 @@ def test_clip_preprocess_matches_torchvision_resize_and_centre_crop():
 
 
 def test_clip_scores_are_raw_cosines():
-    from tasks.t2i_compbench import smoke_models
+    from unitoken_eval.tasks.t2i_compbench import smoke_models
 
     c = smoke_models.clip()
     im = Image.fromarray((np.random.RandomState(4).rand(64, 64, 3) * 255).astype("uint8"))
@@ -157,7 +157,7 @@ def _as_original(name):
 
 
 def test_original_salesforce_checkpoint_loads_into_transformers_classes(tmp_path):
-    from tasks.t2i_compbench import blip_original, smoke_models
+    from unitoken_eval.tasks.t2i_compbench import blip_original, smoke_models
 
     ref = smoke_models.blip_vqa()
     sd = {_as_original(k): v.clone() for k, v in ref.model.state_dict().items()}

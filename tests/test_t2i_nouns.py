@@ -4,8 +4,8 @@ CLIPScore_eval/CLIP_similarity.py (--complex drops ADJ), BLIPvqa_eval/BLIP_vqa.p
 
 import pytest
 
-from tasks.t2i_compbench import nouns
-from tasks.t2i_compbench.nouns import Tok
+from unitoken_eval.tasks.t2i_compbench import nouns
+from unitoken_eval.tasks.t2i_compbench.nouns import Tok
 
 
 def toks(spec: str) -> list[Tok]:

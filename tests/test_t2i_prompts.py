@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from harness.plugin import TaskError
-from tasks.t2i_compbench import naming, prompts
-from tasks.t2i_compbench.task import T2IColor, T2IComplex, T2INumeracy, T2IShape
+from unitoken_eval.harness.plugin import TaskError
+from unitoken_eval.tasks.t2i_compbench import naming, prompts
+from unitoken_eval.tasks.t2i_compbench.task import T2IColor, T2IComplex, T2INumeracy, T2IShape
 
 from unitoken_eval_testkit.paths import SHARED_DATA
 

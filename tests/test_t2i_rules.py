@@ -11,9 +11,9 @@ import math
 import numpy as np
 import pytest
 
-from tasks.t2i_compbench import rules
-from tasks.t2i_compbench.nouns import person_map
-from tasks.t2i_compbench.rules import Det
+from unitoken_eval.tasks.t2i_compbench import rules
+from unitoken_eval.tasks.t2i_compbench.nouns import person_map
+from unitoken_eval.tasks.t2i_compbench.rules import Det
 
 
 # ------------------------------------------------------------------ 2D position
@@ -244,7 +244,7 @@ def test_three_in_one():
 
 
 def test_scoring_frame_is_torchvision_resize_479_max_480():
-    from tasks.t2i_compbench.detectors import scoring_size
+    from unitoken_eval.tasks.t2i_compbench.detectors import scoring_size
 
     assert scoring_size(512, 512) == (479, 479)
     assert scoring_size(1024, 1024) == (479, 479)
@@ -256,7 +256,7 @@ def test_scoring_frame_is_torchvision_resize_479_max_480():
 def test_depth_map_post_processing_as_upstream_png_round_trip():
     """3D_spatial_eval.py: min-max normalise, bilinear align_corners=True to the image size, 255 * d written as
     an 8-bit PNG (PIL truncates), read back, resized like the detector input, / 255."""
-    from tasks.t2i_compbench import depth
+    from unitoken_eval.tasks.t2i_compbench import depth
 
     levels = depth.to_png_levels(np.array([[0.0, 1.0], [2.0, 3.0]], dtype=np.float32), width=3, height=3)
     assert levels.dtype == np.uint8 and levels.shape == (3, 3)
@@ -271,7 +271,7 @@ def test_depth_map_post_processing_as_upstream_png_round_trip():
 def test_depth_model_runs_hybrid_dpt_at_480():
     from PIL import Image
 
-    from tasks.t2i_compbench import smoke_models
+    from unitoken_eval.tasks.t2i_compbench import smoke_models
 
     d = smoke_models.depth()  # BiT + ViT hybrid like Intel/dpt-hybrid-midas, 384-px position grid
     maps = d.depth_maps([Image.new("RGB", (512, 512), (90, 120, 30)), Image.new("RGB", (64, 48))])

@@ -10,12 +10,12 @@ import pytest
 import yaml
 from PIL import Image
 
-from harness.config import load_config
-from harness.manifest import start_run
-from harness.runner import Runner
-from harness.types import GenerateRequest
-from harness.plugin import ModelAdapter
-from tasks.suites import SMOKE
+from unitoken_eval.harness.config import load_config
+from unitoken_eval.harness.manifest import start_run
+from unitoken_eval.harness.runner import Runner
+from unitoken_eval.harness.types import GenerateRequest
+from unitoken_eval.harness.plugin import ModelAdapter
+from unitoken_eval.tasks.suites import SMOKE
 
 
 class _Painter(ModelAdapter):
@@ -72,7 +72,7 @@ def test_t2i_part_of_the_smoke_suite_runs_end_to_end(tmp_path):
 @pytest.mark.slow
 @pytest.mark.timeout(1800)  # builds and runs the tiny model: over 10 minutes on 2 loaded cores
 def test_smoke_with_the_tiny_model_if_available(tmp_path):
-    from harness import registry
+    from unitoken_eval.harness import registry
 
     try:
         cls = registry.adapter_class("tiny")

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from harness.types import Headline, Prediction, TaskResult
-from harness.plugin import ScoreContext, TaskError
-from tasks.t2i_compbench import nouns, rules, task as T
+from unitoken_eval.harness.types import Headline, Prediction, TaskResult
+from unitoken_eval.harness.plugin import ScoreContext, TaskError
+from unitoken_eval.tasks.t2i_compbench import nouns, rules, task as T
 
 
 @pytest.fixture(autouse=True)
@@ -165,7 +165,7 @@ def test_group_headline_is_mean_of_colour_shape_texture():
 
 
 def test_registered_entry_points_resolve():
-    from harness import registry
+    from unitoken_eval.harness import registry
 
     assert registry.task_class("t2i_compbench") is T.T2ICompBench
     for cls in T.CATEGORY_TASKS:
@@ -178,7 +178,7 @@ def test_score_command_on_an_images_folder_reports_missing_scorers(tmp_path, mon
     result is "not scored" with the reason (spaCy's model, or the BLIP weights), never a zero."""
     import huggingface_hub.constants
 
-    from harness.scoring import score_files
+    from unitoken_eval.harness.scoring import score_files
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
@@ -202,21 +202,21 @@ def test_default_detector_without_checkpoint_is_not_scored(tmp_path, monkeypatch
 
 
 def test_mmdet_label_and_comparability_warning(tmp_path, monkeypatch):
-    from tasks.t2i_compbench import detectors
+    from unitoken_eval.tasks.t2i_compbench import detectors
 
     class FakeInner:
         caveat = None
         sizes = []
 
         def detect(self, images, min_score=0.0, with_masks=True):
-            from tasks.common.detection import Detection
+            from unitoken_eval.tasks.common.detection import Detection
 
             self.sizes.extend(im.size for im in images)
             return [{"computer mouse": [Detection(box=[0, 0, 50, 50], score=0.9)],
                      "dog": [Detection(box=[200, 0, 260, 50], score=0.8), Detection(box=[0, 0, 9, 9], score=0.5)]}
                     for _ in images]
 
-    import tasks.common.detection.loading as gd
+    import unitoken_eval.tasks.common.detection.loading as gd
 
     monkeypatch.setattr(gd, "load_detector", lambda spec=None, **k: FakeInner())
     monkeypatch.setattr(nouns, "load_nlp", lambda model=None: nouns.SmokeParser())
@@ -271,7 +271,7 @@ def test_unidet_adapter_with_a_user_checkout(tmp_path, monkeypatch):
 
     import torch
 
-    from tasks.t2i_compbench import detectors
+    from unitoken_eval.tasks.t2i_compbench import detectors
 
     root = tmp_path / "UniDet_eval"
     (root / "experts" / "expert_weights").mkdir(parents=True)

@@ -4,8 +4,8 @@ import re
 
 import pytest
 
-from harness.cli import main
-from harness.tables import latex_escape, table_command, write_run_tables
+from unitoken_eval.harness.cli import main
+from unitoken_eval.harness.tables import latex_escape, table_command, write_run_tables
 from unitoken_eval_testkit.run_builder import add_task, full_understanding_run, make_run
 
 # Transcribed by hand from the paper's text (arXiv:2504.04423v1), one line per printed row, independently of

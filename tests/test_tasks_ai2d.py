@@ -26,8 +26,8 @@ def test_ai2d_from_hf_schema(tmp_path):
 
 
 def test_ai2d_variant_option(tmp_path, monkeypatch):
-    from harness import registry
-    from harness.plugin import TaskError
+    from unitoken_eval.harness import registry
+    from unitoken_eval.harness.plugin import TaskError
     monkeypatch.setenv("LMUData", str(tmp_path))
     task = registry.make_task("ai2d_test", {"variant": "no_mask"})
     assert task.describe_sources()[0]["location"].endswith("AI2D_TEST_NO_MASK.tsv")

@@ -31,7 +31,7 @@ def test_hallusion_from_hf_schema(tmp_path):
         "figure_id": [0, 1, 0], "question_id": [0, 0, 2], "visual_input": ["1", "1", "0"],
         "question": ["Is it up?", "Is it up?", "Is Paris in France?"], "gt_answer": ["1", "0", "1"],
         "gt_answer_details": ["", "", ""], "image": [(1, 2, 3), (3, 2, 1), (0, 0, 0)]}, split="image")
-    from harness import registry
+    from unitoken_eval.harness import registry
     task = registry.make_task("hallusionbench", {})
     samples = task.load(str(folder))
     assert [s.id for s in samples] == ["VD_chart_1_1_0_0", "VD_chart_1_1_1_0"]   # text-only row dropped
@@ -49,8 +49,8 @@ def test_hallusion_from_hf_schema(tmp_path):
 import json
 from pathlib import Path
 
-from harness.scoring import score_files
-from tasks.hallusionbench import is_right, verdict_of
+from unitoken_eval.harness.scoring import score_files
+from unitoken_eval.tasks.hallusionbench import is_right, verdict_of
 from unitoken_eval_testkit.fake_judge import FakeJudgeServer, free_port_url
 
 AUTHORS = json.loads((Path(__file__).parent / "data" / "hallusionbench_authors_subset.json").read_text())
@@ -132,7 +132,7 @@ def test_verdict_reading_and_correctness_rule():
 
 
 def test_text_only_questions_load_without_an_image_and_vlmevalkit_leaves_them_out(authors_files):
-    from harness import registry
+    from unitoken_eval.harness import registry
     data, preds = authors_files
     task = registry.make_task("hallusionbench", {})
     samples = task.load(data)
@@ -150,7 +150,7 @@ def test_official_on_the_vlmevalkit_tsv_says_what_is_missing(tmp_path, monkeypat
              "VD_chart_1_0_1_0": "yes/no", "VS_map_1_3_0_0": "No, it is a square.", "VS_map_1_3_1_0": "No"}
     path = tmp_path / "p.jsonl"
     path.write_text("".join(json.dumps({"index": k, "prediction": v}) + "\n" for k, v in preds.items()))
-    from harness import registry
+    from unitoken_eval.harness import registry
     with FakeJudgeServer(lambda p, t: "incorrect" if "yes/no" in p else "correct") as srv:
         out = score_files("hallusionbench", registry.make_task("hallusionbench", {}).smoke_source(),
                           predictions=str(path), profile="official", judge=srv.url + "#model=g")

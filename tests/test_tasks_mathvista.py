@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from harness.scoring import score_files
+from unitoken_eval.harness.scoring import score_files
 from unitoken_eval_testkit.fake_judge import FakeJudgeServer, free_port_url
 from unitoken_eval_testkit.understanding_helpers import SMOKE
 
@@ -111,7 +111,7 @@ def test_judge_down_marks_pending_never_zero(files):
 
 
 def test_smoke_source_prompt_is_the_query():
-    from harness import registry
+    from unitoken_eval.harness import registry
     t = registry.make_task("mathvista_testmini", {})
     s = t.load(t.smoke_source())
     assert len(s) == 4 and t.request(s[2]).prompt.endswith("(D) yellow")   # VK: the TSV question as is

@@ -1,4 +1,4 @@
-"""MMBench dev EN/CN through harness.scoring.score_files: CircularEval keyed by main index.
+"""MMBench dev EN/CN through unitoken_eval.harness.scoring.score_files: CircularEval keyed by main index.
 
 Rules: VK e8e78f05 mcq_circular_eval / prefetch_circular_group (vlmeval/dataset/utils/multiple_choice.py),
 can_infer (vlmeval/utils/matching_util.py). Smoke rows: tasks/smoke_data/build_understanding.py (copy k of
@@ -7,9 +7,9 @@ question q at q + k*1e6; options rotated by k).
 
 import pytest
 
-from harness import registry
-from harness.types import Prediction
-from harness.plugin import ScoreContext
+from unitoken_eval.harness import registry
+from unitoken_eval.harness.types import Prediction
+from unitoken_eval.harness.plugin import ScoreContext
 from unitoken_eval_testkit.understanding_helpers import score
 
 # Q0 answers per copy: A, D, C, B (circle); Q1: C, B, A, D (blue); Q2: A, B ("3").
@@ -100,7 +100,7 @@ def test_full_size_file_scores(tmp_path):
     import json
 
     from bench.understanding_scoring import build
-    from harness.scoring import score_files
+    from unitoken_eval.harness.scoring import score_files
 
     data, pred = build(tmp_path, 15000)
     answers = {}
@@ -124,7 +124,7 @@ def test_smoke_builder_is_deterministic(tmp_path, monkeypatch):
     """Rebuilding the committed smoke TSVs gives identical bytes (same Pillow)."""
     from pathlib import Path
 
-    import tasks.smoke_data.build_understanding as b
+    import unitoken_eval.tasks.smoke_data.build_understanding as b
 
     committed = Path(b.__file__).parent / "understanding"
     monkeypatch.setattr(b, "OUT", tmp_path)
@@ -140,7 +140,7 @@ def test_partial_group_scored_as_vk_but_warned(tmp_path):
     four copies right make the group count; we score it the same and add a warning."""
     import json
 
-    from harness.scoring import score_files
+    from unitoken_eval.harness.scoring import score_files
 
     task = registry.make_task("mmbench_dev_en", {})
     pred = tmp_path / "p.jsonl"

@@ -33,7 +33,7 @@ def test_mme_vlmevalkit(tmp_path):
 
 
 def test_mme_pairs_share_image_key():
-    from harness import registry
+    from unitoken_eval.harness import registry
     task = registry.make_task("mme", {})
     s = task.load(task.smoke_source())
     assert task.request(s[0]).image_key == task.request(s[1]).image_key != task.request(s[2]).image_key
@@ -53,7 +53,7 @@ def test_mme_from_hf_schema_pairs_by_question_id(tmp_path):
 
 
 def test_prompt_suffix_option():
-    from harness import registry
+    from unitoken_eval.harness import registry
     task = registry.make_task("mme", {"prompt_suffix": "\nAnswer the question using a single word or phrase."})
     s = task.load(task.smoke_source())[0]
     assert task.request(s).prompt == ("Is there a circle in this image? Please answer yes or no.\n"
@@ -67,7 +67,7 @@ def test_official_equals_the_authors_eval_tool_on_their_lavin_answers(tmp_path):
     import json
     from pathlib import Path
 
-    from harness.scoring import score_files
+    from unitoken_eval.harness.scoring import score_files
     from parity.mme_parity import SUBTASKS, write_vk_tsv
 
     fx = json.loads((Path(__file__).parent / "data" / "mme_lavin_subset.json").read_text(encoding="utf-8"))

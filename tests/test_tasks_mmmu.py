@@ -115,7 +115,7 @@ def test_vlmevalkit_profile(tmp_path, data):
 
 
 def test_smoke_data_prompt_and_multi_image():
-    from harness import registry
+    from unitoken_eval.harness import registry
     t = registry.make_task("mmmu_val", {})
     s = t.load(t.smoke_source())
     assert [x.id for x in s] == ["1", "2", "3"]  # the dev row is left out
@@ -129,7 +129,7 @@ def test_vlmevalkit_judge_only_when_rules_fail(tmp_path, data, monkeypatch):
     # VK extract_answer_from_item: can_infer first, the judge for the rest; a usable judge letter is taken.
     import json
 
-    from harness.scoring import score_files
+    from unitoken_eval.harness.scoring import score_files
     from unitoken_eval_testkit.fake_judge import FakeJudgeServer, free_port_url
 
     monkeypatch.setenv("UNITOKEN_EVAL_CACHE", str(tmp_path / "cache"))
@@ -160,7 +160,7 @@ def test_hf_schema_lmms_lab_mmmu(tmp_path):
                 data=str(folder))
     assert out["per_sample"] == {"validation_Art_1": 1, "validation_Math_1": 1}
     assert out["metrics"]["per_subject"] == {"Art": 100.0, "Math": 100.0}
-    from harness import registry
+    from unitoken_eval.harness import registry
     t = registry.make_task("mmmu_val", {})
     s = t.load(str(folder))
     assert t.request(s[0]).prompt == ("Question: <image 1> Shape?\nOptions:\nA. circle\nB. square\n"
@@ -196,7 +196,7 @@ def test_option_text_none_is_kept_by_official_dropped_by_vlmevalkit(tmp_path):
     assert off["per_sample"] == {"1": 1, "2": 1, "3": 1}
     vk = score(tmp_path, "mmmu_val", preds, profile="vlmevalkit", data=path)
     assert vk["per_sample"] == {"1": 0, "2": 0, "3": 1}
-    from harness import registry
+    from unitoken_eval.harness import registry
     t = registry.make_task("mmmu_val", {})
     s = t.load(path)
     assert s[0].fields["D"] == "None" and "D. None" in t.request(s[0]).prompt

@@ -10,7 +10,7 @@ substring of the category, combination = category with ',' -> '_', mean x 100).
 
 import pytest
 
-from harness.scoring import score_files
+from unitoken_eval.harness.scoring import score_files
 from unitoken_eval_testkit.fake_judge import FakeJudgeServer, free_port_url
 from unitoken_eval_testkit.understanding_helpers import SMOKE, score
 
@@ -76,7 +76,7 @@ def test_judge_down_pending(tmp_path):
 
 
 def test_request_is_the_question():
-    from harness import registry
+    from unitoken_eval.harness import registry
     t = registry.make_task("mmvet", {})
     s = t.load(t.smoke_source())
     assert t.request(s[0]).prompt == "What is the answer to the sum?" and len(s) == 3

@@ -34,7 +34,7 @@ def test_official_equals_the_authors_scoring_loop(tmp_path):
     import json
     from pathlib import Path
 
-    from harness.scoring import score_files
+    from unitoken_eval.harness.scoring import score_files
     from parity.ocrbench_parity import write_vk_tsv
 
     fx = json.loads((Path(__file__).parent / "data" / "ocrbench_authors_subset.json").read_text(encoding="utf-8"))

@@ -28,13 +28,13 @@ def test_seedbench_from_hf_schema_drops_video(tmp_path):
         "answer": ["B", "A"], "data_type": ["image", "video"], "image": [(0, 0, 255), (0, 0, 0)]})
     out = score(tmp_path, "seedbench_img", {"101": "blue"}, data=str(folder))
     assert out["per_sample"] == {"101": 1} and out["n"] == 1
-    from harness import registry
+    from unitoken_eval.harness import registry
     assert [s.id for s in registry.make_task("seedbench_img", {}).load(str(folder))] == ["101"]
 
 
 def test_fetch_verifies_md5_and_data_command_sees_it(tmp_path, monkeypatch):
-    from harness import registry
-    from tasks.common import vk_catalog
+    from unitoken_eval.harness import registry
+    from unitoken_eval.tasks.common import vk_catalog
     from unitoken_eval_testkit.understanding_helpers import SMOKE
     src = SMOKE / "SEEDBench_IMG.tsv"
     monkeypatch.setitem(vk_catalog.CATALOG, "SEEDBench_IMG",

@@ -11,11 +11,11 @@ import torch
 from PIL import Image
 
 pytest.importorskip("transformers")
-from harness.types import GenerateRequest, UnderstandRequest  # noqa: E402
-from model_adapters.chameleon_family.weights import fp8_unsupported  # noqa: E402
-from model_adapters.unitoken import UniTokenAdapter  # noqa: E402
-from model_adapters.chameleon_family.decoding import reference_greedy  # noqa: E402
-from model_adapters.unitoken.tiny_checkpoint import write_tiny_release  # noqa: E402
+from unitoken_eval.harness.types import GenerateRequest, UnderstandRequest  # noqa: E402
+from unitoken_eval.model_adapters.chameleon_family.weights import fp8_unsupported  # noqa: E402
+from unitoken_eval.model_adapters.unitoken import UniTokenAdapter  # noqa: E402
+from unitoken_eval.model_adapters.chameleon_family.decoding import reference_greedy  # noqa: E402
+from unitoken_eval.model_adapters.unitoken.tiny_checkpoint import write_tiny_release  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +128,7 @@ def test_cfg_mix_and_top_k_by_hand(adapter):
 
 
 def test_kv_cache_int8_is_a_named_generation_option_with_its_own_fingerprint(adapter):
-    from harness.plugin import AdapterError
+    from unitoken_eval.harness.plugin import AdapterError
 
     fast = UniTokenAdapter(path=str(adapter.ckpt), device="cpu", gen_batch_size="4", kv_cache="int8")
     assert fast.fingerprint()["kv_cache"] == "int8" and "kv_cache" not in adapter.fingerprint()
@@ -193,8 +193,8 @@ def test_prepare_ahead_gives_the_same_prefixes_with_no_pixel_work_left_in_line(a
 
 @pytest.mark.skipif(fp8_unsupported("cpu") is not None, reason=str(fp8_unsupported("cpu")))
 def test_prefill_fp8_is_a_named_understanding_option_with_its_own_fingerprint(adapter, monkeypatch):
-    from harness.plugin import AdapterError
-    from model_adapters.chameleon_family import decoding
+    from unitoken_eval.harness.plugin import AdapterError
+    from unitoken_eval.model_adapters.chameleon_family import decoding
 
     fast = UniTokenAdapter(path=str(adapter.ckpt), device="cpu", prefill="fp8")
     assert fast.fingerprint()["prefill"] == "fp8" and "prefill" not in adapter.fingerprint()
@@ -223,7 +223,7 @@ def test_prefill_fp8_engages_on_wide_prompt_batches_through_the_adapter(adapter,
             for i in range(4)]
     prefixes, _, _ = fast.build_prefixes(reqs)
     assert sum(p.shape[0] for p in prefixes) >= 4096
-    from model_adapters.chameleon_family import forward as cf
+    from unitoken_eval.model_adapters.chameleon_family import forward as cf
 
     calls, real = [], cf.fp8_linear
     monkeypatch.setattr(cf, "fp8_linear", lambda x, lin, w, q: calls.append(x.shape) or real(x, lin, w, q))

@@ -14,13 +14,13 @@ pytest.importorskip("transformers")
 from safetensors import safe_open  # noqa: E402
 from safetensors.torch import load_file, save_file  # noqa: E402
 
-from harness.plugin import AdapterError  # noqa: E402
-from model_adapters.unitoken import UniTokenAdapter  # noqa: E402
-from model_adapters.unitoken.modeling import UniTokenModel  # noqa: E402
-from model_adapters.unitoken.processing import (  # noqa: E402
+from unitoken_eval.harness.plugin import AdapterError  # noqa: E402
+from unitoken_eval.model_adapters.unitoken import UniTokenAdapter  # noqa: E402
+from unitoken_eval.model_adapters.unitoken.modeling import UniTokenModel  # noqa: E402
+from unitoken_eval.model_adapters.unitoken.processing import (  # noqa: E402
     PINPOINTS, VisionLayout, select_best_resolution, unpad_rows_cols,
 )
-from model_adapters.unitoken.tiny_checkpoint import TINY_VISION, write_tiny_release  # noqa: E402
+from unitoken_eval.model_adapters.unitoken.tiny_checkpoint import TINY_VISION, write_tiny_release  # noqa: E402
 
 
 @pytest.fixture(scope="module")

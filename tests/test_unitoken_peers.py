@@ -8,11 +8,11 @@ import torch
 from PIL import Image
 
 pytest.importorskip("transformers")
-from harness.types import GenerateRequest, UnderstandRequest  # noqa: E402
-from model_adapters.chameleon import ChameleonAdapter, chameleon_pixels  # noqa: E402
-from model_adapters.lumina_mgpt import LuminaMGPTAdapter  # noqa: E402
-from model_adapters.chameleon_family.decoding import reference_greedy  # noqa: E402
-from model_adapters.unitoken.tiny_checkpoint import write_tiny_chameleon, write_tiny_release  # noqa: E402
+from unitoken_eval.harness.types import GenerateRequest, UnderstandRequest  # noqa: E402
+from unitoken_eval.model_adapters.chameleon import ChameleonAdapter, chameleon_pixels  # noqa: E402
+from unitoken_eval.model_adapters.lumina_mgpt import LuminaMGPTAdapter  # noqa: E402
+from unitoken_eval.model_adapters.chameleon_family.decoding import reference_greedy  # noqa: E402
+from unitoken_eval.model_adapters.unitoken.tiny_checkpoint import write_tiny_chameleon, write_tiny_release  # noqa: E402
 
 
 def _img(w, h, seed=0):

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 pytest.importorskip("transformers")
-from harness.cli import main  # noqa: E402
+from unitoken_eval.harness.cli import main  # noqa: E402
 
 
 def test_predict_answer_and_image(module_cache, tmp_path, capsys):

@@ -10,12 +10,12 @@ import pytest
 from PIL import Image
 
 pytest.importorskip("transformers")
-from harness import registry  # noqa: E402
-from harness.config import load_config  # noqa: E402
-from harness.manifest import start_run  # noqa: E402
-from harness.runner import Runner  # noqa: E402
-from harness.types import UnderstandRequest  # noqa: E402
-from model_adapters.unitoken import configuration as C  # noqa: E402
+from unitoken_eval.harness import registry  # noqa: E402
+from unitoken_eval.harness.config import load_config  # noqa: E402
+from unitoken_eval.harness.manifest import start_run  # noqa: E402
+from unitoken_eval.harness.runner import Runner  # noqa: E402
+from unitoken_eval.harness.types import UnderstandRequest  # noqa: E402
+from unitoken_eval.model_adapters.unitoken import configuration as C  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -92,8 +92,8 @@ def test_hub_id_goes_through_snapshot_download(tmp_path, monkeypatch):
     snapshot commit enters the fingerprint and ``anyres=auto`` reads the variant from the repo name."""
     from huggingface_hub import constants
 
-    from model_adapters.unitoken import UniTokenAdapter
-    from model_adapters.unitoken.tiny_checkpoint import write_tiny_unitoken
+    from unitoken_eval.model_adapters.unitoken import UniTokenAdapter
+    from unitoken_eval.model_adapters.unitoken.tiny_checkpoint import write_tiny_unitoken
 
     rev = {"AnyRes": "a" * 40, "base": "b" * 40}
     snaps = {}

@@ -6,10 +6,10 @@ import io
 import pytest
 from PIL import Image
 
-from harness.plugin import TaskError
-from tasks.common import vk_catalog
-from tasks.common.hf_data import load_hf_rows, looks_like_hf_source
-from tasks.common.vlmeval_tsv import PANDAS_NA_STRINGS, as_vlmevalkit_reads, load_tsv, resolve_tsv
+from unitoken_eval.harness.plugin import TaskError
+from unitoken_eval.tasks.common import vk_catalog
+from unitoken_eval.tasks.common.hf_data import load_hf_rows, looks_like_hf_source
+from unitoken_eval.tasks.common.vlmeval_tsv import PANDAS_NA_STRINGS, as_vlmevalkit_reads, load_tsv, resolve_tsv
 
 
 def b64(colour, size=(8, 8), mode="RGB"):

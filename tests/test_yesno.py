@@ -4,7 +4,7 @@ Expectations derived by hand from those functions."""
 
 import pytest
 
-from tasks.common.yesno import mme_parse_pred_ans, process_punctuation, vk_yes_no
+from unitoken_eval.tasks.common.yesno import mme_parse_pred_ans, process_punctuation, vk_yes_no
 
 
 @pytest.mark.parametrize("pred, expected", [

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bench.throughput import build_llm  # noqa: E402
-from model_adapters.chameleon_family.forward import LeanChameleon  # noqa: E402
+from unitoken_eval.model_adapters.chameleon_family.forward import LeanChameleon  # noqa: E402
 
 
 def cuda_ms(fn, iters=20):

@@ -12,7 +12,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bench.throughput import build_llm, timed  # noqa: E402
-from model_adapters.chameleon_family.forward import LeanChameleon  # noqa: E402
+from unitoken_eval.model_adapters.chameleon_family.forward import LeanChameleon  # noqa: E402
 
 
 def table(prof, n=18):

@@ -6,8 +6,8 @@ Each format lives in its own module with the same two functions:
 - ``load_predictions(path, task, *, samples=None, source=None) -> dict[str, str]``: our task's sample id ->
   the raw answer text the other harness recorded (what its own scorer saw), with errors naming file and row.
 
-Formats: ``vlmevalkit`` (:mod:`harness.interop.vlmeval_io`, VLMEvalKit's ``{model}_{dataset}.xlsx|tsv|json``),
-``lmms-eval`` (:mod:`harness.interop.lmms_eval_logs`, ``--log_samples`` logs) and ``jsonl`` (our own
+Formats: ``vlmevalkit`` (:mod:`unitoken_eval.harness.interop.vlmeval_io`, VLMEvalKit's ``{model}_{dataset}.xlsx|tsv|json``),
+``lmms-eval`` (:mod:`unitoken_eval.harness.interop.lmms_eval_logs`, ``--log_samples`` logs) and ``jsonl`` (our own
 ``{"index", "prediction"}`` lines, what ``unitoken-eval score --predictions`` reads).  Modules are imported by
 name only when asked for, so a format whose module is absent (or whose reader needs a missing package) fails
 with a message saying so while the others keep working; none of them imports the other harness itself.
@@ -27,13 +27,13 @@ class InteropError(ValueError):
 # format name -> module holding sniff() and load_predictions(); "auto" tries them in this order, the most
 # specific first (an lmms-eval log is also JSON lines, so our generic jsonl comes last).
 FORMAT_MODULES: dict[str, str] = {
-    "vlmevalkit": "harness.interop.vlmeval_io",
-    "lmms-eval": "harness.interop.lmms_eval_logs",
-    "jsonl": "harness.interop.jsonl_io",
+    "vlmevalkit": "unitoken_eval.harness.interop.vlmeval_io",
+    "lmms-eval": "unitoken_eval.harness.interop.lmms_eval_logs",
+    "jsonl": "unitoken_eval.harness.interop.jsonl_io",
 }
 FORMATS = tuple(FORMAT_MODULES)
 _ALIASES = {"vlmeval": "vlmevalkit", "vk": "vlmevalkit", "lmms_eval": "lmms-eval", "lmms": "lmms-eval"}
-_UNAVAILABLE = {"lmms-eval": "lmms-eval log import not available (module harness.interop.lmms_eval_logs is missing)"}
+_UNAVAILABLE = {"lmms-eval": "lmms-eval log import not available (module unitoken_eval.harness.interop.lmms_eval_logs is missing)"}
 
 
 def normalise_format(fmt: Optional[str]) -> str:

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from harness.interop import InteropError
+from unitoken_eval.harness.interop import InteropError
 
 
 def sniff(path: Union[str, Path]) -> bool:
@@ -32,8 +32,8 @@ def sniff(path: Union[str, Path]) -> bool:
 def load_predictions(path: Union[str, Path], task: Any, *, samples: Optional[list] = None,
                      source: Optional[str] = None) -> dict[str, str]:
     """Sample id -> prediction text; with ``samples``, an index that is not one of them is an error."""
-    from harness.scoring import read_predictions_file
-    from harness.plugin import TaskError
+    from unitoken_eval.harness.scoring import read_predictions_file
+    from unitoken_eval.harness.plugin import TaskError
 
     try:
         preds = read_predictions_file(path)

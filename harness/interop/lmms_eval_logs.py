@@ -13,7 +13,7 @@ data is an error naming the line instead of answers silently scored against the 
 This module reads files only; it never imports lmms_eval.  Run it as a script to turn a log into our
 predictions file for ``unitoken-eval score``::
 
-    python -m harness.interop.lmms_eval_logs LOG.jsonl --task mme --data DIR --out predictions.jsonl
+    python -m unitoken_eval.harness.interop.lmms_eval_logs LOG.jsonl --task mme --data DIR --out predictions.jsonl
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
-from harness.exit_codes import ExitCode
-from harness.interop import InteropError
+from unitoken_eval.harness.exit_codes import ExitCode
+from unitoken_eval.harness.interop import InteropError
 
 log = logging.getLogger("unitoken_eval.interop")
 
@@ -187,7 +187,7 @@ CHECKS: dict[str, Check] = {"mme": _check_mme}
 # ----------------------------------------------------------------------------- the importer
 def _task_object(task: Any) -> Any:
     if isinstance(task, str):
-        from harness import registry
+        from unitoken_eval.harness import registry
 
         return registry.make_task(task, {})
     return task
@@ -256,14 +256,14 @@ def write_predictions_file(predictions: dict[str, str], out: Union[str, Path]) -
 
 def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(
-        prog="python -m harness.interop.lmms_eval_logs",
+        prog="python -m unitoken_eval.harness.interop.lmms_eval_logs",
         description="Turn an lmms-eval samples log into a predictions file for `unitoken-eval score`.")
     ap.add_argument("log", help="<date>_samples_<task>.jsonl written by lmms-eval --log_samples")
     ap.add_argument("--task", required=True, help="our task id (e.g. mme)")
     ap.add_argument("--data", default=None, help="the data lmms-eval read (e.g. a parquet folder); default: the task's")
     ap.add_argument("--out", required=True, help="predictions JSONL to write")
     args = ap.parse_args(argv)
-    from harness.plugin import TaskError
+    from unitoken_eval.harness.plugin import TaskError
 
     try:
         preds = load_predictions(Path(args.log), args.task, source=args.data)

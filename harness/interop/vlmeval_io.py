@@ -27,7 +27,7 @@ import zipfile
 from pathlib import Path
 from typing import Any, Iterable, Optional, Union
 
-from harness.interop import InteropError
+from unitoken_eval.harness.interop import InteropError
 
 log = logging.getLogger("unitoken_eval.interop")
 
@@ -315,7 +315,7 @@ def write_prediction_file(columns: list[str], rows: list[list[Any]], path: Union
     (:func:`xlsx_text`); text longer than a cell holds is an error naming the row, suggesting TSV.
     tsv: every field quoted, as VLMEvalKit writes.
     """
-    from harness.store import write_atomic
+    from unitoken_eval.harness.store import write_atomic
 
     path = Path(path)
     suffix = path.suffix.lower()

@@ -6,7 +6,7 @@
 - ``models`` holds those lmms-eval model classes; it is imported by lmms-eval, never by our core.
 - ``local_task`` writes an lmms-lab/MME-schema parquet folder and an ``--include_path`` task that runs
   lmms-eval's own ``mme`` task on it offline.
-- Reading lmms-eval's sample logs back lives in the core (``harness.interop.lmms_eval_logs``): it needs only
+- Reading lmms-eval's sample logs back lives in the core (``unitoken_eval.harness.interop.lmms_eval_logs``): it needs only
   the files, not lmms-eval.
 
 This ``__init__`` imports nothing from lmms_eval, so the package can be inspected without the extra.

@@ -1,11 +1,11 @@
-"""``python -m integrations.lmms_eval``: prepare lmms-eval's ``mme`` to run offline on local data.
+"""``python -m unitoken_eval.integrations.lmms_eval``: prepare lmms-eval's ``mme`` to run offline on local data.
 
     mme-data --out DIR [--from-tsv MME.tsv | --per-category N]   lmms-lab/MME-schema parquet folder
     task --dataset DIR --out TASKDIR [--name mme_local]           --include_path task YAML for it
 
 Then:  HF_DATASETS_OFFLINE=1 HF_HUB_OFFLINE=1 lmms-eval --model unitoken_eval --model_args adapter=tiny \
            --tasks mme_local --include_path TASKDIR --batch_size auto --log_samples --output_path OUT
-and:   python -m harness.interop.lmms_eval_logs OUT/*/*_samples_mme_local.jsonl --task mme --data DIR --out p.jsonl
+and:   python -m unitoken_eval.harness.interop.lmms_eval_logs OUT/*/*_samples_mme_local.jsonl --task mme --data DIR --out p.jsonl
        unitoken-eval score --task mme --data DIR --predictions p.jsonl
 """
 
@@ -15,14 +15,14 @@ import argparse
 import sys
 from typing import Optional
 
-from harness.exit_codes import ExitCode
+from unitoken_eval.harness.exit_codes import ExitCode
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    from integrations.lmms_eval import LmmsEvalMissing
-    from integrations.lmms_eval import local_task as lt
+    from unitoken_eval.integrations.lmms_eval import LmmsEvalMissing
+    from unitoken_eval.integrations.lmms_eval import local_task as lt
 
-    ap = argparse.ArgumentParser(prog="python -m integrations.lmms_eval", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m unitoken_eval.integrations.lmms_eval", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     d = sub.add_parser("mme-data", help="write an lmms-lab/MME-schema parquet folder")
     d.add_argument("--out", required=True)

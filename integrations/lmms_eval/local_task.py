@@ -11,7 +11,7 @@ hub, two things are needed and both are made here:
   does not shadow ``mme``), ``dataset_path`` (the folder) and ``dataset_kwargs`` (no hub token).
 
 The same folder is valid ``--data`` for our ``mme`` task, which is what lets lmms-eval's logged answers be
-joined back to our samples by position (``harness.interop.lmms_eval_logs``).
+joined back to our samples by position (``unitoken_eval.harness.interop.lmms_eval_logs``).
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def mme_rows_from_tsv(tsv: Union[str, Path]) -> list[dict[str, Any]]:
     ``question_id`` is the TSV's ``image_path`` when it has one, else ``<category>/<image key>`` (the key VK's
     TSV gives the shared image of a question pair).
     """
-    from tasks.common.vlmeval_tsv import load_tsv
+    from unitoken_eval.tasks.common.vlmeval_tsv import load_tsv
 
     rows = []
     for r in load_tsv(Path(tsv), ("index", "image", "question", "answer", "category")):
@@ -120,7 +120,7 @@ def mme_rows_from_tsv(tsv: Union[str, Path]) -> list[dict[str, Any]]:
 
 def lmms_eval_task_yaml(task: str = "mme") -> Path:
     """The installed lmms-eval's YAML of ``task`` (found without importing lmms_eval)."""
-    from integrations.lmms_eval import LmmsEvalMissing, EXTRA_HINT
+    from unitoken_eval.integrations.lmms_eval import LmmsEvalMissing, EXTRA_HINT
 
     spec = importlib.util.find_spec("lmms_eval")
     if spec is None or not spec.submodule_search_locations:
@@ -149,6 +149,6 @@ def write_task_yaml(out_dir: Union[str, Path], dataset_dir: Union[str, Path], na
     spec = {"include": str(base_yaml.resolve()), "task": name, "dataset_path": str(dataset_dir),
             "dataset_kwargs": {}}
     target = out_dir / f"{name}.yaml"
-    target.write_text("# lmms-eval's own task on local data; written by integrations.lmms_eval.local_task\n"
+    target.write_text("# lmms-eval's own task on local data; written by unitoken_eval.integrations.lmms_eval.local_task\n"
                       + yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
     return target

@@ -3,7 +3,7 @@
 lmms-eval hands a simple model every ``generate_until`` request of a task at once; each request's ``args``
 are ``(context, generation_kwargs, doc_to_visual, doc_id, task, split)`` and the document itself sits in
 ``self.task_dict[task][split][doc_id]`` (filled by lmms-eval's evaluator).  We turn each into an
-:class:`~harness.types.UnderstandRequest` (the context is the prompt lmms-eval's task built, post-prompt
+:class:`~unitoken_eval.harness.types.UnderstandRequest` (the context is the prompt lmms-eval's task built, post-prompt
 included; the images are what its ``doc_to_visual`` returns), hand them to the adapter in batches and cut
 each answer at the first ``until`` string, as lmms-eval's own models do.  The adapter keeps its prompt
 template, batching and prefix sharing, so a model answers here exactly as it does in ``unitoken-eval run``.
@@ -20,15 +20,15 @@ import logging
 import os
 from typing import Any, ClassVar, Optional
 
-from integrations.lmms_eval import require_lmms_eval
+from unitoken_eval.integrations.lmms_eval import require_lmms_eval
 
-require_lmms_eval("integrations.lmms_eval.models")
+require_lmms_eval("unitoken_eval.integrations.lmms_eval.models")
 
 from lmms_eval.api.model import lmms  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from harness import registry  # noqa: E402
-from harness.plugin import AdapterError, UnderstandRequest  # noqa: E402
+from unitoken_eval.harness import registry  # noqa: E402
+from unitoken_eval.harness.plugin import AdapterError, UnderstandRequest  # noqa: E402
 
 log = logging.getLogger("unitoken_eval.lmms_eval")
 

@@ -7,17 +7,17 @@ calls :func:`manifests`, so importing lmms_eval inside it costs our core nothing
 
 from __future__ import annotations
 
-# lmms-eval model name -> class in integrations.lmms_eval.models.  Prefixed names only: lmms-eval registers
+# lmms-eval model name -> class in unitoken_eval.integrations.lmms_eval.models.  Prefixed names only: lmms-eval registers
 # entry points with overwrite=True, so a bare "chameleon" or "janus" could one day replace one of its own.
 MODELS = {
-    "unitoken": "integrations.lmms_eval.models.UniToken",
-    "unitoken_eval": "integrations.lmms_eval.models.UnitokenEval",
+    "unitoken": "unitoken_eval.integrations.lmms_eval.models.UniToken",
+    "unitoken_eval": "unitoken_eval.integrations.lmms_eval.models.UnitokenEval",
 }
 
 
 def manifests():
     """The ModelManifests lmms-eval registers: ``unitoken`` and ``unitoken_eval`` (adapter chosen by model arg)."""
-    from integrations.lmms_eval import require_lmms_eval
+    from unitoken_eval.integrations.lmms_eval import require_lmms_eval
 
     require_lmms_eval("the unitoken-eval lmms-eval plugin")
     from lmms_eval.models.registry_v2 import ModelManifest

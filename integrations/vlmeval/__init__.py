@@ -5,9 +5,9 @@
 - ``model.register()``: puts it into ``vlmeval.vlm`` as ``UniTokenEval`` (run.py resolves a config entry's
   ``class`` with ``getattr(vlmeval.vlm, name)``), and adds ``Local<Dataset>`` variants of VLMEvalKit's image
   dataset classes that read ``$LMUData/<name>.tsv`` as it is and never download.
-- ``run``: ``python -m integrations.vlmeval.run --config cfg.json ...`` registers, then runs VLMEvalKit's own
+- ``run``: ``python -m unitoken_eval.integrations.vlmeval.run --config cfg.json ...`` registers, then runs VLMEvalKit's own
   ``run.py`` unchanged in this process.
-- ``evaluate``: ``python -m integrations.vlmeval.evaluate MME preds.xlsx`` runs VLMEvalKit's ``evaluate`` on a
+- ``evaluate``: ``python -m unitoken_eval.integrations.vlmeval.evaluate MME preds.xlsx`` runs VLMEvalKit's ``evaluate`` on a
   prediction file (ours, exported by ``unitoken-eval export``).
 
 Importing vlmeval switches off TLS certificate checks for the whole process (its ``__init__`` replaces

@@ -1,6 +1,6 @@
 """VLMEvalKit's own ``evaluate`` on a prediction file, e.g. one written by ``unitoken-eval export``.
 
-    python -m integrations.vlmeval.evaluate MME results/vk/tiny_MME.xlsx [more files] [--local] [--judge exact_matching]
+    python -m unitoken_eval.integrations.vlmeval.evaluate MME results/vk/tiny_MME.xlsx [more files] [--local] [--judge exact_matching]
 
 Prints one JSON object per file, one per line: ``{"dataset", "file", "class", "result"}``, where ``result``
 is what the dataset's ``evaluate`` returned (a table becomes a list of row objects).  The dataset is built as ``run.py`` builds it
@@ -17,8 +17,8 @@ import math
 import sys
 from typing import Any, Optional
 
-from harness.exit_codes import ExitCode
-from integrations.vlmeval import LOCAL_PREFIX
+from unitoken_eval.harness.exit_codes import ExitCode
+from unitoken_eval.integrations.vlmeval import LOCAL_PREFIX
 
 
 def _plain(value: Any) -> Any:
@@ -43,7 +43,7 @@ def build(dataset: str, local: bool, class_name: Optional[str] = None):
     """The VLMEvalKit dataset object ``dataset``, as run.py would build it (or its Local variant)."""
     import vlmeval.dataset as vd
 
-    from integrations.vlmeval.model import register
+    from unitoken_eval.integrations.vlmeval.model import register
 
     register()
     if class_name is None:
@@ -60,7 +60,7 @@ def build(dataset: str, local: bool, class_name: Optional[str] = None):
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m integrations.vlmeval.evaluate", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m unitoken_eval.integrations.vlmeval.evaluate", description=__doc__.split("\n")[0])
     ap.add_argument("dataset", help="VLMEvalKit dataset name, e.g. MME")
     ap.add_argument("files", nargs="+", metavar="file", help="prediction file(s) {model}_{dataset}.xlsx|tsv|json")
     ap.add_argument("--local", action="store_true", help="read $LMUData/<dataset>.tsv as is (no MD5 pin, no download)")
@@ -68,10 +68,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--judge", default="exact_matching", help="VLMEvalKit judge name (default exact_matching)")
     ap.add_argument("--nproc", type=int, default=4)
     args = ap.parse_args(argv)
-    from integrations.vlmeval import VLMEvalMissing, require_vlmeval
+    from unitoken_eval.integrations.vlmeval import VLMEvalMissing, require_vlmeval
 
     try:
-        require_vlmeval("integrations.vlmeval.evaluate")
+        require_vlmeval("unitoken_eval.integrations.vlmeval.evaluate")
         dataset, class_name = build(args.dataset, args.local, args.class_name)
     except (ValueError, FileNotFoundError, VLMEvalMissing) as exc:
         print(f"error: {exc}", file=sys.stderr)

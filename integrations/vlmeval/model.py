@@ -26,17 +26,17 @@ import logging
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from integrations.vlmeval import CLASS_NAME, LOCAL_PREFIX, require_vlmeval
+from unitoken_eval.integrations.vlmeval import CLASS_NAME, LOCAL_PREFIX, require_vlmeval
 
-require_vlmeval("integrations.vlmeval.model")
+require_vlmeval("unitoken_eval.integrations.vlmeval.model")
 
 from PIL import Image  # noqa: E402
 from vlmeval.dataset.image_base import ImageBaseDataset  # noqa: E402
 from vlmeval.smp import LMUDataRoot  # noqa: E402
 from vlmeval.vlm.base import BaseModel  # noqa: E402
 
-from harness import registry  # noqa: E402
-from harness.plugin import AdapterError, UnderstandRequest, parse_model_args  # noqa: E402
+from unitoken_eval.harness import registry  # noqa: E402
+from unitoken_eval.harness.plugin import AdapterError, UnderstandRequest, parse_model_args  # noqa: E402
 
 log = logging.getLogger("unitoken_eval.vlmeval")
 

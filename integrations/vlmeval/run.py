@@ -1,7 +1,7 @@
 """Run VLMEvalKit's own ``run.py`` with our model class and the ``Local*`` datasets resolvable.
 
-    python -m integrations.vlmeval.run [--run-py PATH] --config cfg.json [any other run.py flag]
-    torchrun --nproc-per-node 8 -m integrations.vlmeval.run --config cfg.json      # VK's multi-GPU mode
+    python -m unitoken_eval.integrations.vlmeval.run [--run-py PATH] --config cfg.json [any other run.py flag]
+    torchrun --nproc-per-node 8 -m unitoken_eval.integrations.vlmeval.run --config cfg.json      # VK's multi-GPU mode
 
 Why a launcher and not a patch: run.py resolves a model ``class`` with ``getattr(vlmeval.vlm, name)`` and a
 dataset ``class`` with ``getattr(vlmeval.dataset, name)``, and has no plugin hook.  Registering our classes
@@ -22,8 +22,8 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from harness.exit_codes import ExitCode
-from integrations.vlmeval import VLMEvalMissing, require_vlmeval
+from unitoken_eval.harness.exit_codes import ExitCode
+from unitoken_eval.integrations.vlmeval import VLMEvalMissing, require_vlmeval
 
 
 class RunPyNotFound(FileNotFoundError):
@@ -40,7 +40,7 @@ def find_run_py(explicit: Optional[str] = None) -> Path:
             if not path.is_file():
                 raise RunPyNotFound(f"{origin}: {path} is not VLMEvalKit's run.py")
             return path.resolve()
-    vlmeval = require_vlmeval("integrations.vlmeval.run")
+    vlmeval = require_vlmeval("unitoken_eval.integrations.vlmeval.run")
     package = Path(vlmeval.__file__).resolve().parent
     for path in (package.parent / "run.py", package / "run.py"):
         if path.is_file():
@@ -64,7 +64,7 @@ def run_module_name(run_py: Path) -> Optional[str]:
 
 def main(argv: Optional[list[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    ap = argparse.ArgumentParser(prog="python -m integrations.vlmeval.run", add_help=False,
+    ap = argparse.ArgumentParser(prog="python -m unitoken_eval.integrations.vlmeval.run", add_help=False,
                                  description="VLMEvalKit's run.py with unitoken-eval's model class registered")
     ap.add_argument("--run-py", dest="run_py", help="path of VLMEvalKit's run.py (default: beside the package)")
     ap.add_argument("--unitoken-help", action="store_true", help="show this help (plain --help is run.py's)")
@@ -74,7 +74,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         return ExitCode.OK
     try:
         run_py = find_run_py(ours.run_py)
-        from integrations.vlmeval.model import register
+        from unitoken_eval.integrations.vlmeval.model import register
 
         register()
     except (RunPyNotFound, VLMEvalMissing) as exc:

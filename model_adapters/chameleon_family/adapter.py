@@ -25,11 +25,11 @@ from typing import Any, Optional
 import torch
 from PIL import Image
 
-from harness.types import GenerateRequest, Kind, UnderstandRequest
-from harness.plugin import AdapterError, ModelAdapter
-from model_adapters.unitoken import configuration as C
-from model_adapters.unitoken.modeling import UniTokenModel
-from model_adapters.unitoken.processing import T2I_TEMPLATE
+from unitoken_eval.harness.types import GenerateRequest, Kind, UnderstandRequest
+from unitoken_eval.harness.plugin import AdapterError, ModelAdapter
+from unitoken_eval.model_adapters.unitoken import configuration as C
+from unitoken_eval.model_adapters.unitoken.modeling import UniTokenModel
+from unitoken_eval.model_adapters.unitoken.processing import T2I_TEMPLATE
 
 from . import batching
 from .decoding import ChameleonDecoders

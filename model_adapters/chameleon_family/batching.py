@@ -14,7 +14,7 @@ from typing import Optional
 
 import torch
 
-from harness.plugin import AdapterError
+from unitoken_eval.harness.plugin import AdapterError
 
 UNDERSTAND_CAP = 16   # the batch bench/throughput.py measures understanding at; prefill is compute-bound by then
 GENERATE_CAP = 192    # the largest image batch measured (int8 KV); larger ones were never measured

@@ -2,7 +2,7 @@
 
 configuration: finding/reading release checkpoints; processing: prompts and SigLIP AnyRes views;
 modeling: the modules and the embedding of image prefixes; adapter: the ``unitoken`` ModelAdapter (a thin
-variant of :mod:`model_adapters.chameleon_family`, which holds the decoders, KV caches and VQ-GAN);
+variant of :mod:`unitoken_eval.model_adapters.chameleon_family`, which holds the decoders, KV caches and VQ-GAN);
 tiny_checkpoint: a random release-layout checkpoint for tests and the smoke suite.
 """
 

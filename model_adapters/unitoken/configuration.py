@@ -18,7 +18,7 @@ from typing import Any, Optional
 
 import torch
 
-from harness.plugin import AdapterError
+from unitoken_eval.harness.plugin import AdapterError
 
 INDEX_FILE = "model.safetensors.index.json"
 SINGLE_FILE = "model.safetensors"

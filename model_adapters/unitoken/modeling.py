@@ -1,7 +1,7 @@
 """UniToken = transformers' ChameleonModel + lm_head, a SigLIP vision tower and an MLP adapter.
 
 We deliberately do not use ``ChameleonForConditionalGeneration.forward``: it masks image-token logits,
-which would forbid image generation; the decoders in :mod:`model_adapters.chameleon_family` run the layers
+which would forbid image generation; the decoders in :mod:`unitoken_eval.model_adapters.chameleon_family` run the layers
 of ``ChameleonModel`` with their own KV cache and apply ``lm_head`` themselves.
 """
 
@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from harness.plugin import AdapterError
+from unitoken_eval.harness.plugin import AdapterError
 
 from . import configuration as C
 from .processing import TextTokenizer, VisionLayout, siglip_pixels

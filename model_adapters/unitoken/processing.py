@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from harness.plugin import AdapterError
+from unitoken_eval.harness.plugin import AdapterError
 
 # (width, height) in the release's order: the order decides ties
 PINPOINTS: tuple[tuple[int, int], ...] = ((384, 768), (768, 384), (768, 768), (384, 1152), (1152, 384))

@@ -6,7 +6,7 @@ extras; two safetensors shards with an index; keys ``model.*`` (no ``model.vqmod
 ``tokenizer.json`` (a real ``tokenizers`` byte-level BPE with Chameleon's special tokens at their ids) and its
 companions; and Meta's VQ-GAN files in ``vqgan/``.  The loader reads it exactly as a downloaded release.
 
-    python -m model_adapters.unitoken.tiny_checkpoint OUT_DIR [--seed N] [--no-vision]
+    python -m unitoken_eval.model_adapters.unitoken.tiny_checkpoint OUT_DIR [--seed N] [--no-vision]
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from model_adapters.chameleon_family.vq import build_vocabulary_map, write_tiny_vqgan
+from unitoken_eval.model_adapters.chameleon_family.vq import build_vocabulary_map, write_tiny_vqgan
 
 TEXT_BASE = 17000  # byte-level text tokens live above the reserved range, as real text ids do
 SPECIALS = ("<s>", "<pad>", "</s>", "<unk>", "<eoss>", "<racm3:break>", "<reserved08706>", "<reserved08799>")

@@ -14,9 +14,9 @@ from typing import Any, Callable, Optional, Union
 
 from PIL import Image
 
-from harness.remote import announce_hub, is_hub_id
-from harness.plugin import TaskError
-from tasks.common.vlmeval_tsv import TsvRow, _clean
+from unitoken_eval.harness.remote import announce_hub, is_hub_id
+from unitoken_eval.harness.plugin import TaskError
+from unitoken_eval.tasks.common.vlmeval_tsv import TsvRow, _clean
 
 Mapping = dict[str, Union[str, Callable[[dict[str, Any]], Any]]]
 

@@ -12,13 +12,13 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, ClassVar, Optional
 
-from harness.plugin import Headline, Prediction, Sample, ScoreContext, Task, TaskError, TaskResult, UnderstandRequest
-from tasks.common import circular as circ
-from tasks.common import mcq
-from tasks.common.hf_data import Mapping, load_hf_rows, looks_like_hf_source
-from tasks.common.vk_catalog import CATALOG, fetch_tsv
-from harness.store import sha256_file
-from tasks.common.vlmeval_tsv import TsvRow, as_vlmevalkit_reads, lmu_data_root, load_tsv, resolve_tsv
+from unitoken_eval.harness.plugin import Headline, Prediction, Sample, ScoreContext, Task, TaskError, TaskResult, UnderstandRequest
+from unitoken_eval.tasks.common import circular as circ
+from unitoken_eval.tasks.common import mcq
+from unitoken_eval.tasks.common.hf_data import Mapping, load_hf_rows, looks_like_hf_source
+from unitoken_eval.tasks.common.vk_catalog import CATALOG, fetch_tsv
+from unitoken_eval.harness.store import sha256_file
+from unitoken_eval.tasks.common.vlmeval_tsv import TsvRow, as_vlmevalkit_reads, lmu_data_root, load_tsv, resolve_tsv
 
 SMOKE_DIR = Path(__file__).resolve().parent.parent / "smoke_data" / "understanding"
 VK_COMMIT = "e8e78f05f3080fe28154f2130321f17951c3be94"
@@ -66,7 +66,7 @@ class VKTask(Task):
         note = f"VLMEvalKit TSV {self.tsv_name} from {entry.url} (MD5 {entry.md5})"
         if self.hf_default:
             note += f"; or --data {self.hf_default} (Hugging Face, split {self.hf_split})"
-        from tasks.common.sources import row
+        from unitoken_eval.tasks.common.sources import row
 
         return [row(f"VLMEvalKit TSV {self.tsv_name} (MD5-checked)", str(path), path.is_file(), entry.url, True,
                     md5=entry.md5, note=note)]

@@ -1,6 +1,6 @@
 """Load a scorer's model (GenEval's CLIP, T2I-CompBench++'s BLIP / CLIP / DPT) from the hub or a local copy.
 
-One convention for every scorer: a download is announced before it starts (harness.remote), and weights that
+One convention for every scorer: a download is announced before it starts (unitoken_eval.harness.remote), and weights that
 cannot be loaded raise :class:`ScorerUnavailable` naming the model, the reason and the task option that
 points at a local copy, so the task is reported "not scored" with that reason, never scored as zero.
 """
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from harness.plugin import NotScored
-from harness.remote import announce_if_remote
+from unitoken_eval.harness.plugin import NotScored
+from unitoken_eval.harness.remote import announce_if_remote
 
 
 class ScorerUnavailable(NotScored):

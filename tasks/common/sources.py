@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Optional
 
-from harness.plugin import TaskError
+from unitoken_eval.harness.plugin import TaskError
 
 
 def row(what: str, location: str, present: bool, get: str, fetchable: bool, **extra: Any) -> dict[str, Any]:

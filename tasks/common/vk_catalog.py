@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from harness.remote import announce
-from harness.store import file_digest
-from harness.plugin import TaskError
+from unitoken_eval.harness.remote import announce
+from unitoken_eval.harness.store import file_digest
+from unitoken_eval.harness.plugin import TaskError
 
 _BASE = "https://opencompass.openxlab.space/utils"
 

@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterable, Optional
 
 from PIL import Image, UnidentifiedImageError
 
-from harness.plugin import TaskError
+from unitoken_eval.harness.plugin import TaskError
 
 # pandas' default NA strings (read_csv's na_values when keep_default_na=True), the cells VK reads as missing.
 PANDAS_NA_STRINGS = frozenset({

@@ -4,14 +4,14 @@ Modules: prompts (metadata download/verification), rules (evaluate_images.py's r
 colour classifier), loading (builds the detector and colour classifier from task options), smoke_models (the
 tiny random colour model for offline smoke runs), task (the Task plugin).  The detector (interface, the
 reference Mask2Former, NumPy 1.23's tie order, the smoke detector) is shared with T2I-CompBench++ and lives
-in tasks.common.detection.
+in unitoken_eval.tasks.common.detection.
 """
 
 
 def __getattr__(name):
-    # The task module pulls in the harness; keep `import tasks.geneval.rules` light.
+    # The task module pulls in the harness; keep `import unitoken_eval.tasks.geneval.rules` light.
     if name == "GenEval":
-        from tasks.geneval.task import GenEval
+        from unitoken_eval.tasks.geneval.task import GenEval
 
         return GenEval
     raise AttributeError(name)

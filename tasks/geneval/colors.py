@@ -23,8 +23,8 @@ from typing import Any, Optional, Sequence
 import numpy as np
 from PIL import Image
 
-from tasks.common.detection import Detection
-from tasks.geneval.rules import COLORS
+from unitoken_eval.tasks.common.detection import Detection
+from unitoken_eval.tasks.geneval.rules import COLORS
 
 DEFAULT_MODEL = "openai/clip-vit-large-patch14"
 TEMPLATES = ("a photo of a {c} {cls}", "a photo of a {c}-colored {cls}", "a photo of a {c} object")

@@ -1,6 +1,6 @@
 """Build GenEval's scorer models from task options: the shared detector and the CLIP colour classifier.
 
-The factories live here, apart from the interfaces they build (tasks.common.detection, colors), so the
+The factories live here, apart from the interfaces they build (unitoken_eval.tasks.common.detection, colors), so the
 smoke stand-ins and backends that implement those interfaces never import back into them.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from tasks.geneval.colors import DEFAULT_MODEL, ColorClassifier
+from unitoken_eval.tasks.geneval.colors import DEFAULT_MODEL, ColorClassifier
 
 
 def load_color_classifier(name_or_path: Optional[str] = None, device: Optional[str] = None) -> ColorClassifier:
@@ -17,12 +17,12 @@ def load_color_classifier(name_or_path: Optional[str] = None, device: Optional[s
 
     name_or_path = name_or_path or DEFAULT_MODEL
     if name_or_path == "smoke":
-        from tasks.geneval.smoke_models import smoke_color_classifier
+        from unitoken_eval.tasks.geneval.smoke_models import smoke_color_classifier
 
         return smoke_color_classifier(device or "cpu")
     from transformers import AutoTokenizer, CLIPModel
 
-    from tasks.common.scorer_models import load_pretrained
+    from unitoken_eval.tasks.common.scorer_models import load_pretrained
 
     model, tokenizer = load_pretrained("GenEval colour classifier (CLIP ViT-L/14, OpenAI weights)", name_or_path,
                                        "color_model", DEFAULT_MODEL, CLIPModel.from_pretrained,

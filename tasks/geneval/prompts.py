@@ -14,11 +14,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Optional
 
-from harness.remote import announce
-from harness.store import sha256_file
-from harness.plugin import TaskError
-from tasks.common.detection import CLASS_NAMES
-from tasks.geneval.rules import COLORS, TAGS
+from unitoken_eval.harness.remote import announce
+from unitoken_eval.harness.store import sha256_file
+from unitoken_eval.harness.plugin import TaskError
+from unitoken_eval.tasks.common.detection import CLASS_NAMES
+from unitoken_eval.tasks.geneval.rules import COLORS, TAGS
 
 COMMIT = "af4902f24d3ca90ebbb446dd9891a59e0f82725f"
 METADATA_URL = f"https://raw.githubusercontent.com/djghosh13/geneval/{COMMIT}/prompts/evaluation_metadata.jsonl"

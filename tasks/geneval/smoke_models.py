@@ -1,6 +1,6 @@
 """A tiny random-weight stand-in for GenEval's colour classifier, for offline smoke runs only.
 
-With the smoke detector (tasks.common.detection.smoke) it exercises every step of the real scoring path
+With the smoke detector (unitoken_eval.tasks.common.detection.smoke) it exercises every step of the real scoring path
 (mask crops, CLIP zero-shot colour, rules, caches) in seconds without downloads; its numbers mean nothing and
 results say so.  The colour model is transformers' CLIPModel built from a tiny config.
 """
@@ -32,7 +32,7 @@ def smoke_color_classifier(device: str = "cpu", seed: int = 0):
     import torch
     from transformers import CLIPConfig, CLIPModel
 
-    from tasks.geneval.colors import ColorClassifier
+    from unitoken_eval.tasks.geneval.colors import ColorClassifier
 
     vocab = 160
     config = CLIPConfig(

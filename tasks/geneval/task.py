@@ -20,10 +20,10 @@ from typing import Any, Optional
 
 from PIL import Image, ImageOps
 
-from harness import faults
-from harness.plan import unfinished_batches
-from harness.store import JsonlAppender, sha256_file
-from harness.plugin import (
+from unitoken_eval.harness import faults
+from unitoken_eval.harness.plan import unfinished_batches
+from unitoken_eval.harness.store import JsonlAppender, sha256_file
+from unitoken_eval.harness.plugin import (
     BenchmarkSize,
     GenerateRequest,
     Headline,
@@ -37,9 +37,9 @@ from harness.plugin import (
     not_scored_reason,
     not_scored_record,
 )
-from tasks.geneval import prompts
-from tasks.common.detection import CLASS_NAMES, ENV_CHECKPOINT, Detection, Detections
-from tasks.geneval.rules import COLORS, MissingColor, RuleOptions, color_targets, evaluate, keep_detections
+from unitoken_eval.tasks.geneval import prompts
+from unitoken_eval.tasks.common.detection import CLASS_NAMES, ENV_CHECKPOINT, Detection, Detections
+from unitoken_eval.tasks.geneval.rules import COLORS, MissingColor, RuleOptions, color_targets, evaluate, keep_detections
 
 log = logging.getLogger("unitoken_eval.geneval")
 
@@ -149,9 +149,9 @@ class GenEval(Task):
         return str(SMOKE_DIR / "evaluation_metadata.jsonl")
 
     def describe_sources(self) -> list[dict[str, Any]]:
-        from tasks.common.sources import hub_model, row
-        from tasks.geneval.colors import DEFAULT_MODEL as CLIP_MODEL
-        from tasks.common.detection import CHECKPOINT_NAME
+        from unitoken_eval.tasks.common.sources import hub_model, row
+        from unitoken_eval.tasks.geneval.colors import DEFAULT_MODEL as CLIP_MODEL
+        from unitoken_eval.tasks.common.detection import CHECKPOINT_NAME
 
         cached = prompts.cache_dir() / "evaluation_metadata.jsonl"
         checkpoint = self.options.get("detector_checkpoint") or os.environ.get(ENV_CHECKPOINT)
@@ -168,7 +168,7 @@ class GenEval(Task):
 
     def fetch(self) -> None:
         """Fetch the prompts and the CLIP colour model (``unitoken-eval data --fetch``)."""
-        from tasks.common.sources import fetch_rows
+        from unitoken_eval.tasks.common.sources import fetch_rows
 
         prompts.fetch_metadata()
         fetch_rows(self.describe_sources())
@@ -352,8 +352,8 @@ class Scorer:
         return read_detections_file(path)
 
     def _load_models(self) -> None:
-        from tasks.common.detection.loading import load_detector
-        from tasks.geneval.loading import load_color_classifier
+        from unitoken_eval.tasks.common.detection.loading import load_detector
+        from unitoken_eval.tasks.geneval.loading import load_color_classifier
 
         if self.detector is None:
             kwargs = {k: v for k, v in {

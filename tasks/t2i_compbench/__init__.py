@@ -4,7 +4,7 @@ Modules: prompts (official files, checksums), naming (image names), nouns (spaCy
 rules (spatial / 3D / numeracy / 3-in-1), detectors, depth, smoke_models, task (the Task classes).
 """
 
-from tasks.t2i_compbench.task import (
+from unitoken_eval.tasks.t2i_compbench.task import (
     T2IColor,
     T2ICompBench,
     T2IComplex,

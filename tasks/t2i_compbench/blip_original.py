@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Any, Optional
 
-from tasks.common.scorer_models import ScorerUnavailable, load_pretrained
+from unitoken_eval.tasks.common.scorer_models import ScorerUnavailable, load_pretrained
 
 # The original BLIP ViT-B/16 + BERT-base (BLIPvqa_eval/configs/med_config.json, models/blip.py create_vit).
 ORIGINAL_VISION = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
@@ -61,7 +61,7 @@ def load_original(path: str, tokenizer_id: Optional[str] = None, device: Optiona
     import torch
     from transformers import AutoTokenizer, BlipConfig, BlipForQuestionAnswering
 
-    from tasks.t2i_compbench.blip_vqa import DEFAULT_MODEL, BlipVQA, default_device
+    from unitoken_eval.tasks.t2i_compbench.blip_vqa import DEFAULT_MODEL, BlipVQA, default_device
 
     p = Path(path).expanduser()
     if not p.is_file():

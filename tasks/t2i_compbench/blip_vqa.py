@@ -27,7 +27,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 from PIL import Image
 
-from tasks.common.scorer_models import load_pretrained
+from unitoken_eval.tasks.common.scorer_models import load_pretrained
 
 DEFAULT_MODEL = "Salesforce/blip-vqa-capfilt-large"
 IMAGE_SIZE = 480

@@ -17,9 +17,9 @@ from typing import Optional
 import numpy as np
 from PIL import Image
 
-from tasks.common.scorer_models import load_pretrained
+from unitoken_eval.tasks.common.scorer_models import load_pretrained
 
-from tasks.t2i_compbench.blip_vqa import CLIP_MEAN, CLIP_STD, default_device
+from unitoken_eval.tasks.t2i_compbench.blip_vqa import CLIP_MEAN, CLIP_STD, default_device
 
 DEFAULT_MODEL = "openai/clip-vit-base-patch32"
 SIZE = 224

@@ -15,10 +15,10 @@ from typing import Optional
 import numpy as np
 from PIL import Image
 
-from tasks.common.scorer_models import load_pretrained
+from unitoken_eval.tasks.common.scorer_models import load_pretrained
 
-from tasks.t2i_compbench.blip_vqa import default_device
-from tasks.t2i_compbench.detectors import scoring_size
+from unitoken_eval.tasks.t2i_compbench.blip_vqa import default_device
+from unitoken_eval.tasks.t2i_compbench.detectors import scoring_size
 
 DEFAULT_MODEL = "Intel/dpt-hybrid-midas"
 INPUT_SIZE = 480

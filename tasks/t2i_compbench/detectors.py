@@ -3,10 +3,10 @@
 Upstream scores with UniDet (detectron2; RS200 for spatial, R50 for numeracy) on the image resized with
 torchvision ``Resize(size=479, max_size=480)``; boxes are in that resized frame, which is what the 150-pixel
 distance rule assumes.  Every backend here is run on that same resized image and returns flat
-:class:`~tasks.t2i_compbench.rules.Det` lists in that frame, highest score first.
+:class:`~unitoken_eval.tasks.t2i_compbench.rules.Det` lists in that frame, highest score first.
 
 Backends (task option ``detector``):
-  ``mmdet`` (default) / ``mmdet:/path/ckpt.pth``: the GenEval Mask2Former (tasks.common.detection), 80 COCO
+  ``mmdet`` (default) / ``mmdet:/path/ckpt.pth``: the GenEval Mask2Former (unitoken_eval.tasks.common.detection), 80 COCO
       classes; results say "detector: mmdet Mask2Former (not the official UniDet)";
   ``unidet:/path/to/T2I-CompBench/UniDet_eval``: the official UniDet, for users who have detectron2 and the
       UniDet weights in upstream's layout (imported lazily; not verified here: detectron2 is not on PyPI);
@@ -21,7 +21,7 @@ from typing import Optional, Protocol
 
 from PIL import Image
 
-from tasks.t2i_compbench.rules import SCORE_THRESHOLD, Det
+from unitoken_eval.tasks.t2i_compbench.rules import SCORE_THRESHOLD, Det
 
 MMDET_LABEL = "mmdet Mask2Former (not the official UniDet)"
 # GenEval renamed three COCO classes; T2I-CompBench prompts use the plain COCO words.
@@ -55,11 +55,11 @@ def to_scoring_frame(image: Image.Image) -> Image.Image:
 
 
 class GenEvalDetector:
-    """The GenEval detector (tasks.common.detection) seen through T2I-CompBench's flat detection lists."""
+    """The GenEval detector (unitoken_eval.tasks.common.detection) seen through T2I-CompBench's flat detection lists."""
 
     def __init__(self, spec: str = "mmdet", threshold: float = SCORE_THRESHOLD):
         try:
-            from tasks.common.detection.loading import load_detector
+            from unitoken_eval.tasks.common.detection.loading import load_detector
         except ImportError as exc:
             raise DetectorUnavailable(f"the GenEval detector module cannot be imported ({exc})") from None
         try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from harness.plugin import TaskError
+from unitoken_eval.harness.plugin import TaskError
 
 SAMPLES_DIR = "samples"
 _NAME = re.compile(r"^(?P<prompt>.*)_(?P<counter>\d+)\.png$", re.S)

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from harness.remote import announce
-from harness.store import sha256_file
-from harness.plugin import TaskError
+from unitoken_eval.harness.remote import announce
+from unitoken_eval.harness.store import sha256_file
+from unitoken_eval.harness.plugin import TaskError
 
 REPO = "Karine-Huang/T2I-CompBench"
 COMMIT = "1b7094991a57f3c22abdd4f6e8ba6c1a15517073"

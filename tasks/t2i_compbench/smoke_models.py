@@ -31,7 +31,7 @@ def blip_vqa(device: str = "cpu"):
     import torch
     from transformers import BertTokenizer, BlipConfig, BlipForQuestionAnswering
 
-    from tasks.t2i_compbench.blip_vqa import BlipVQA
+    from unitoken_eval.tasks.t2i_compbench.blip_vqa import BlipVQA
 
     tmp = Path(tempfile.mkdtemp(prefix="t2i-smoke-bert-"))
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(set(_WORDS))
@@ -83,7 +83,7 @@ def clip(device: str = "cpu"):
     import torch
     from transformers import CLIPConfig, CLIPModel
 
-    from tasks.t2i_compbench.clipscore import ClipScorer
+    from unitoken_eval.tasks.t2i_compbench.clipscore import ClipScorer
 
     tmp = Path(tempfile.mkdtemp(prefix="t2i-smoke-clip-"))
     tokenizer, vocab = _clip_tokenizer(tmp)
@@ -105,7 +105,7 @@ def depth(device: str = "cpu"):
     import torch
     from transformers import BitConfig, DPTConfig, DPTForDepthEstimation
 
-    from tasks.t2i_compbench.depth import MidasDepth
+    from unitoken_eval.tasks.t2i_compbench.depth import MidasDepth
 
     _seed(torch)
     # A hybrid (BiT + ViT) DPT like Intel/dpt-hybrid-midas, with 384-px position embeddings run at 480 px.

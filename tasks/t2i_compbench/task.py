@@ -23,10 +23,10 @@ from typing import Any, Callable, ClassVar, Optional
 
 from PIL import Image
 
-from harness.plugin import BenchmarkSize, GenerateRequest, Headline, Prediction, Sample, TaskResult
-from harness.plugin import (GroupTask, NotScored, ScoreContext, Task, TaskError, not_scored_reason,
+from unitoken_eval.harness.plugin import BenchmarkSize, GenerateRequest, Headline, Prediction, Sample, TaskResult
+from unitoken_eval.harness.plugin import (GroupTask, NotScored, ScoreContext, Task, TaskError, not_scored_reason,
                             not_scored_record)
-from tasks.t2i_compbench import naming, nouns, prompts, rules
+from unitoken_eval.tasks.t2i_compbench import naming, nouns, prompts, rules
 
 _UPSTREAM = "Karine-Huang/T2I-CompBench @1b70949"
 SMOKE_DIR = Path(__file__).resolve().parent.parent / "smoke_data" / "t2i_compbench"
@@ -108,7 +108,7 @@ class T2ICategory(Task):
     scorers: tuple[str, ...] = ()
 
     def describe_sources(self) -> list[dict[str, Any]]:
-        from tasks.common.sources import hub_model, row
+        from unitoken_eval.tasks.common.sources import hub_model, row
 
         out = []
         for name, version in self._official_files():
@@ -116,20 +116,20 @@ class T2ICategory(Task):
             out.append(row(f"prompts {name} ({version})", str(path), path.exists(), prompts._url(name, version),
                            True, sha256=prompts.SHA256[(name, version)]))
         if "blip_vqa" in self.scorers:
-            from tasks.t2i_compbench.blip_vqa import DEFAULT_MODEL
+            from unitoken_eval.tasks.t2i_compbench.blip_vqa import DEFAULT_MODEL
 
             out.append(hub_model("BLIP-VQA scorer", self.opt("blip_model"), DEFAULT_MODEL, "blip_model"))
         if "clip" in self.scorers:
-            from tasks.t2i_compbench.clipscore import DEFAULT_MODEL
+            from unitoken_eval.tasks.t2i_compbench.clipscore import DEFAULT_MODEL
 
             out.append(hub_model("CLIPScore model", self.opt("clip_model"), DEFAULT_MODEL, "clip_model"))
         if "depth" in self.scorers:
-            from tasks.t2i_compbench.depth import DEFAULT_MODEL
+            from unitoken_eval.tasks.t2i_compbench.depth import DEFAULT_MODEL
 
             out.append(hub_model("depth model (DPT-hybrid MiDaS)", self.opt("depth_model"), DEFAULT_MODEL,
                                  "depth_model"))
         if "detector" in self.scorers:
-            from tasks.common.detection import CHECKPOINT_NAME, ENV_CHECKPOINT
+            from unitoken_eval.tasks.common.detection import CHECKPOINT_NAME, ENV_CHECKPOINT
 
             spec = str(self.opt("detector", "mmdet"))
             ckpt = self.opt("detector_checkpoint") or (spec[6:] if spec.startswith("mmdet:") else None) \
@@ -138,7 +138,7 @@ class T2ICategory(Task):
                            ckpt or f"${ENV_CHECKPOINT} (not set)", bool(ckpt) and Path(ckpt).is_file(),
                            f"see `unitoken-eval data geneval`; set ${ENV_CHECKPOINT}=PATH or detector_checkpoint=PATH",
                            False))
-        from tasks.t2i_compbench.nouns import SPACY_MODEL
+        from unitoken_eval.tasks.t2i_compbench.nouns import SPACY_MODEL
 
         try:
             import importlib.util
@@ -152,7 +152,7 @@ class T2ICategory(Task):
 
     def fetch(self) -> None:
         """Fetch and verify the official files and the hub scorer models (``unitoken-eval data --fetch``)."""
-        from tasks.common.sources import fetch_rows
+        from unitoken_eval.tasks.common.sources import fetch_rows
 
         for name, version in self._official_files():
             prompts.official_file(name, version)
@@ -223,7 +223,7 @@ class T2ICategory(Task):
         """The scorer model ``name``: the labelled random-weight one in smoke runs, else the real one (loaded once
         per process); missing weights or packages make the category not scored, never zero."""
         if self.smoke:
-            from tasks.t2i_compbench import smoke_models
+            from unitoken_eval.tasks.t2i_compbench import smoke_models
 
             m = getattr(smoke_models, smoke_factory)()
         else:
@@ -235,11 +235,11 @@ class T2ICategory(Task):
         return m
 
     def _blip(self):
-        from tasks.t2i_compbench import blip_vqa
+        from unitoken_eval.tasks.t2i_compbench import blip_vqa
 
         mid, tok, dev = self.opt("blip_model"), self.opt("blip_tokenizer"), self._device()
         if mid and str(mid).endswith((".pth", ".pt")):
-            from tasks.t2i_compbench.blip_original import load_original
+            from unitoken_eval.tasks.t2i_compbench.blip_original import load_original
 
             build = lambda: load_original(mid, tok, dev)  # noqa: E731
         else:
@@ -247,19 +247,19 @@ class T2ICategory(Task):
         return self._scorer("blip_vqa", "blip_vqa", (mid, tok, dev), build)
 
     def _clip(self):
-        from tasks.t2i_compbench import clipscore
+        from unitoken_eval.tasks.t2i_compbench import clipscore
 
         mid, dt, dev = self.opt("clip_model"), self.opt("clip_dtype"), self._device()
         return self._scorer("clip", "clip", (mid, dev, dt), lambda: clipscore.ClipScorer.load(mid, dev, dt))
 
     def _depth(self):
-        from tasks.t2i_compbench import depth
+        from unitoken_eval.tasks.t2i_compbench import depth
 
         mid, dev = self.opt("depth_model"), self._device()
         return self._scorer("depth", "depth", (mid, dev), lambda: depth.MidasDepth.load(mid, dev))
 
     def _detector(self, ckpt: str = "RS200"):
-        from tasks.t2i_compbench import detectors
+        from unitoken_eval.tasks.t2i_compbench import detectors
 
         spec = "smoke" if self.smoke else str(self.opt("detector", "mmdet"))
         if spec == "mmdet" and self.opt("detector_checkpoint"):
@@ -372,7 +372,7 @@ class _BlipCategory(T2ICategory):
     metric = "blip_vqa"
 
     def score_images(self, items):
-        from tasks.t2i_compbench.blip_vqa import score_prompt_images
+        from unitoken_eval.tasks.t2i_compbench.blip_vqa import score_prompt_images
 
         parser = self._parser()
         blip = self._blip()
@@ -537,7 +537,7 @@ class T2IComplex(T2ICategory):
     references = {"official": f"3_in_1_eval/3_in_1.py (BLIP-VQA + 2D spatial --complex + CLIP --complex), {_UPSTREAM}"}
 
     def score_images(self, items):
-        from tasks.t2i_compbench.blip_vqa import score_prompt_images
+        from unitoken_eval.tasks.t2i_compbench.blip_vqa import score_prompt_images
 
         parser = self._parser()
         blip = self._blip()

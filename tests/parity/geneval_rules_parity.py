@@ -1,4 +1,4 @@
-"""Differential check of tasks.geneval's rules against GenEval's own evaluate_images.py (not a pytest test).
+"""Differential check of unitoken_eval.tasks.geneval's rules against GenEval's own evaluate_images.py (not a pytest test).
 
 Random scenarios (official prompts, detections with ties, exact 0.3/0.9 scores, integer and float boxes,
 NMS on and off) are scored twice: by upstream's ``evaluate_image`` / ``evaluate`` / ``relative_position`` /
@@ -89,8 +89,8 @@ def canon(reason: str) -> list[str]:
 
 def compare_ours(data: Path, upstream_out: Path) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from tasks.common.detection import sort_by_class
-    from tasks.geneval.rules import RuleOptions, evaluate, keep_detections
+    from unitoken_eval.tasks.common.detection import sort_by_class
+    from unitoken_eval.tasks.geneval.rules import RuleOptions, evaluate, keep_detections
 
     ups = [json.loads(x) for x in upstream_out.read_text().splitlines()]
     n_diff = 0

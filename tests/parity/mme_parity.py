@@ -81,7 +81,7 @@ def tool_per_sample(tool: Path, rows: list[dict]) -> list[int]:
 
 
 def ours(rows: list[dict], tmp: Path) -> dict:
-    from harness.scoring import score_files
+    from unitoken_eval.harness.scoring import score_files
 
     preds = write_vk_tsv(rows, tmp / "MME.tsv")
     (tmp / "p.jsonl").write_text("".join(json.dumps({"index": k, "prediction": v}) + "\n" for k, v in preds.items()))

@@ -1,4 +1,4 @@
-"""Differential check of tasks.mmmu (official) and tasks.mathvista against the upstream functions (not a pytest test).
+"""Differential check of unitoken_eval.tasks.mmmu (official) and unitoken_eval.tasks.mathvista against the upstream functions (not a pytest test).
 
 Upstream code is read from checkouts at run time, never copied into the project:
 - MMMU-Benchmark/MMMU ``mmmu/utils/eval_utils.py`` (executed as a fresh module, so its import-time
@@ -30,9 +30,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from harness.types import Sample  # noqa: E402
-from tasks import mathvista as mv  # noqa: E402
-from tasks.mmmu import SUBJECT_ORDER, MMMUVal  # noqa: E402
+from unitoken_eval.harness.types import Sample  # noqa: E402
+from unitoken_eval.tasks import mathvista as mv  # noqa: E402
+from unitoken_eval.tasks.mmmu import SUBJECT_ORDER, MMMUVal  # noqa: E402
 
 FRAGS = ["A", "B", "C", "D", "E", "(A)", "(B)", "(C)", "(D)", "a", "the", "answer", "is", "so", "therefore",
          "final", "=", "circle", "square", "big triangle", "1,000", "1e3", "3.50", "3.5", "0", "-2", "000", "12,345",
@@ -74,7 +74,7 @@ def mmmu(checkout: Path, n: int) -> int:
         samples.append(Sample(id=str(i), fields=f))
         preds[str(i)] = text(rng)
     rng.shuffle(samples)
-    from harness.types import Prediction
+    from unitoken_eval.harness.types import Prediction
     ours = MMMUVal()._score_official(samples, {k: Prediction(sample_id=k, text=v) for k, v in preds.items()})
     order = {s: i for i, s in enumerate(SUBJECT_ORDER)}
     pos = {s.id: i for i, s in enumerate(samples)}

@@ -92,7 +92,7 @@ def write_vk_tsv(questions: list[dict], path: Path) -> None:
 
 
 def ours(questions: list[dict], answers: list[str], tmp: Path) -> dict:
-    from harness.scoring import score_files
+    from unitoken_eval.harness.scoring import score_files
 
     write_vk_tsv(questions, tmp / "OCRBench.tsv")
     (tmp / "p.jsonl").write_text("".join(json.dumps({"index": str(i), "prediction": a}) + "\n"

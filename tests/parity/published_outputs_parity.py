@@ -79,7 +79,7 @@ def write_tsv(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> Pat
 
 def ours(task: str, data: Path, predictions: Path, judge: Optional[str] = None) -> dict[str, Any]:
     """``unitoken-eval score --profile official --format json`` in a child process."""
-    cmd = [sys.executable, "-m", "harness.cli", "score", "--task", task, "--data", str(data), "--predictions",
+    cmd = [sys.executable, "-m", "unitoken_eval.harness.cli", "score", "--task", task, "--data", str(data), "--predictions",
            str(predictions), "--profile", "official", "--format", "json"]
     if judge:
         cmd += ["--judge", judge]
@@ -272,7 +272,7 @@ def extract_answer_upstream(checkout: Path, output: Path, problems: dict[str, di
 
 def vk_rules_verdict(p: dict[str, Any]) -> Optional[bool]:
     """The verdict when VLMEvalKit's rule pass (not extract_answer.py's rules) settles the extraction, else None."""
-    from tasks import mathvista as mv
+    from unitoken_eval.tasks import mathvista as mv
 
     choices = list(p.get("choices") or [])
     fields = {"question_type": p["question_type"], "answer_type": p["answer_type"], "answer": p["answer"],

@@ -1,4 +1,4 @@
-"""Differential check of tasks.common / understanding tasks against VLMEvalKit's own functions (not a pytest test).
+"""Differential check of unitoken_eval.tasks.common / understanding tasks against VLMEvalKit's own functions (not a pytest test).
 
 Upstream functions are read from a VLMEvalKit checkout at run time (never copied into the project):
 ``can_infer`` (vlmeval/utils/matching_util.py), ``process_punctuation`` (vlmeval/smp/misc.py),
@@ -27,10 +27,10 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from harness.plugin import ScoreContext  # noqa: E402
-from tasks.common import circular, mcq, yesno  # noqa: E402
-from tasks.hallusionbench import vk_rates  # noqa: E402
-from tasks.mme import MME  # noqa: E402
+from unitoken_eval.harness.plugin import ScoreContext  # noqa: E402
+from unitoken_eval.tasks.common import circular, mcq, yesno  # noqa: E402
+from unitoken_eval.tasks.hallusionbench import vk_rates  # noqa: E402
+from unitoken_eval.tasks.mme import MME  # noqa: E402
 
 
 def upstream(vk: Path, rel: str, names: list[str], ns: dict) -> dict:
@@ -142,7 +142,7 @@ def main() -> int:
             diffs += 1
             print("MME differs")
     # OCRBench: upstream OCRBench_eval (vlmeval/dataset/utils/ocrbench.py) with load/dump stubbed
-    from tasks.ocrbench import OCRBench, ocrbench_hit
+    from unitoken_eval.tasks.ocrbench import OCRBench, ocrbench_hit
     ocr_cats = ["Regular Text Recognition", "Digit String Recognition", "Scene Text-centric VQA",
                 "Handwritten Mathematical Expression Recognition", "Key Information Extraction"]
     got: dict = {}

@@ -113,7 +113,7 @@ def free_port_url() -> str:
 
 
 def judge_for(url: str, cache_dir, **kw):
-    from harness.judge import Judge
+    from unitoken_eval.harness.judge import Judge
 
     kw.setdefault("backoff_s", 0.01)
     kw.setdefault("time_limit_s", 10.0)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from PIL import Image
 
-from harness.plugin import GenerateRequest, Headline, ModelAdapter, Sample, Task, TaskResult, UnderstandRequest
+from unitoken_eval.harness.plugin import GenerateRequest, Headline, ModelAdapter, Sample, Task, TaskResult, UnderstandRequest
 
 
 class EchoQA(Task):

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any, Optional
 
-from harness.store import RunStore
-from harness.types import Headline, TaskResult
+from unitoken_eval.harness.store import RunStore
+from unitoken_eval.harness.types import Headline, TaskResult
 
 
 def make_run(root: Path, model: str = "unitoken", data: Optional[dict] = None, limit: Optional[int] = None,

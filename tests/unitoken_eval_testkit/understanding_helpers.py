@@ -3,8 +3,8 @@
 import json
 from pathlib import Path
 
-from harness.scoring import score_files
-from harness import registry
+from unitoken_eval.harness.scoring import score_files
+from unitoken_eval.harness import registry
 
 SMOKE = Path(__file__).resolve().parents[2] / "tasks" / "smoke_data" / "understanding"
 

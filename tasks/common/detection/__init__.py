@@ -4,7 +4,7 @@ GenEval's evaluate_images.py reads mmdet 2.x output: per COCO class, an (n, 5) a
 and, for Mask2Former, one binary mask per row.  Every backend here returns that shape, as plain
 :class:`Detection` records keyed by GenEval's class names, so the rules never see a detector library's types.
 
-Backends (built by :func:`tasks.common.detection.loading.load_detector` from a spec string a run
+Backends (built by :func:`unitoken_eval.tasks.common.detection.loading.load_detector` from a spec string a run
 configuration can name):
   ``mmdet`` / ``mmdet:/path/to/checkpoint.pth`` / ``/path/to/checkpoint.pth``: mmdet 3 Mask2Former Swin-S
       (the GenEval detector, ``mask2former.py``; checkpoint from the spec, the ``checkpoint=`` argument or
@@ -22,8 +22,8 @@ from typing import Any, Optional
 import numpy as np
 from PIL import Image
 
-from harness.plugin import NotScored
-from tasks.common.detection.legacy_sort import argsort_numpy123
+from unitoken_eval.harness.plugin import NotScored
+from unitoken_eval.tasks.common.detection.legacy_sort import argsort_numpy123
 
 # The 80 COCO classes in COCO's category order, as GenEval names them (three renamed: "computer mouse",
 # "tv remote", "computer keyboard").  Index i here is mmdet's label i for a COCO-trained model.

@@ -1,4 +1,4 @@
-"""Build the shared detector from a spec string (the interface is in tasks.common.detection).
+"""Build the shared detector from a spec string (the interface is in unitoken_eval.tasks.common.detection).
 
 Kept apart from the interface so the backends, which implement it, never import back into it.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from typing import Any, Union
 
-from tasks.common.detection import CHECKPOINT_NAME, ENV_CHECKPOINT, Detector, DetectorError
+from unitoken_eval.tasks.common.detection import CHECKPOINT_NAME, ENV_CHECKPOINT, Detector, DetectorError
 
 
 def load_detector(spec: Union[str, Detector, None] = None, **kwargs: Any) -> Detector:
@@ -21,7 +21,7 @@ def load_detector(spec: Union[str, Detector, None] = None, **kwargs: Any) -> Det
         return spec
     spec = (spec or "mmdet").strip()
     if spec == "smoke":
-        from tasks.common.detection.smoke import SmokeDetector
+        from unitoken_eval.tasks.common.detection.smoke import SmokeDetector
 
         return SmokeDetector(**{k: v for k, v in kwargs.items() if k in ("device",)})
     checkpoint = kwargs.pop("checkpoint", None)
@@ -40,6 +40,6 @@ def load_detector(spec: Union[str, Detector, None] = None, **kwargs: Any) -> Det
             f"({CHECKPOINT_NAME}, listed in mmdet 3.3's configs/mask2former/metafile.yml) and pass "
             f"detector_checkpoint=PATH or set ${ENV_CHECKPOINT}"
         )
-    from tasks.common.detection.mask2former import MMDetMask2Former
+    from unitoken_eval.tasks.common.detection.mask2former import MMDetMask2Former
 
     return MMDetMask2Former(checkpoint=checkpoint, **kwargs)

@@ -18,8 +18,8 @@ from typing import Any, Optional
 import numpy as np
 from PIL import Image
 
-from harness.remote import announce_code
-from tasks.common.detection import CLASS_NAMES, Detections, Detector, DetectorError, sort_by_class
+from unitoken_eval.harness.remote import announce_code
+from unitoken_eval.tasks.common.detection import CLASS_NAMES, Detections, Detector, DetectorError, sort_by_class
 
 log = logging.getLogger("unitoken_eval.geneval")
 
@@ -49,7 +49,7 @@ class MMDetMask2Former(Detector):
     def __init__(self, checkpoint: Optional[str] = None, config: Optional[str] = None,
                  device: Optional[str] = None, batch_size: Any = None, random_weights: bool = False):
         try:
-            from tasks.common.detection.mmcv_compat import ensure_mmcv_ops
+            from unitoken_eval.tasks.common.detection.mmcv_compat import ensure_mmcv_ops
 
             self.ops = ensure_mmcv_ops()
             import torch
@@ -83,7 +83,7 @@ class MMDetMask2Former(Detector):
         self._torch = torch
 
     def _load_weights(self, checkpoint: str) -> None:
-        from tasks.common.detection.checkpoint import load_checkpoint_safely, state_dict_of
+        from unitoken_eval.tasks.common.detection.checkpoint import load_checkpoint_safely, state_dict_of
 
         try:
             ckpt = load_checkpoint_safely(checkpoint)

@@ -12,7 +12,7 @@ from typing import Optional
 import numpy as np
 from PIL import Image
 
-from tasks.common.detection import CLASS_NAMES, Detections, Detector, sort_by_class
+from unitoken_eval.tasks.common.detection import CLASS_NAMES, Detections, Detector, sort_by_class
 
 SMOKE_CAVEAT = "smoke detector: random weights, numbers meaningless"
 
