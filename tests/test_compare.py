@@ -134,7 +134,7 @@ def test_policy_file(tmp_path, capsys):
     pol.write_text("tasks:\n  mmstar: {max_dorp: 1}\n")
     assert main(["compare", "--baseline", str(base.root), "--candidate", str(cand.root), "--policy", str(pol)]) == 2
     err = capsys.readouterr().err
-    assert f"{pol}:2: unitoken_eval.tasks.mmstar: unknown key 'max_dorp'" in err
+    assert f"{pol}:2: tasks.mmstar: unknown key 'max_dorp'" in err
     with pytest.raises(CompareError, match=r":1: default.max_drop must be a number >= 0 \(headline units\), got -1"):
         pol.write_text("default: {max_drop: -1}\n")
         load_policy(pol)
