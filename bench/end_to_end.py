@@ -346,17 +346,11 @@ def main(argv=None) -> None:
 
     # the model
     ckpt = Path(a.checkpoint)
-    if not (ckpt / "model.safetensors.index.json").is_file():
-        from bench.unitoken_release_layout import LLM_7B, SIGLIP_SO400M, VQGAN_META
-        from unitoken_eval.model_adapters.unitoken.tiny_checkpoint import write_tiny_release
+    from bench.unitoken_release_layout import ensure_checkpoint
 
-        t = time.time()
-        if a.quick:
-            write_tiny_release(ckpt, seed=0)
-        else:
-            write_tiny_release(ckpt, seed=0, llm=LLM_7B, vision_shape=SIGLIP_SO400M, vqgan_shape=VQGAN_META,
-                               dtype=torch.bfloat16, device="cuda" if cuda else "cpu")
-        rec["checkpoint_write_s"] = round(time.time() - t, 1)
+    write_s = ensure_checkpoint(ckpt, a.quick, cuda)
+    if write_s is not None:
+        rec["checkpoint_write_s"] = write_s
         if cuda:
             torch.cuda.empty_cache()
     model_args = f"path={ckpt},dtype={'bfloat16' if cuda else 'float32'},device={'cuda' if cuda else 'cpu'}"

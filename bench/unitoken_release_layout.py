@@ -36,6 +36,20 @@ SIGLIP_SO400M = dict(hidden_size=1152, intermediate_size=4304, num_hidden_layers
 VQGAN_META = dict(ch=128, ch_mult=(1, 1, 2, 2, 4), num_res_blocks=2, z_channels=256, embed_dim=256)
 
 
+def ensure_checkpoint(out: Path, quick: bool, cuda: bool):
+    """Write a random checkpoint in the release layout at ``out`` unless one is there (UniToken-7B's shapes; the
+    tiny model's with ``quick``); the seconds the write took, or None when nothing was written."""
+    if (out / "model.safetensors.index.json").is_file():
+        return None
+    t = time.time()
+    if quick:
+        write_tiny_release(out, seed=0)
+    else:
+        write_tiny_release(out, seed=0, llm=LLM_7B, vision_shape=SIGLIP_SO400M, vqgan_shape=VQGAN_META,
+                           dtype=torch.bfloat16, device="cuda" if cuda else "cpu")
+    return round(time.time() - t, 1)
+
+
 def _sync():
     if torch.cuda.is_available():
         torch.cuda.synchronize()
@@ -61,14 +75,9 @@ def main(argv=None) -> None:
     import transformers
 
     rec["transformers"] = transformers.__version__
-    if not (out / "model.safetensors.index.json").is_file():
-        t = time.time()
-        if a.quick:
-            write_tiny_release(out, seed=0)
-        else:
-            write_tiny_release(out, seed=0, llm=LLM_7B, vision_shape=SIGLIP_SO400M, vqgan_shape=VQGAN_META,
-                               dtype=torch.bfloat16, device="cuda" if cuda else "cpu")
-        rec["write_s"] = round(time.time() - t, 1)
+    write_s = ensure_checkpoint(out, a.quick, cuda)
+    if write_s is not None:
+        rec["write_s"] = write_s
     t = time.time()
     ad = UniTokenAdapter(path=str(out), dtype="bfloat16" if cuda else "float32", device="cuda" if cuda else "cpu",
                          batch_size=str(a.batch), gen_batch_size=str(a.gen_batch), kv_cache=a.kv_cache,
