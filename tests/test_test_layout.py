@@ -34,7 +34,8 @@ def test_collection_survives_a_site_packages_tests_package(tmp_path):
         pkg = site / name
         pkg.mkdir(parents=True)
         (pkg / "__init__.py").write_text("raise ImportError('the wrong package')\n" if name != "tests" else "")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(site)])}
+    # keep what the environment already puts on the path (an offline GPU box's extra site folder)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(site), *filter(None, [os.environ.get("PYTHONPATH")])])}
     files = ["tests/test_tasks_mmstar.py", "tests/test_runner.py", "tests/test_report.py", "tests/test_judge.py"]
     proc = subprocess.run([sys.executable, "-m", "pytest", "--co", "-q", "-p", "no:cacheprovider", *files],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
