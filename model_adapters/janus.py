@@ -20,10 +20,15 @@ to padding except BOS/BOI, doubled batch, own cache) and its classifier-free-gui
 image k of a request with seed s is the same whatever else is in the batch.
 
 The output layer: DeepSeek's Janus models have an ``lm_head`` separate from the input embeddings, while
-transformers' conversion defaults to ``tie_word_embeddings=True``.  Loading checks the config against the
-weight files: a tied config whose weights hold a distinct ``lm_head`` is untied (with a warning, recorded in
-the fingerprint); an untied config whose weights lack ``lm_head`` is refused; a tied config without one loads
-with a warning.
+transformers' conversion defaults to ``tie_word_embeddings=True``; its script (``convert_janus_weights_to_hf.py``)
+then ties the weights before saving, so its output has no ``lm_head`` at all and cannot answer as DeepSeek's
+model does (docs/model-parity.md).  Loading checks the config against the weight files: a tied config whose
+weights hold a distinct ``lm_head`` is untied (with a warning, recorded in the fingerprint); an untied config
+whose weights lack ``lm_head`` is refused; a tied config without one loads with a warning.
+
+Checked against DeepSeek's own README Janus-Pro code on a tiny checkpoint in their layout, converted with
+transformers' script (``lm_head`` kept): prompt, input ids and greedy ids equal; image codes under CFG with
+``image_top_k=1`` (argmax) equal; pixels within 1 (``tests/test_janus_deepseek_parity.py``).
 
 Model args: ``path=HUB_ID_OR_DIR[,prompt_format=deepseek|vlmevalkit][,dtype=bfloat16|float16|float32]
 [,device=cuda|cpu|cuda:N][,batch_size=N][,gen_batch_size=N]``.  Request options: understanding
@@ -248,7 +253,9 @@ class JanusAdapter(ModelAdapter):
         if tied and distinct_head is None:
             warnings.warn(
                 f"janus: {config_file} ties the output layer to the input embeddings; DeepSeek's Janus models have a "
-                "separate lm_head, so answers will differ from the authors' model if this came from their weights",
+                "separate lm_head, so answers will differ from the authors' model if this came from their weights "
+                "(transformers' convert_janus_weights_to_hf.py writes such checkpoints; convert with "
+                "tie_word_embeddings=False to keep the lm_head)",
                 stacklevel=3)
         if tied and distinct_head:
             self.output_layer = "separate (config said tied; untied to match the weights)"
