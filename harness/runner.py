@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import time
 import traceback
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -29,6 +30,10 @@ from unitoken_eval.harness.store import RunStore
 from unitoken_eval.harness.types import GenerateRequest, Prediction, Sample, TaskResult
 
 log = logging.getLogger("unitoken_eval")
+
+
+# Threads that encode and write a generation batch's PNGs (the encoder releases the GIL).
+IMAGE_WRITERS = max(1, min(8, (os.cpu_count() or 2) - 1))
 
 
 def derive_seed(base: int, task_id: str, sample_id: str) -> int:
@@ -170,8 +175,9 @@ class Runner:
             if bar is not None:
                 bar.update(len(records))
 
-        # Generated images are encoded and written (PNG encoding is slow CPU work) in a background thread while the
-        # model draws the next batch; a batch's records are appended only once all its images are on disk, so
+        # Generated images are encoded and written (PNG encoding is slow CPU work, ~50 ms an image, and releases
+        # the GIL) by a pool of threads while the model draws the next batch, so a task's last batch is not a long
+        # serial tail; a batch's records are appended only once all its images are on disk, so
         # a kill loses at most that batch, which a resumed run draws again whole (the same images).
         # Requests (image files and base64 cells decoded to pixels) are built one batch ahead in another thread,
         # so decoding overlaps the model's work on the current batch; a bad sample's error surfaces when its
@@ -180,6 +186,7 @@ class Runner:
                                           group=(lambda s: s.image_key) if task.kind == "understand" else None))
         with self.store.prediction_writer(task.id, self.writer) as appender, \
                 ThreadPoolExecutor(max_workers=1, thread_name_prefix="image-save") as saver, \
+                ThreadPoolExecutor(max_workers=IMAGE_WRITERS, thread_name_prefix="png") as encoders, \
                 ThreadPoolExecutor(max_workers=1, thread_name_prefix="requests") as builder:
             pending: Optional[Future] = None
             ahead = builder.submit(self._build_batch, task, batches[0]) if batches else None
@@ -187,7 +194,8 @@ class Runner:
                 for i, batch in enumerate(batches):
                     prepared = ahead.result()
                     ahead = builder.submit(self._build_batch, task, batches[i + 1]) if i + 1 < len(batches) else None
-                    work = self._run_batch(task, batch, out_dir, skip=done, saver=saver, prepared=prepared)
+                    work = self._run_batch(task, batch, out_dir, skip=done, saver=saver, prepared=prepared,
+                                           encoders=encoders)
                     if pending is not None:
                         commit(pending.result())
                         pending = None
@@ -222,12 +230,13 @@ class Runner:
         return requests, ready, failed
 
     def _run_batch(self, task: Task, batch: list[Sample], out_dir: Path, skip: Container[str],
-                   saver: ThreadPoolExecutor, prepared: tuple) -> "list[Prediction] | Future":
+                   saver: ThreadPoolExecutor, prepared: tuple,
+                   encoders: ThreadPoolExecutor) -> "list[Prediction] | Future":
         """Records, in batch order, of the batch's samples not in ``skip`` (stored by an interrupted attempt).
 
         The whole batch goes to the model either way, so the outputs do not depend on how far that attempt got.
         ``prepared``: :meth:`_build_batch`'s result for the batch.  A generation batch's images are written by
-        ``saver`` and a Future of its records is returned.
+        ``saver`` (its PNGs encoded by ``encoders``) and a Future of its records is returned.
         """
         requests, ready, failed = prepared
         made: dict[str, Prediction] = {}
@@ -254,10 +263,12 @@ class Runner:
         secs = (time.perf_counter() - t0) / len(requests)
 
         def save() -> list[Prediction]:
-            for s, req, imgs in zip(ready, requests, images):
-                if s.id in skip:
-                    continue  # its images and record are on disk already
-                paths = [self.store.save_image(task.id, task.image_path(s, k), im) for k, im in enumerate(imgs)]
+            todo = [(s, req, imgs) for s, req, imgs in zip(ready, requests, images)
+                    if s.id not in skip]  # a skipped sample's images and record are on disk already
+            pending = [[encoders.submit(self.store.save_image, task.id, task.image_path(s, k), im) for k, im in enumerate(imgs)]
+                       for s, _, imgs in todo]
+            for (s, req, _), futures in zip(todo, pending):
+                paths = [f.result() for f in futures]
                 task.write_sample_files(out_dir, s)
                 made[s.id] = Prediction(sample_id=s.id, images=paths, meta={"seed": req.seed, "seconds": round(secs, 4)})
             return in_order()

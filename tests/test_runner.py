@@ -152,6 +152,39 @@ def test_images_are_written_while_the_next_batch_draws_and_records_follow_their_
     assert all((store.task_dir("fake_draw") / p).is_file() for r in preds.values() for p in r.images)
 
 
+def test_a_batchs_pngs_are_written_by_several_threads_at_once(plugins, tmp_path, monkeypatch):
+    """The first two image writes of one batch meet at a barrier: written one at a time, the barrier times out."""
+    import threading
+
+    from unitoken_eval.harness import runner as runner_module
+
+    monkeypatch.setattr(runner_module, "IMAGE_WRITERS", 4)
+    meet, lock = threading.Barrier(2, timeout=10), threading.Lock()
+    met, threads, calls = [], set(), []
+    real_save = RunStore.save_image
+
+    def save(self, task_id, rel, image):
+        with lock:
+            threads.add(threading.current_thread().name)
+            calls.append(rel)
+            first_two = len(calls) <= 2
+        if first_two:
+            try:
+                met.append(meet.wait() >= 0)
+            except threading.BrokenBarrierError:
+                met.append(False)
+        return real_save(self, task_id, rel, image)
+
+    monkeypatch.setattr(RunStore, "save_image", save)
+    cfg = _config(tasks=["fake_draw"], model_args="batch=3")
+    store = start_run(cfg, tmp_path / "run", resume=False, runs_root=tmp_path)
+    assert Runner(cfg, store, progress=False).run().inferred == 3
+    assert met[:2] == [True, True] and len(threads) >= 2 and all(t.startswith("png") for t in threads)
+    preds = store.read_predictions("fake_draw")
+    assert sorted(preds) == ["0", "1", "2"]
+    assert all((store.task_dir("fake_draw") / p).is_file() for r in preds.values() for p in r.images)
+
+
 def test_a_failing_generation_batch_keeps_the_batch_whose_images_were_being_written(plugins, tmp_path,
                                                                                    monkeypatch):
     real_generate = fake_plugins.EchoModel.generate
