@@ -1,0 +1,158 @@
+"""Can image decoding and understanding prefill share one GPU faster than taking turns?  7B-shaped layers.
+
+    python bench/diagnostics/overlap_probe.py --mode streams             # two CUDA streams, priority or not
+    python bench/diagnostics/overlap_probe.py --mode green --sms 48,64   # SM partitions (green contexts)
+
+Decode: steps of R rows (104 images with CFG) attending over a KV cache of L columns, replayed as a CUDA graph
+(streams) or eager (green contexts), as the image decoder runs them; prefill: P prompts of S tokens, causal
+flash attention.  Both through LAYERS Chameleon-7B-shaped layers (random bf16 weights: no checkpoint).  Each
+mode times the two alone, then together (launched from one thread, and from two threads), and writes JSON
+to $OUT (or /tmp).  Needs a CUDA GPU; figures are in docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import threading
+import time
+
+import torch
+import torch.nn.functional as F
+
+H, I, NH, D, LAYERS = 4096, 11008, 32, 128, 4
+R, L = 208, 1100            # image decode rows (104 images with CFG), context columns
+P, S = 16, 4700             # understanding prompts, tokens each
+NG, NP = 60, 4              # decode steps, prefills per timing
+
+
+def build():
+    dev, dt = "cuda", torch.bfloat16
+    g = torch.Generator(device=dev).manual_seed(0)
+
+    def w(*shape):
+        return torch.randn(*shape, device=dev, dtype=dt, generator=g) * 0.02
+
+    m = {"qkv": w(H, 3 * H), "o": w(H, H), "gu": w(H, 2 * I), "d": w(I, H), "xg": w(R, H), "xp": w(P * S, H),
+         "k": [torch.randn(R, NH, L, D, device=dev, dtype=dt) for _ in range(LAYERS)],
+         "v": [torch.randn(R, NH, L, D, device=dev, dtype=dt) for _ in range(LAYERS)]}
+
+    def layer(x, attn):
+        x = x + attn(x @ m["qkv"]) @ m["o"]
+        gu = x @ m["gu"]
+        return x + (F.silu(gu[:, :I]) * gu[:, I:]) @ m["d"]
+
+    def decode_step():
+        x = m["xg"]
+        for i in range(LAYERS):
+            x = layer(x, lambda qkv, i=i: F.scaled_dot_product_attention(
+                qkv[:, :H].view(R, NH, 1, D), m["k"][i], m["v"][i]).reshape(R, H))
+        return x
+
+    def prefill():
+        def attn(qkv):
+            q, k, v = (qkv[:, j * H:(j + 1) * H].view(P, S, NH, D).transpose(1, 2) for j in range(3))
+            return F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(P * S, H)
+        x = m["xp"]
+        for _ in range(LAYERS):
+            x = layer(x, attn)
+        return x
+
+    return decode_step, prefill
+
+
+def timed(fn) -> float:
+    torch.cuda.synchronize()
+    t = time.perf_counter()
+    fn()
+    torch.cuda.synchronize()
+    return time.perf_counter() - t
+
+
+def on(stream, fn, n: int) -> None:
+    with torch.cuda.stream(stream):
+        for _ in range(n):
+            fn()
+
+
+def together(s_dec, dec, s_pre, pre) -> dict:
+    one_thread = timed(lambda: (on(s_pre, pre, NP), on(s_dec, dec, NG)))
+
+    def two():
+        ts = [threading.Thread(target=on, args=(s_pre, pre, NP)), threading.Thread(target=on, args=(s_dec, dec, NG))]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+    return {"concurrent_s": round(one_thread, 3), "concurrent_threads_s": round(timed(two), 3)}
+
+
+def streams(decode_step, prefill) -> dict:
+    out = {}
+    for priority in (0, -1):
+        s_dec, s_pre = torch.cuda.Stream(priority=priority), torch.cuda.Stream()
+        on(s_dec, decode_step, 2)
+        torch.cuda.synchronize()
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, stream=s_dec):
+            decode_step()
+        on(s_dec, graph.replay, NG)
+        on(s_pre, prefill, NP)
+        tg, tp = timed(lambda: on(s_dec, graph.replay, NG)), timed(lambda: on(s_pre, prefill, NP))
+        both = together(s_dec, graph.replay, s_pre, prefill)
+        out[f"decode_stream_priority_{priority}"] = {
+            "decode_s": round(tg, 3), "prefill_s": round(tp, 3), "sequential_s": round(tg + tp, 3), **both,
+            "saving_vs_sequential": round(1 - both["concurrent_s"] / (tg + tp), 3)}
+    return out
+
+
+def green(decode_step, prefill, sms: list[int], workqueue) -> dict:
+    from torch.cuda import green_contexts as gc
+
+    total = torch.cuda.get_device_properties(0).multi_processor_count
+    s0 = torch.cuda.Stream()
+    on(s0, decode_step, 3)
+    on(s0, prefill, 1)
+    full_dec, full_pre = timed(lambda: on(s0, decode_step, NG)), timed(lambda: on(s0, prefill, NP))
+    out = {"sms": total, "whole_gpu": {"decode_s": round(full_dec, 3), "prefill_s": round(full_pre, 3)}}
+    for k in sms:
+        extra = {"workqueue_scope": workqueue} if workqueue else {}
+        a = gc.GreenContext.create(num_sms=k, device_id=0, **extra)
+        b = gc.GreenContext.create(num_sms=total - k, device_id=0, **extra)
+        s_dec, s_pre = a.Stream(), b.Stream()
+        on(s_dec, decode_step, 2)
+        on(s_pre, prefill, 1)
+        tg, tp = timed(lambda: on(s_dec, decode_step, NG)), timed(lambda: on(s_pre, prefill, NP))
+        both = together(s_dec, decode_step, s_pre, prefill)
+        out[f"decode_on_{k}_sms_{workqueue}"] = {
+            "decode_alone_s": round(tg, 3), "prefill_alone_s": round(tp, 3), **both,
+            "sequential_whole_gpu_s": round(full_dec + full_pre, 3),
+            "saving_vs_sequential": round(1 - min(both.values()) / (full_dec + full_pre), 3)}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--mode", choices=("streams", "green"), default="streams")
+    ap.add_argument("--sms", default="48,64", help="green: SMs given to decoding, comma-separated")
+    ap.add_argument("--workqueue", default=None, help="green: workqueue_scope (balanced, device_ctx)")
+    a = ap.parse_args()
+    torch.backends.cuda.matmul.allow_tf32 = False
+    decode_step, prefill = build()
+    rec = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__, "mode": a.mode,
+           "shapes": {"layers": LAYERS, "decode_rows": R, "kv_columns": L, "prompts": P, "prompt_tokens": S,
+                      "decode_steps": NG, "prefills": NP}}
+    if a.mode == "streams":
+        rec["results"] = streams(decode_step, prefill)
+    else:
+        rec["results"] = green(decode_step, prefill, [int(x) for x in a.sms.split(",")], a.workqueue)
+    print(json.dumps(rec, indent=1))
+    out = os.environ.get("OUT", "/tmp")
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, f"overlap-probe-{a.mode}.json"), "w") as fh:
+        json.dump(rec, fh, indent=1)
+
+
+if __name__ == "__main__":
+    main()
