@@ -8,7 +8,7 @@ import torch
 from unitoken_eval.model_adapters.chameleon_family.decoders import CFGImageDecoder
 from unitoken_eval.model_adapters.chameleon_family.forward import LeanChameleon
 from unitoken_eval.model_adapters.chameleon_family.grid import ImageGrid
-from unitoken_eval.model_adapters.chameleon_family.sampling import cfg_mix, gumbel_topk_sample, row_noise
+from unitoken_eval.model_adapters.chameleon_family.sampling import cfg_mix, gumbel_topk_sample, token_uniforms
 
 transformers = pytest.importorskip("transformers")
 from transformers import ChameleonConfig, ChameleonModel  # noqa: E402
@@ -85,7 +85,6 @@ def test_fused_projections_compute_the_same_and_keep_the_module_working():
 def _reference_generate(model, head, prompt, seed, cfg, k, temperature, grid):
     """The release's procedure written plainly: full forwards, separate cond and uncond contexts."""
     sched = grid.schedule()
-    noise = row_noise([seed], grid.n_tokens, k, "cpu")[0]
     mask = torch.full((head.out_features,), float("-inf"))
     mask[grid.image_lo : grid.image_hi + 1] = 0
     gen: list[int] = []
@@ -96,7 +95,8 @@ def _reference_generate(model, head, prompt, seed, cfg, k, temperature, grid):
         cond = _hf_logits(model, head, prompt + gen)
         uncond = _hf_logits(model, head, [8197] + gen)
         logits = cfg_mix(cond, uncond, cfg) + mask
-        gen.append(int(gumbel_topk_sample(logits[None], k, temperature, noise[step][None])[0]))
+        noise = lambda idx, step=step: token_uniforms(torch.tensor([seed]), torch.tensor(step), idx - grid.image_lo)
+        gen.append(int(gumbel_topk_sample(logits[None], k, temperature, noise)[0]))
     return gen
 
 
@@ -160,6 +160,23 @@ def test_cfg_mix_and_gumbel_topk_numerically():
     p0 = (draws == 0).float().mean().item()
     assert abs(p0 - torch.softmax(torch.tensor([4.0, 1.0]), 0)[0].item()) < 0.01
     assert not (draws == 1).any()
+
+
+def test_sampling_noise_follows_the_token_not_topks_order_of_ties():
+    """CUDA's topk returns tied logits in a varying order; the noise is keyed by token id, so the draw is the same."""
+    seeds, step = torch.tensor([7, 8]), torch.tensor(3)
+    logits = torch.zeros(2, 64)
+    logits[:, 10:30] = 1.0  # twenty tied candidates, top-20
+    draw = gumbel_topk_sample(logits, 20, 1.0, lambda idx: token_uniforms(seeds, step, idx))
+    perm = torch.randperm(64, generator=torch.Generator().manual_seed(0))
+    permuted = gumbel_topk_sample(logits[:, perm], 20, 1.0, lambda idx: token_uniforms(seeds, step, perm[idx]))
+    assert torch.equal(perm[permuted], draw)
+    assert draw[0] != draw[1] or token_uniforms(seeds, step, draw[:, None]).unique().numel() == 2
+    u = token_uniforms(torch.arange(50), torch.tensor(0), torch.arange(1000).expand(50, -1))
+    assert u.dtype == torch.float32 and 0 < float(u.min()) and float(u.max()) < 1
+    assert abs(float(u.mean()) - 0.5) < 0.01 and abs(float((u < 0.1).float().mean()) - 0.1) < 0.01
+    assert not torch.equal(u[0], u[1])  # seeds differ
+    assert not torch.equal(u[0], token_uniforms(torch.tensor([0]), torch.tensor(1), torch.arange(1000)[None])[0])
 
 
 def _hf_greedy(model, head, embeds, max_new, eos):

@@ -38,7 +38,7 @@ def _fit(usable: float, per_row: float, cap: int) -> int:
 
 
 def auto_batch_sizes(config, device: torch.device, dtype: torch.dtype, kv_cache: str, image_tokens: int,
-                     image_top_k: int = 2000, memory: Optional[tuple[int, int]] = None) -> tuple[int, int]:
+                     memory: Optional[tuple[int, int]] = None) -> tuple[int, int]:
     """(understanding prompts, generated images) per batch; 0 where not even one fits.  ``memory``: (free,
     total) bytes, by default the device's now."""
     if device.type != "cuda":
@@ -48,8 +48,8 @@ def auto_batch_sizes(config, device: torch.device, dtype: torch.dtype, kv_cache:
     col = kv_bytes_per_column(config, kv_cache, dtype)
     # answers: the exact (model-dtype) cache, plus ~15% for the prefill's activations at that width
     per_prompt = ANSWER_COLUMNS * kv_bytes_per_column(config, "bf16", dtype) * 1.15
-    # images: cond + uncond rows, and the per-step sampling noise (float32, top-k per token)
-    per_image = 2 * (T2I_COLUMNS + image_tokens) * col + image_tokens * image_top_k * 4
+    # images: cond + uncond rows (the sampling noise is computed per step, not stored)
+    per_image = 2 * (T2I_COLUMNS + image_tokens) * col
     return _fit(usable, per_prompt, UNDERSTAND_CAP), _fit(usable, per_image, GENERATE_CAP)
 
 

@@ -17,7 +17,7 @@ import torch
 from .forward import LeanChameleon
 from .graphs import GraphSteps, round_up
 from .grid import ImageGrid
-from .sampling import cfg_mix, gumbel_topk_sample, row_noise
+from .sampling import cfg_mix, gumbel_topk_sample, token_uniforms
 from .weights import ModelWeights
 
 
@@ -40,13 +40,13 @@ class AnswerSession:
 @dataclass
 class ImageSession:
     """What :class:`CFGImageDecoder` keeps for batches of one ``key`` (rows, prompt width, sampling settings):
-    the forward with its KV cache, the forced-token schedule, per-batch noise and padding buffers, the token
+    the forward with its KV cache, the forced-token schedule, per-batch seed and padding buffers, the token
     buffer, the step's static state, the step and its graphs."""
 
     key: tuple
     lean: LeanChameleon
     schedule: torch.Tensor
-    noise: torch.Tensor
+    seeds: torch.Tensor
     pad: torch.Tensor
     out: torch.Tensor
     state: dict[str, torch.Tensor]
@@ -235,7 +235,7 @@ class CFGImageDecoder:
         sess = ImageSession(
             key=key, lean=lean, runner=GraphSteps(self.use_graphs),
             schedule=grid.schedule().to(dev),
-            noise=torch.empty((B, n, image_top_k), dtype=torch.float32, device=dev),
+            seeds=torch.zeros(B, dtype=torch.long, device=dev),
             pad=torch.zeros(R, dtype=torch.long, device=dev),
             out=torch.empty((B, n), dtype=torch.long, device=dev),
             # Static state the step reads and advances in place (so a captured graph can replay it).
@@ -244,7 +244,7 @@ class CFGImageDecoder:
         )
         # Only image ids can be sampled, so logits (and CFG, top-k) are computed over that id range alone.
         lo, hi = grid.image_lo, grid.image_hi + 1
-        state, out, noise, pad, schedule = sess.state, sess.out, sess.noise, sess.pad, sess.schedule
+        state, out, seeds, pad, schedule = sess.state, sess.out, sess.seeds, sess.pad, sess.schedule
 
         def step(length: int) -> None:
             tok, col, stp = state["tok"], state["col"], state["step"]
@@ -252,8 +252,9 @@ class CFGImageDecoder:
             logits = lean.forward(pos, col.reshape(1), length, ids=tok[:, None], vocab=(lo, hi))
             if guided:
                 logits = cfg_mix(logits[:B], logits[B:], float(cfg))
-            u = noise.index_select(1, stp.reshape(1)).squeeze(1)
-            sampled = gumbel_topk_sample(logits, image_top_k, temperature, u) + lo
+            # noise keyed by token id (ids relative to lo), so tied logits in any order draw the same token
+            sampled = gumbel_topk_sample(logits, image_top_k, temperature,
+                                         lambda idx: token_uniforms(seeds, stp, idx)) + lo
             forced = schedule.index_select(0, stp.reshape(1))
             nxt = torch.where(forced >= 0, forced.expand(B), sampled)
             out.index_copy_(1, stp.reshape(1), nxt[:, None])
@@ -299,7 +300,7 @@ class CFGImageDecoder:
         positions = (torch.arange(width, device=dev)[None, :] - pad[:, None]).clamp(min=0)
         lean.forward(positions, 0, width, ids=ids)
 
-        sess.noise.copy_(row_noise(seeds, n, image_top_k, dev))
+        sess.seeds.copy_(torch.tensor([int(x) for x in seeds], dtype=torch.long))
         out.fill_(0)
         out[:, 0] = sess.schedule[0]
         state["tok"].copy_(out[:, 0].repeat(2 if guided else 1))
