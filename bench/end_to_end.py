@@ -372,6 +372,8 @@ def main(argv=None) -> None:
     ap.add_argument("--suite", default="paper")
     ap.add_argument("--fraction", type=float, default=0.02, help="of each benchmark's real size")
     ap.add_argument("--min-batches", type=int, default=2, help="full batches per task at least")
+    ap.add_argument("--gen-min-batches", type=int, default=None,
+                    help="full decoder batches per generation task at least (default: --min-batches)")
     ap.add_argument("--und-batch", type=int, default=16, help="prompts per batch the floor counts (auto on an H200)")
     ap.add_argument("--gen-batch", type=int, default=100,
                     help="images per decoder batch (given to the adapter: GenEval's 4 and T2I-CompBench++'s 10 "
@@ -412,7 +414,8 @@ def main(argv=None) -> None:
                            "device": torch.cuda.get_device_name() if cuda else "cpu", "torch": torch.__version__,
                            "suite": a.suite, "fraction": a.fraction, "min_batches": a.min_batches,
                            "floor": {"understanding_prompts": a.min_batches * a.und_batch,
-                                     "generated_images": a.min_batches * a.gen_batch},
+                                     "generated_images": (a.min_batches if a.gen_min_batches is None
+                                                          else a.gen_min_batches) * a.gen_batch},
                            "quick": a.quick, "model_args_extra": a.model_args}
 
     # 1-2: the data
@@ -428,7 +431,8 @@ def main(argv=None) -> None:
             opts["max_new_tokens"] = task.full_size.answer_tokens
         else:
             per = task.images_per_sample()
-            n = max(math.ceil(a.fraction * t["samples"]), math.ceil(a.min_batches * a.gen_batch / per))
+            gen_batches = a.min_batches if a.gen_min_batches is None else a.gen_min_batches
+            n = max(math.ceil(a.fraction * t["samples"]), math.ceil(gen_batches * a.gen_batch / per))
             if tid == "geneval":
                 data[tid] = str(write_geneval(n, data_dir))
                 opts.update(verify_prompts=False, detector="smoke", color_model="smoke")
