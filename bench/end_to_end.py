@@ -487,6 +487,8 @@ def main(argv=None) -> None:
     t_end = time.time()
     sampler.stop.set()
     rec["exit_status"] = proc.returncode
+    if proc.returncode != 0:  # what stopped the run, in the record itself
+        rec["run_out_tail"] = (work / "run.out").read_text(errors="replace").splitlines()[-40:]
     rec["wall_s"] = round(t_end - t_start, 1)
     rec["gpu_sampler"] = sampler.source
     state = {"rec": rec, "planned": planned, "data": data, "options": options, "t_start": t_start, "t_end": t_end,

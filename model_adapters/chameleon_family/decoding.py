@@ -70,11 +70,20 @@ class ChameleonDecoders:
         if self.image_decoder is not None:
             self.image_decoder.release()
             self.image_decoder = None
+            _return_cached_memory()
 
     def _release_answers(self) -> None:
         if self.answer_decoder is not None:
             self.answer_decoder.release()
             self.answer_decoder = None
+            _return_cached_memory()
+
+
+def _return_cached_memory() -> None:
+    # A released session's KV cache (~100 GB for a 7B image batch) would stay in torch's cache; what the next
+    # kind of work allocates outside that cache (kernel modules, library workspaces) then finds no memory.
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
 
 
 @torch.no_grad()
