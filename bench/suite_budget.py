@@ -82,9 +82,13 @@ def suite_counts(config: dict[str, Any], manifest: Optional[dict[str, Any]] = No
     return out
 
 
-def newest(pattern: str) -> Optional[Path]:
-    found = sorted(RECORDS.glob(pattern), key=lambda p: p.stat().st_mtime)
-    return found[-1] if found else None
+def newest(pattern: str, covering: Optional[set[str]] = None) -> Optional[Path]:
+    """The newest record matching ``pattern`` (by the time in its name) that measured every task in ``covering``."""
+    for path in sorted(RECORDS.glob(pattern), reverse=True):
+        tasks = json.loads(path.read_text()).get("tasks", {})
+        if covering is None or all(tasks.get(t, {}).get("samples_per_s") for t in covering):
+            return path
+    return None
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -100,14 +104,15 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = ap.parse_args(argv)
     config = yaml.safe_load(Path(registry.suite_path(args.suite)).read_text(encoding="utf-8"))
     manifest = json.loads((Path(args.run) / "manifest.json").read_text()) if args.run else None
-    path = Path(args.record) if args.record else (newest("end-to-end-*.json") or newest("throughput-*.json"))
+    counts = suite_counts(config, manifest)
+    path = Path(args.record) if args.record else (newest("end-to-end-*.json", set(counts))
+                                                  or newest("throughput-*.json"))
     record = json.loads(path.read_text())
     if "tasks" in record:
         (rates, one_time), basis = end_to_end_rates(record), "end-to-end"
     else:
         rates, one_time = component_rates(record)
         basis = "component-based (throughput projection; not an end-to-end measurement)"
-    counts = suite_counts(config, manifest)
     for task, n in counts.items():
         print(f"{task:28s} {n:8.1f} samples (at the record's images per prompt)  {n / rates[task]:7.1f} s")
     minutes = project_minutes(rates, counts, one_time)
