@@ -248,10 +248,20 @@ class ChameleonFamilyAdapter(ModelAdapter):
         prefixes, group, suffixes = self.build_prefixes(requests)
         self._count(prompts=len(requests), prefills=len(prefixes))
         limits = [max(1, int(r.max_new_tokens)) for r in requests]
+        rules = self.answer_rules()
+        ids = None
+        if rules is not None and rules.repetition_penalty != 1.0:  # the penalty counts the prompt's ids too
+            ids = [self.prefix_ids[group[r]] + list(suffixes[r]) for r in range(len(requests))]
         outs = self.decoders.greedy_answers(prefixes, suffixes, group, limits, self.answer_stop_ids(),
-                                            prefill=self.args.prefill)
+                                            prefill=self.args.prefill, rules=rules, prompt_ids=ids)
         self._count(answer_model_s=time.perf_counter() - t0)  # token lists are on the host: the GPU is done
         return [{"text": self.decode_answer(o), "token_ids": o} for o in outs]
+
+    def answer_rules(self):
+        """Logit rules of the greedy answer decoder (:class:`.decoders.AnswerRules`), or None (plain argmax).
+        A variant whose rules carry a repetition penalty sets ``self.prefix_ids`` in :meth:`build_prefixes`
+        (each prefix's token ids)."""
+        return None
 
     def answer_stop_ids(self) -> list[int]:
         """Tokens that end an answer: the release's end of turn."""

@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 
 import torch
 
-from .decoders import CFGImageDecoder, PrefixSharingGreedyDecoder
+from .decoders import AnswerRules, CFGImageDecoder, PrefixSharingGreedyDecoder
 from .grid import ImageGrid
 from .weights import ModelWeights
 
@@ -33,9 +33,12 @@ class ChameleonDecoders:
         self.image_decoder: Optional[CFGImageDecoder] = None
 
     def greedy_answers(self, prefixes: list[torch.Tensor], suffixes: list[list[int]], group: list[int],
-                       max_new_tokens: Sequence[int], eos: Sequence[int], prefill: str = "bf16") -> list[list[int]]:
+                       max_new_tokens: Sequence[int], eos: Sequence[int], prefill: str = "bf16",
+                       rules: Optional[AnswerRules] = None,
+                       prompt_ids: Optional[list[list[int]]] = None) -> list[list[int]]:
         """Row r = prefixes[group[r]] + suffixes[r]; each row stops at eos or its own max_new_tokens.
-        ``prefill="fp8"``: the prompt's wide GEMMs in float8 (:class:`.weights.ModelWeights`), not exact."""
+        ``prefill="fp8"``: the prompt's wide GEMMs in float8 (:class:`.weights.ModelWeights`), not exact.
+        ``rules`` / ``prompt_ids``: see :meth:`.decoders.PrefixSharingGreedyDecoder.answer`."""
         self._release_images()
         dec = self.answer_decoder
         if dec is None or dec.prefill != prefill:
@@ -43,7 +46,7 @@ class ChameleonDecoders:
             dec = PrefixSharingGreedyDecoder(self.model, self.lm_head, use_graphs=self.use_graphs, prefill=prefill,
                                              weights=self.weights)
             self.answer_decoder = dec
-        out = dec.answer(prefixes, suffixes, group, max(max_new_tokens), eos)
+        out = dec.answer(prefixes, suffixes, group, max(max_new_tokens), eos, rules=rules, prompt_ids=prompt_ids)
         return [o[: m] for o, m in zip(out, max_new_tokens)]
 
     def image_tokens(self, prompts: list[list[int]], seeds: Sequence[int], cfg: float, image_top_k: int,
