@@ -113,3 +113,38 @@ def test_decoded_pixels_equal_the_authors_within_rounding(generated, i):
     want = np.frombuffer(base64.b64decode(case["pixels_strided_b64"]), dtype=np.uint8).reshape(
         px[::s, ::s].shape)
     assert np.abs(px[::s, ::s].astype(int) - want.astype(int)).max() <= 1
+
+
+# ---------------------------------------------------------------- BOI and size tokens: forced by us, emitted in the release
+@pytest.fixture(scope="module")
+def free_run(ckpt, tmp_path_factory):
+    """The checkpoint that emits BOI and the 512x512 size tokens by itself after its prompt (as a trained model
+    does), and our adapter's image for that prompt (the adapter forces those three tokens).  The VQ-GAN is the
+    first checkpoint's: the authors' item processor reads Meta's one VQ-GAN from ./ckpts/chameleon/tokenizer
+    whatever the model, and the reference run put the first checkpoint's there."""
+    path = GEN.write_emitting_checkpoint(tmp_path_factory.mktemp("lumina-free"))
+    assert GEN.checkpoint_hashes(path) == REF["free_checkpoint_sha256"]
+    a = LuminaMGPTAdapter(path=str(path), device="cpu", dtype="float32", vqgan=str(ckpt / "vqgan"))
+    try:
+        case = REF["generate_free"][0]
+        req = GenerateRequest(case["name"], case["prompt"], seed=0, options={"cfg": case["cfg"], "image_top_k": 1})
+        return a.t2i_prompt(req), a.generate_with_tokens([req])[0]
+    finally:
+        a.close()
+
+
+@pytest.mark.slow
+def test_forced_start_equals_the_authors_unforced_run_on_a_model_that_emits_it(free_run):
+    """The authors' code, nothing forced, on a model that emits BOI, <reserved08816>, <reserved08816> itself: it
+    draws the same stream and pixels as our adapter, which forces those tokens (so forcing changes nothing for
+    a model that emits them, as a trained one does after the release's prompt)."""
+    prompt, out = free_run
+    case = REF["generate_free"][0]
+    assert case["token_ids"][:3] == [REF["boi"], REF["size_token"], REF["size_token"]] and case["n_images"] == 1
+    assert prompt == case["prompt_ids"] + [REF["boi"]]
+    assert out["token_ids"][0] == case["token_ids"]
+    px = np.asarray(out["images"][0].convert("RGB"))
+    if hashlib.sha256(px.tobytes()).hexdigest() != case["pixels_sha256"]:
+        s = REF["pixel_stride"]
+        want = np.frombuffer(base64.b64decode(case["pixels_strided_b64"]), dtype=np.uint8).reshape(px[::s, ::s].shape)
+        assert np.abs(px[::s, ::s].astype(int) - want.astype(int)).max() <= 1

@@ -25,6 +25,14 @@ the authors' list, forcing the first three generated tokens to BOI, ``<reserved0
 (512x512) -- what our adapter forces.  The authors' CFG, candidate and top-k processors run unchanged after it
 (they start guiding at the first image token, as in the release).
 
+One more case runs the authors' code with nothing forced, on a second checkpoint that emits BOI and the size
+tokens by itself after its prompt, as a trained model does (:func:`write_emitting_checkpoint`: the random
+checkpoint of seed FREE_SEED with the ``lm_head`` rows of BOI and ``<reserved08816>`` replaced, so that their
+logits are far above every other at exactly those three positions; image-token logits, which CFG and sampling
+use, are untouched): our adapter, forcing them, must give the same stream and pixels.  The authors' solver
+for it reads the same ./ckpts/chameleon/tokenizer folder (the first checkpoint's VQ-GAN and tokenizer; the text
+tokenizer is the same file in both), so the test gives our adapter ``vqgan=`` the first checkpoint's VQ-GAN.
+
   mkdir /tmp/lm && git --git-dir=MIRROR/Alpha-VLLM+Lumina-mGPT archive HEAD | tar -x -C /tmp/lm
   python -m venv ... ; pip install transformers==4.44.2 tokenizers==0.19.1 huggingface_hub==0.24.7 (+ torch, pyyaml)
   PYTHONPATH=.. python tests/parity/lumina_mgpt_reference.py --upstream /tmp/lm \\
@@ -111,6 +119,43 @@ def write_checkpoint(parent: Path) -> Path:
     return write_tiny_release(parent / CKPT_NAME, seed=SEED, vision=False)
 
 
+FREE_SEED = 12
+FREE_CASE = ("free_start_red_bus", "A red double-decker bus on a rainy street.", 4.0)
+
+
+def write_emitting_checkpoint(parent: Path) -> Path:
+    """The random checkpoint of FREE_SEED whose argmax after FREE_CASE's T2I prompt is BOI, then
+    ``<reserved08816>`` twice (512x512): the ``lm_head`` rows of those two ids are set (least-norm solution) so
+    that their logits are +/-T at the three positions, T ten times the largest logit there."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from unitoken_eval.harness.types import GenerateRequest
+    from unitoken_eval.model_adapters.lumina_mgpt import LuminaMGPTAdapter
+    from unitoken_eval.model_adapters.unitoken.tiny_checkpoint import write_tiny_release
+
+    ckpt = write_tiny_release(parent / CKPT_NAME, seed=FREE_SEED, vision=False)
+    a = LuminaMGPTAdapter(path=str(ckpt), device="cpu", dtype="float32")
+    try:
+        prompt = a.t2i_prompt(GenerateRequest("f", FREE_CASE[1]))  # ends with BOI
+        boi, size = prompt[-1], a.image_grid().size_token
+        with torch.no_grad():
+            hs = a.model.llm(input_ids=torch.tensor([prompt + [size]])).last_hidden_state[0].double()
+            h = hs[len(prompt) - 2: len(prompt) + 1]  # the states that choose BOI, the first and second size
+            t = 10 * float(a.model.lm_head(hs.float()).abs().max())
+    finally:
+        a.close()
+    target = torch.tensor([[t, -t, -t], [-t, t, t]], dtype=torch.float64)  # rows: BOI, size
+    rows = target @ torch.linalg.pinv(h.T)  # rows @ h.T = target
+    shard = ckpt / "model-00002-of-00002.safetensors"
+    state = load_file(str(shard))
+    head = state["lm_head.weight"].clone()
+    head[boi], head[size] = rows[0].float(), rows[1].float()
+    state["lm_head.weight"] = head
+    save_file(state, str(shard), metadata={"format": "pt"})
+    return ckpt
+
+
 # ----------------------------------------------------------------------------- stage 2 (upstream environment)
 def patched_copy(upstream: Path, dest: Path) -> None:
     for sub in ("lumina_mgpt", "xllmx"):
@@ -123,7 +168,7 @@ def patched_copy(upstream: Path, dest: Path) -> None:
         f.write_text(text.replace(old, new), encoding="utf-8")
 
 
-def run_upstream(upstream: Path, ckpt: Path, out: Path) -> None:
+def run_upstream(upstream: Path, ckpt: Path, out: Path, free_ckpt: Path | None = None) -> None:
     import numpy as np
     import torch
 
@@ -149,15 +194,19 @@ def run_upstream(upstream: Path, ckpt: Path, out: Path) -> None:
 
     # what the solver feeds the model: record the prompt ids by wrapping model.generate (observation only)
     seen = {}
-    orig_generate = solver.model.generate
 
-    def recording_generate(prompt, *a, **kw):
-        seen["prompt"] = prompt[0].tolist()
-        out = orig_generate(prompt, *a, **kw)
-        seen["raw"] = out[0][prompt.shape[1]:].tolist()
-        return out
+    def record(model) -> None:
+        inner = model.generate
 
-    solver.model.generate = recording_generate
+        def recording_generate(prompt, *a, **kw):
+            seen["prompt"] = prompt[0].tolist()
+            out = inner(prompt, *a, **kw)
+            seen["raw"] = out[0][prompt.shape[1]:].tolist()
+            return out
+
+        model.generate = recording_generate
+
+    record(solver.model)
     result = {"understand": [], "generate": [], "boi": boi, "size_token": size}
     for name, size_wh, question, max_len in UNDERSTAND:
         images = [sample_image(*size_wh, seed=len(result["understand"]))] if size_wh else []
@@ -200,6 +249,21 @@ def run_upstream(upstream: Path, ckpt: Path, out: Path) -> None:
                                    "pixels_sha256": hashlib.sha256(px.tobytes()).hexdigest(),
                                    "pixels_strided_b64": strided_b64(px)})
         print(name, len(seen["raw"]), seen["raw"][:8], flush=True)
+    if free_ckpt is not None:
+        name, prompt, cfg = FREE_CASE
+        solver = FlexARInferenceSolver(model_path=str(free_ckpt), precision="fp32", target_size=RESOLUTION)
+        record(solver.model)
+        q = f"Generate an image of {RESOLUTION}x{RESOLUTION} according to the following prompt:\n{prompt}"
+        text, images = solver.generate(images=[], qas=[[q, None]], max_gen_len=n_gen, temperature=1.0,
+                                       logits_processor=solver.create_logits_processor(cfg=cfg, image_top_k=1,
+                                                                                        text_top_k=1))
+        px = np.asarray(images[0].convert("RGB")) if images else np.zeros((1, 1, 3), dtype=np.uint8)
+        result["generate_free"] = [{"name": name, "prompt": prompt, "cfg": cfg, "prompt_ids": seen["prompt"],
+                                    "token_ids": seen["raw"], "n_images": len(images),
+                                    "image_size": list(images[0].size) if images else None,
+                                    "pixels_sha256": hashlib.sha256(px.tobytes()).hexdigest(),
+                                    "pixels_strided_b64": strided_b64(px)}]
+        print(name, len(seen["raw"]), seen["raw"][:8], flush=True)
     import transformers
 
     result["environment"] = {"torch": torch.__version__, "transformers": transformers.__version__}
@@ -213,19 +277,21 @@ def main(argv=None) -> None:
     ap.add_argument("--upstream-python", default=sys.executable)
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "data" / "lumina_mgpt_reference.json")
     ap.add_argument("--commit", default="", help="the checkout's commit, recorded in the fixture")
-    ap.add_argument("--stage2", nargs=2, metavar=("CKPT", "RAW"), help=argparse.SUPPRESS)
+    ap.add_argument("--stage2", nargs=3, metavar=("CKPT", "FREE_CKPT", "RAW"), help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.stage2:
-        run_upstream(a.upstream.resolve(), Path(a.stage2[0]), Path(a.stage2[1]))
+        run_upstream(a.upstream.resolve(), Path(a.stage2[0]), Path(a.stage2[2]), free_ckpt=Path(a.stage2[1]))
         return
     tmp = Path(tempfile.mkdtemp(prefix="lumina-ref-"))
     ckpt = write_checkpoint(tmp)
+    free = write_emitting_checkpoint(tmp / "free")
     raw = tmp / "raw.json"
     subprocess.run([a.upstream_python, str(Path(__file__).resolve()), "--upstream", str(a.upstream.resolve()),
-                    "--stage2", str(ckpt), str(raw)], check=True, env=dict(os.environ, PYTHONPATH=""))
+                    "--stage2", str(ckpt), str(free), str(raw)], check=True, env=dict(os.environ, PYTHONPATH=""))
     doc = json.loads(raw.read_text())
     doc = {"upstream": "github.com/Alpha-VLLM/Lumina-mGPT", "commit": a.commit, "seed": SEED,
            "checkpoint_name": CKPT_NAME, "checkpoint_sha256": checkpoint_hashes(ckpt),
+           "free_seed": FREE_SEED, "free_checkpoint_sha256": checkpoint_hashes(free),
            "patches": [{"file": f, "old": o, "new": n, "count": c} for f, o, n, c in PATCHES],
            "pixel_stride": PIXEL_STRIDE, **doc}
     a.out.write_text(json.dumps(doc, separators=(",", ":")) + "\n")
