@@ -317,8 +317,12 @@ class CFGImageDecoder:
 
     @torch.no_grad()
     def generate(self, prompts: list[list[int]], seeds: Sequence[int], cfg: Optional[float] = 3.0,
-                 image_top_k: int = 2000, temperature: float = 1.0, boi: int = 8197) -> torch.Tensor:
-        """Returns [B, n_tokens] generated ids (size tokens, rows with newlines, EOI)."""
+                 image_top_k: int = 2000, temperature: float = 1.0, boi: int = 8197,
+                 uncond: Optional[Sequence[int]] = None) -> torch.Tensor:
+        """Returns [B, n_tokens] generated ids (size tokens, rows with newlines, EOI).
+
+        ``uncond``: the unconditional branch's context (default ``[boi]``; Meta's Chameleon: ``[BOS, BOI]``).
+        A grid whose first token is not forced (no size tokens) draws it from the prefill's logits."""
         grid = self.grid
         B = len(prompts)
         guided = cfg is not None and cfg != 1.0
@@ -333,26 +337,32 @@ class CFGImageDecoder:
         sess = self._session
         lean, state, out = sess.lean, sess.state, sess.out
         dev = lean.device
-        # Prefill: cond rows left-padded to `width`; uncond rows hold BOI in the last prompt column.
+        # Prefill: cond rows left-padded to `width`; uncond rows hold their context (BOI) in the last columns.
         ids = torch.zeros((R, width), dtype=torch.long)
         pad = torch.zeros(R, dtype=torch.long)
         for b, p in enumerate(prompts):
             ids[b, width - len(p):] = torch.tensor(p)
             pad[b] = width - len(p)
         if guided:
-            ids[B:, -1] = boi
-            pad[B:] = width - 1
+            u = list(uncond) if uncond is not None else [boi]
+            ids[B:, width - len(u):] = torch.tensor(u)
+            pad[B:] = width - len(u)
         ids = ids.to(dev)
         sess.pad.copy_(pad)
         pad = sess.pad
         cols = torch.arange(width + n, device=dev)
         lean.valid[:R] = cols[None, :] >= pad[:, None]
         positions = (torch.arange(width, device=dev)[None, :] - pad[:, None]).clamp(min=0)
-        lean.forward(positions, 0, width, ids=ids)
+        logits = lean.forward(positions, 0, width, ids=ids, vocab=(grid.image_lo, grid.image_hi + 1))
 
         sess.noise.copy_(row_noise(seeds, n, image_top_k, dev))
         out.fill_(0)
-        out[:, 0] = sess.schedule[0]
+        if int(sess.schedule[0]) >= 0:
+            out[:, 0] = sess.schedule[0]
+        else:  # the first image token comes from the prompt's own logits
+            if guided:
+                logits = cfg_mix(logits[:B], logits[B:], float(cfg))
+            out[:, 0] = gumbel_topk_sample(logits, image_top_k, temperature, sess.noise[:, 0]) + grid.image_lo
         state["tok"].copy_(out[:, 0].repeat(2 if guided else 1))
         state["col"].fill_(width)
         state["step"].fill_(1)

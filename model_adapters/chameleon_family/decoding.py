@@ -51,7 +51,7 @@ class ChameleonDecoders:
 
     def image_tokens(self, prompts: list[list[int]], seeds: Sequence[int], cfg: float, image_top_k: int,
                      temperature: float, grid: ImageGrid = ImageGrid(), boi: int = 8197,
-                     kv_cache: str = "bf16") -> torch.Tensor:
+                     kv_cache: str = "bf16", uncond: Optional[Sequence[int]] = None) -> torch.Tensor:
         """[B, grid.n_tokens] generated ids after BOI for prompts ending in BOI (cond + uncond rows in one batch)."""
         self._release_answers()
         self.weights.release_fp8()
@@ -61,7 +61,8 @@ class ChameleonDecoders:
             dec = CFGImageDecoder(self.model, self.lm_head, grid=grid, use_graphs=self.use_graphs, kv_cache=kv_cache,
                                   weights=self.weights)
             self.image_decoder = dec
-        return dec.generate(prompts, seeds, cfg=cfg, image_top_k=image_top_k, temperature=temperature, boi=boi)
+        return dec.generate(prompts, seeds, cfg=cfg, image_top_k=image_top_k, temperature=temperature, boi=boi,
+                            uncond=uncond)
 
     def release(self) -> None:
         """Free every session and the float8 copies (the fused projections are views of the model's own)."""
