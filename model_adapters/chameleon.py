@@ -21,7 +21,17 @@ newline tokens).  Two prompt formats (model argument ``prompt_format``):
 Special tokens are dropped from the decoded text in both.  tests/test_chameleon_reference.py holds ``meta``
 against Meta's code on a tiny checkpoint converted by transformers' official script.
 
-Model args: ``path=HUB_ID_OR_DIR[,prompt_format=meta|vlmevalkit][,dtype=...][,device=...][,batch_size=N|auto]``.
+Image generation is opt-in, with ``vqgan=DIR`` (Meta's ``vqgan.yaml`` + ``vqgan.ckpt``; the converted checkpoint
+keeps only the VQ encoder): Meta's ``ImageDecoder`` for a text prompt -- ``[BOS]`` + the prompt's tokens +
+``<racm3:break>``, 1024 image tokens with no size or newline tokens, then ``<eoss>``; guidance against the
+unconditional context ``[BOS, <racm3:break>]`` with scale ``cfg`` (default 3.0, Meta's text guidance; for a
+text-only prompt Meta's image-conditioned row is that same context, so its image guidance has no effect).
+With ``image_top_k=1`` (argmax) this reproduces Meta's ``greedy`` images; Meta samples with temperature 0.7 and
+top-p 0.9, which the engine's top-k sampler does not implement.  Meta's public weights were trained not to
+draw images; ``capabilities`` stays understanding-only, so suites never schedule it for text-to-image.
+
+Model args: ``path=HUB_ID_OR_DIR[,prompt_format=meta|vlmevalkit][,vqgan=DIR][,dtype=...][,device=...]
+[,batch_size=N|auto][,gen_batch_size=N|auto]``.
 """
 
 from __future__ import annotations
@@ -32,7 +42,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from unitoken_eval.harness.types import UnderstandRequest
+from unitoken_eval.harness.types import GenerateRequest, UnderstandRequest
 from unitoken_eval.harness.plugin import AdapterError
 from unitoken_eval.model_adapters.chameleon_family.adapter import ChameleonFamilyAdapter
 from unitoken_eval.model_adapters.unitoken import configuration as C
@@ -93,6 +103,7 @@ class ChameleonAdapter(ChameleonFamilyAdapter):
     capabilities = frozenset({"understand"})
     vision = False
     extra_args = ("prompt_format",)
+    default_cfg = 3.0  # Meta's Options.Image.CFG.guidance_scale_text
 
     def __init__(self, **model_args: Any):
         fmt = str(model_args.get("prompt_format", "meta")).lower()
@@ -103,8 +114,8 @@ class ChameleonAdapter(ChameleonFamilyAdapter):
         super().__init__(**model_args)
 
     def _check_args(self) -> None:
-        if self.args.vqgan or self.args.vision_config:
-            raise AdapterError("model chameleon: vqgan= / vision_config= do not apply (its VQ encoder is in the checkpoint)")
+        if self.args.vision_config:
+            raise AdapterError("model chameleon: vision_config= does not apply (its VQ encoder is in the checkpoint)")
 
     def _resolve_anyres(self) -> bool:
         return False
@@ -124,21 +135,43 @@ class ChameleonAdapter(ChameleonFamilyAdapter):
         return model
 
     def _load_vq(self):
-        return None  # the checkpoint's own ``model.vqmodel`` encodes images (:meth:`image_ids`)
+        # the checkpoint's own ``model.vqmodel`` encodes images (:meth:`image_ids`); Meta's VQ-GAN only draws them
+        return super()._load_vq() if self.args.vqgan else None
 
-    def generate(self, requests):
-        raise AdapterError(f"model {self.id} cannot generate images (Meta's Chameleon release withholds image output)")
+    def draws_images(self) -> bool:
+        return bool(self.args.vqgan)
 
-    generate_with_tokens = generate
+    def image_grid(self):
+        from unitoken_eval.model_adapters.chameleon_family.grid import ImageGrid
+
+        ids = sorted(v for k, v in self.model.release_config["vocabulary_map"].items() if k.startswith("IMGIMG"))
+        return ImageGrid(rows=32, cols=32, size_token=None, newline=None, eoi=self.eoi, image_lo=ids[0],
+                         image_hi=ids[-1])
+
+    def t2i_prompt(self, req: GenerateRequest) -> list[int]:
+        tok = self.model.tokenizer
+        return [tok.bos] + tok.encode(req.prompt) + [self.boi]
+
+    def uncond_context(self) -> list[int]:
+        return [self.model.tokenizer.bos, self.boi]
+
+    def generate_with_tokens(self, requests):
+        if self.vq is None:
+            raise AdapterError(f"model {self.id} cannot generate images without vqgan=DIR (Meta's vqgan.yaml and "
+                               "vqgan.ckpt; Meta's public weights were trained not to draw images)")
+        return super().generate_with_tokens(requests)
 
     def fingerprint(self) -> dict[str, Any]:
         idx = self.ckpt / C.INDEX_FILE
         import hashlib
 
         src = idx if idx.is_file() else self.ckpt / "config.json"
-        return {"adapter": self.id, "path": self.args.path, "dtype": str(self.dtype).replace("torch.", ""),
-                "weights_index_sha256": hashlib.sha256(src.read_bytes()).hexdigest()[:16],
-                "prompt_format": self.prompt_format}
+        fp = {"adapter": self.id, "path": self.args.path, "dtype": str(self.dtype).replace("torch.", ""),
+              "weights_index_sha256": hashlib.sha256(src.read_bytes()).hexdigest()[:16],
+              "prompt_format": self.prompt_format}
+        if self.vq is not None:
+            fp["vq"] = self.vq.fingerprint()
+        return fp
 
     @torch.no_grad()
     def image_ids(self, images: list[Image.Image]) -> list[list[int]]:

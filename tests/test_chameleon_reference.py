@@ -2,10 +2,11 @@
 release layout converted to transformers' layout (as users load facebook/chameleon-7b).
 
 tests/data/chameleon_reference.json holds what Meta's code produced and what transformers' official conversion
-script wrote (tests/parity/chameleon_reference.py made it; docs/official-profiles.md lists the patches).  Here
+script wrote (tests/parity/chameleon_reference.py made it; docs/peer-references.md lists the patches).  Here
 the Meta checkpoint is rewritten from the same seed (its tensors must hash as recorded), converted by
 tests/unitoken_eval_testkit/chameleon_meta.py, whose output must hash tensor by tensor as the official
-script's did, and the adapter runs on that.
+script's did, and the adapter runs on that: understanding greedy ids, and (with vqgan=, opt-in) image tokens
+under CFG with argmax; Meta's decoded pixels through the engine's VQ-GAN decoder.
 """
 
 from __future__ import annotations
@@ -144,10 +145,32 @@ def test_the_engines_vq_decoder_gives_metas_pixels_for_metas_image_tokens(meta_r
         assert np.abs(px[::s, ::s].astype(int) - want.astype(int)).max() <= 1
 
 
-@pytest.mark.xfail(strict=True, raises=AdapterError,
-                   reason="not implemented: the chameleon adapter does not generate images (Meta's ImageDecoder: "
-                          "three-row instruct CFG, 1024 tokens without size/newline tokens, VQ decoder from vqgan/)")
-def test_cfg_argmax_image_tokens_equal_metas(adapter):
-    case = REF["generate"][0]
-    out = adapter.generate_with_tokens([GenerateRequest(case["name"], case["prompt"], options={"image_top_k": 1})])
-    assert out[0]["token_ids"][0] == case["token_ids"]
+@pytest.fixture(scope="module")
+def drawing(converted, meta_root):
+    """The adapter with Meta's VQ-GAN (vqgan=): image generation is opt-in for Chameleon."""
+    a = ChameleonAdapter(path=str(converted), device="cpu", dtype="float32", vqgan=str(meta_root / "tokenizer"))
+    yield a
+    a.close()
+
+
+def test_t2i_prompt_ids_equal_metas(drawing):
+    for case in REF["generate"]:
+        # Meta's ImageDecoder appends <racm3:break> to the prompt it is given
+        assert drawing.t2i_prompt(GenerateRequest(case["name"], case["prompt"])) == case["prompt_ids"] + [8197]
+
+
+@pytest.mark.slow
+def test_cfg_argmax_image_tokens_equal_metas(drawing):
+    """Meta's ImageDecoder with greedy=True (argmax; instruct-CFG text 3.0, image 1.2: for a text prompt its
+    image-conditioned row is the unconditional one) against ours with cfg 3.0 and image_top_k=1."""
+    for case in REF["generate"]:
+        req = GenerateRequest(case["name"], case["prompt"], options={"cfg": case["cfg_text"], "image_top_k": 1})
+        out = drawing.generate_with_tokens([req])[0]
+        assert out["token_ids"][0] == [8197] + case["token_ids"] + [8196]  # BOI, 1024 codes, EOI
+        assert out["images"][0].size == tuple(case["image_size"])
+
+
+def test_drawing_needs_metas_vqgan(adapter):
+    with pytest.raises(AdapterError, match="vqgan="):
+        adapter.generate_with_tokens([GenerateRequest("g", "a cat")])
+    assert "generate" not in adapter.capabilities  # never scheduled for text-to-image by a suite

@@ -2,7 +2,7 @@
 checkpoint in the release layout.
 
 tests/data/lumina_mgpt_reference.json holds what the authors' code produced (tests/parity/lumina_mgpt_reference.py
-made it; docs/official-profiles.md lists the patches): greedy answer ids for understanding prompts (image first,
+made it; docs/peer-references.md lists the patches): greedy answer ids for understanding prompts (image first,
 image after the text, a non-square image, text only), and for text-to-image under CFG with argmax sampling the
 image token stream and the decoded pixels.  The checkpoint is rewritten here from the same seed; its file
 hashes must be the recorded ones.
