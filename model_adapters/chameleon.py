@@ -1,9 +1,9 @@
 """Chameleon-7B (``facebook/chameleon-7b``, transformers' converted layout) on the Chameleon-family code path.
 
-Understanding only: Meta's release withholds image generation (its image-output logits are masked in
-transformers' ``ChameleonForConditionalGeneration.forward`` too).  The image tokens come from the checkpoint's
-own ``model.vqmodel`` encoder; the image block is ``<racm3:break>`` + 1024 image tokens + ``<eoss>`` (no size or
-newline tokens).  Two prompt formats (model argument ``prompt_format``):
+Understanding (image generation is opt-in, below): Meta's release withholds image generation (its image-output
+logits are masked in transformers' ``ChameleonForConditionalGeneration.forward`` too).  The image tokens come
+from the checkpoint's own ``model.vqmodel`` encoder; the image block is ``<racm3:break>`` + 1024 image tokens +
+``<eoss>`` (no size or newline tokens).  Two prompt formats (model argument ``prompt_format``):
 
 ``meta`` (default): Meta's own inference code (github.com/facebookresearch/chameleon, ``chameleon/inference``)
   as its ``multimodal_input.py`` example calls it: ``[BOS]``, the image block, the question's tokens, the
@@ -27,8 +27,9 @@ keeps only the VQ encoder): Meta's ``ImageDecoder`` for a text prompt -- ``[BOS]
 unconditional context ``[BOS, <racm3:break>]`` with scale ``cfg`` (default 3.0, Meta's text guidance; for a
 text-only prompt Meta's image-conditioned row is that same context, so its image guidance has no effect).
 With ``image_top_k=1`` (argmax) this reproduces Meta's ``greedy`` images; Meta samples with temperature 0.7 and
-top-p 0.9, which the engine's top-k sampler does not implement.  Meta's public weights were trained not to
-draw images; ``capabilities`` stays understanding-only, so suites never schedule it for text-to-image.
+top-p 0.9, which the engine's top-k sampler does not implement.  Meta's public release disabled image
+generation in the weights; ``capabilities`` stays understanding-only, so suites never schedule it for
+text-to-image.
 
 Model args: ``path=HUB_ID_OR_DIR[,prompt_format=meta|vlmevalkit][,vqgan=DIR][,dtype=...][,device=...]
 [,batch_size=N|auto][,gen_batch_size=N|auto]``.
@@ -158,7 +159,7 @@ class ChameleonAdapter(ChameleonFamilyAdapter):
     def generate_with_tokens(self, requests):
         if self.vq is None:
             raise AdapterError(f"model {self.id} cannot generate images without vqgan=DIR (Meta's vqgan.yaml and "
-                               "vqgan.ckpt; Meta's public weights were trained not to draw images)")
+                               "vqgan.ckpt; Meta's public release disabled image generation)")
         return super().generate_with_tokens(requests)
 
     def fingerprint(self) -> dict[str, Any]:

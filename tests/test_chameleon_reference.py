@@ -119,7 +119,7 @@ def test_vlmevalkit_format_is_a_named_option(converted):
 
 
 def test_the_engines_vq_decoder_gives_metas_pixels_for_metas_image_tokens(meta_root):
-    """Meta's code can draw images (the public weights were trained not to); its decoded pixels for the
+    """Meta's code can draw images (Meta's public release disabled it in the weights); its decoded pixels for the
     reference's argmax tokens are reproduced by the VQ-GAN decoder our Chameleon-family engine uses.
 
     Meta's ``VocabTranslation.convert_bpe2img`` pairs the image ids and the codes each sorted on their own (the

@@ -115,7 +115,7 @@ def test_decoded_pixels_equal_the_authors_within_rounding(generated, i):
     assert np.abs(px[::s, ::s].astype(int) - want.astype(int)).max() <= 1
 
 
-# ---------------------------------------------------------------- BOI and size tokens: forced by us, emitted in the release
+# ------------------------------------------- BOI and size tokens: forced by us, emitted by the model in the release
 @pytest.fixture(scope="module")
 def free_run(ckpt, tmp_path_factory):
     """The checkpoint that emits BOI and the 512x512 size tokens by itself after its prompt (as a trained model

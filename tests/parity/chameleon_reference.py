@@ -203,7 +203,8 @@ def main(argv=None) -> None:
            "pixel_stride": PIXEL_STRIDE,
            "converted": {"transformers": vconv, "files": sorted(p.name for p in hf.iterdir()),
                          "tensors_sha256": tensor_hashes(state), "config": config,
-                         "vocabulary_map_sha256": hashlib.sha256(json.dumps(vocab, sort_keys=True).encode()).hexdigest(),
+                         "vocabulary_map_sha256":
+                             hashlib.sha256(json.dumps(vocab, sort_keys=True).encode()).hexdigest(),
                          "encodings": encodings,
                          "image_token_id": vocab.get("<image>")},
            **doc}

@@ -275,7 +275,8 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--upstream", required=True, type=Path, help="checkout of Alpha-VLLM/Lumina-mGPT")
     ap.add_argument("--upstream-python", default=sys.executable)
-    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "data" / "lumina_mgpt_reference.json")
+    ap.add_argument("--out", type=Path,
+                    default=Path(__file__).resolve().parents[1] / "data" / "lumina_mgpt_reference.json")
     ap.add_argument("--commit", default="", help="the checkout's commit, recorded in the fixture")
     ap.add_argument("--stage2", nargs=3, metavar=("CKPT", "FREE_CKPT", "RAW"), help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
