@@ -27,7 +27,9 @@ def lumina(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def chameleon(tmp_path_factory):
-    return ChameleonAdapter(path=str(write_tiny_chameleon(tmp_path_factory.mktemp("ch") / "chameleon-tiny", seed=4)), device="cpu")
+    # VLMEvalKit's prompt format (the default, Meta's, is held against Meta's code in test_chameleon_reference.py)
+    return ChameleonAdapter(path=str(write_tiny_chameleon(tmp_path_factory.mktemp("ch") / "chameleon-tiny", seed=4)),
+                            device="cpu", prompt_format="vlmevalkit")
 
 
 def test_lumina_layout_and_understanding(lumina):

@@ -83,9 +83,13 @@ class ChameleonFamilyAdapter(ModelAdapter):
         if self.use_graphs:
             self.model.compile_vision()
         self.decoders = ChameleonDecoders(self.model.llm, self.model.lm_head, use_graphs=self.use_graphs)
-        draws = "generate" in self.capabilities
+        draws = self.draws_images()
         batching.resolve(self.args, self.model.config, self.device, self.dtype,
                          self.image_grid().n_tokens if draws else None)
+
+    def draws_images(self) -> bool:
+        """Whether this instance generates images (sizes the image batch at load time)."""
+        return "generate" in self.capabilities
 
     # ------------------------------------------------------------------ loading steps a variant may change
     def _check_args(self) -> None:
@@ -248,10 +252,20 @@ class ChameleonFamilyAdapter(ModelAdapter):
         prefixes, group, suffixes = self.build_prefixes(requests)
         self._count(prompts=len(requests), prefills=len(prefixes))
         limits = [max(1, int(r.max_new_tokens)) for r in requests]
+        rules = self.answer_rules()
+        ids = None
+        if rules is not None and rules.repetition_penalty != 1.0:  # the penalty counts the prompt's ids too
+            ids = [self.prefix_ids[group[r]] + list(suffixes[r]) for r in range(len(requests))]
         outs = self.decoders.greedy_answers(prefixes, suffixes, group, limits, self.answer_stop_ids(),
-                                            prefill=self.args.prefill)
+                                            prefill=self.args.prefill, rules=rules, prompt_ids=ids)
         self._count(answer_model_s=time.perf_counter() - t0)  # token lists are on the host: the GPU is done
         return [{"text": self.decode_answer(o), "token_ids": o} for o in outs]
+
+    def answer_rules(self):
+        """Logit rules of the greedy answer decoder (:class:`.decoders.AnswerRules`), or None (plain argmax).
+        A variant whose rules carry a repetition penalty sets ``self.prefix_ids`` in :meth:`build_prefixes`
+        (each prefix's token ids)."""
+        return None
 
     def answer_stop_ids(self) -> list[int]:
         """Tokens that end an answer: the release's end of turn."""
@@ -264,6 +278,10 @@ class ChameleonFamilyAdapter(ModelAdapter):
     # ------------------------------------------------------------------ generation
     def t2i_prompt(self, req: GenerateRequest) -> list[int]:
         return self.model.tokenizer.t2i(req.prompt, self.t2i_template) + list(self.gen_suffix)
+
+    def uncond_context(self) -> Optional[list[int]]:
+        """The unconditional CFG branch's context; None = ``[BOI]`` (UniToken's and Lumina-mGPT's releases)."""
+        return None
 
     @torch.no_grad()
     def generate_with_tokens(self, requests: list[GenerateRequest]) -> list[dict[str, Any]]:
@@ -291,7 +309,8 @@ class ChameleonFamilyAdapter(ModelAdapter):
                     grid = self.image_grid()
                     t0 = time.perf_counter()
                     toks = self.decoders.image_tokens([c[2] for c in chunk], [c[1] for c in chunk], cfg, top_k, temp,
-                                                      grid=grid, kv_cache=self.args.kv_cache)
+                                                      grid=grid, kv_cache=self.args.kv_cache,
+                                                      uncond=self.uncond_context())
                     codes = self.vq.bpe_to_codes(grid.codes(toks)).cpu()  # checked here, before the next chunk
                     self._count(image_decoder_s=time.perf_counter() - t0)
                     pending.append((chunk, toks.tolist(), decoder.submit(codes)))

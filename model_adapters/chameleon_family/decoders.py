@@ -21,6 +21,17 @@ from .sampling import cfg_mix, gumbel_topk_sample, token_uniforms
 from .weights import ModelWeights
 
 
+@dataclass(frozen=True, eq=False)
+class AnswerRules:
+    """Logit rules applied before every greedy choice, as Meta's Chameleon text decoder applies them: only
+    ``allowed`` ids can be chosen (None: any), and an id already present in the row (prompt or answer so far)
+    has its logit divided by ``repetition_penalty`` when positive and multiplied by it when negative
+    (transformers' ``RepetitionPenaltyLogitsProcessor``; 1.0 = off).  A session is kept per rules object."""
+
+    allowed: Optional[tuple[int, ...]] = None
+    repetition_penalty: float = 1.0
+
+
 @dataclass
 class AnswerSession:
     """What :class:`PrefixSharingGreedyDecoder` keeps between batches: a forward with its KV cache for up to
@@ -35,6 +46,8 @@ class AnswerSession:
     state: dict[str, torch.Tensor]
     step: Callable[[int], None]
     runner: GraphSteps
+    rules: Optional[AnswerRules] = None
+    shape: Optional[Callable[[torch.Tensor], torch.Tensor]] = None  # logits -> logits the rules leave
 
 
 @dataclass
@@ -89,8 +102,10 @@ class PrefixSharingGreedyDecoder:
         """Drop the kept session (KV cache, graphs) so its memory can be used for something else."""
         self._session = None
 
-    def _session_for(self, rows: int, length: int, new: int) -> AnswerSession:
+    def _session_for(self, rows: int, length: int, new: int, rules: Optional[AnswerRules] = None) -> AnswerSession:
         sess = self._session
+        if sess is not None and sess.rules is not rules:
+            sess = self._session = None  # other logit rules: another step function
         if sess is not None and rows <= sess.rows and length <= sess.length and new <= sess.new:
             return sess
         if sess is not None:  # grow to cover both the old and the new shape
@@ -106,10 +121,36 @@ class PrefixSharingGreedyDecoder:
                  "pos": torch.zeros(rows, dtype=torch.long, device=dev),
                  "col": torch.zeros(1, dtype=torch.long, device=dev),
                  "step": torch.ones(1, dtype=torch.long, device=dev)}
+        shape = None
+        if rules is not None:
+            vocab = self.lm_head.weight.shape[0]
+            bias = None
+            if rules.allowed is not None:
+                bias = torch.full((vocab,), float("-inf"), device=dev)
+                bias[torch.tensor(list(rules.allowed), dtype=torch.long, device=dev)] = 0.0
+            penalty = float(rules.repetition_penalty)
+            if penalty != 1.0:
+                state["seen"] = torch.zeros((rows, vocab), dtype=torch.bool, device=dev)
+
+            def shape(logits: torch.Tensor) -> torch.Tensor:
+                if bias is not None:
+                    logits = logits + bias
+                if penalty != 1.0:
+                    logits = torch.where(state["seen"], torch.where(logits < 0, logits * penalty, logits / penalty),
+                                         logits)
+                return logits
+
+        def choose(logits: torch.Tensor) -> torch.Tensor:
+            if shape is None:
+                return logits.argmax(-1)
+            nxt = shape(logits).argmax(-1)
+            if "seen" in state:
+                state["seen"].scatter_(1, nxt[:, None], True)
+            return nxt
 
         def step(length: int) -> None:
             tok, pos, col, stp = state["tok"], state["pos"], state["col"], state["step"]
-            nxt = lean.forward(pos[:, None], col, length, ids=tok[:, None]).argmax(-1)
+            nxt = choose(lean.forward(pos[:, None], col, length, ids=tok[:, None]))
             out.index_copy_(1, stp, nxt[:, None])
             tok.copy_(nxt)
             pos.add_(1)
@@ -117,14 +158,18 @@ class PrefixSharingGreedyDecoder:
             stp.add_(1)
 
         self._session = AnswerSession(rows, length, new, lean, out, state, step,
-                                      GraphSteps(self.use_graphs, min_replays=1))
+                                      GraphSteps(self.use_graphs, min_replays=1), rules=rules, shape=choose)
         self.stats["sessions"] += 1
         return self._session
 
     @torch.no_grad()
     def answer(self, prefixes: list[torch.Tensor], suffixes: list[list[int]], group: list[int],
-               max_new_tokens: int, eos: Sequence[int]) -> list[list[int]]:
-        """``prefixes[g]`` is [P_g, hidden]; row r is ``prefixes[group[r]]`` + ``suffixes[r]``."""
+               max_new_tokens: int, eos: Sequence[int], rules: Optional[AnswerRules] = None,
+               prompt_ids: Optional[list[list[int]]] = None) -> list[list[int]]:
+        """``prefixes[g]`` is [P_g, hidden]; row r is ``prefixes[group[r]]`` + ``suffixes[r]``.
+
+        ``rules``: logit rules before each choice (:class:`AnswerRules`); with a repetition penalty,
+        ``prompt_ids[r]`` are row r's prompt ids (the prefix's included), which count as already present."""
         G, R = len(prefixes), len(suffixes)
         if sorted(set(group)) != list(range(G)):
             raise ValueError("every prefix must be used by at least one prompt")
@@ -135,7 +180,7 @@ class PrefixSharingGreedyDecoder:
         order = [first[g] for g in range(G)] + [r for r in range(R) if first[group[r]] != r]
         P = max(p.shape[0] for p in prefixes)
         S = max(len(s) for s in suffixes)
-        sess = self._session_for(R, P + S + max_new_tokens, max_new_tokens)
+        sess = self._session_for(R, P + S + max_new_tokens, max_new_tokens, rules)
         lean, out, state = sess.lean, sess.out, sess.state
         rows = sess.rows
         order += [order[0]] * (rows - R)  # spare rows: copies of the first prompt
@@ -169,7 +214,13 @@ class PrefixSharingGreedyDecoder:
         self.stats["prompt_tokens"] += sum(prefixes[group[r]].shape[0] + len(suffixes[r]) for r in range(R))
         # 4. Greedy decoding, one graph per attention length (kept with the session).
         out.zero_()
-        out[:, 0] = logits.argmax(-1)
+        if "seen" in state:
+            if prompt_ids is None:
+                raise ValueError("a repetition penalty needs every row's prompt ids")
+            state["seen"].zero_()
+            for i, r in enumerate(order):
+                state["seen"][i, torch.tensor(prompt_ids[r], dtype=torch.long, device=dev)] = True
+        out[:, 0] = sess.shape(logits)
         state["tok"].copy_(out[:, 0])
         state["pos"].copy_(lean.valid[:, : P + S].sum(1))  # the position of the first generated token
         state["col"].fill_(P + S)
@@ -267,8 +318,12 @@ class CFGImageDecoder:
 
     @torch.no_grad()
     def generate(self, prompts: list[list[int]], seeds: Sequence[int], cfg: Optional[float] = 3.0,
-                 image_top_k: int = 2000, temperature: float = 1.0, boi: int = 8197) -> torch.Tensor:
-        """Returns [B, n_tokens] generated ids (size tokens, rows with newlines, EOI)."""
+                 image_top_k: int = 2000, temperature: float = 1.0, boi: int = 8197,
+                 uncond: Optional[Sequence[int]] = None) -> torch.Tensor:
+        """Returns [B, n_tokens] generated ids (size tokens, rows with newlines, EOI).
+
+        ``uncond``: the unconditional branch's context (default ``[boi]``; Meta's Chameleon: ``[BOS, BOI]``).
+        A grid whose first token is not forced (no size tokens) draws it from the prefill's logits."""
         grid = self.grid
         B = len(prompts)
         guided = cfg is not None and cfg != 1.0
@@ -283,26 +338,32 @@ class CFGImageDecoder:
         sess = self._session
         lean, state, out = sess.lean, sess.state, sess.out
         dev = lean.device
-        # Prefill: cond rows left-padded to `width`; uncond rows hold BOI in the last prompt column.
+        # Prefill: cond rows left-padded to `width`; uncond rows hold their context (BOI) in the last columns.
         ids = torch.zeros((R, width), dtype=torch.long)
         pad = torch.zeros(R, dtype=torch.long)
         for b, p in enumerate(prompts):
             ids[b, width - len(p):] = torch.tensor(p)
             pad[b] = width - len(p)
         if guided:
-            ids[B:, -1] = boi
-            pad[B:] = width - 1
+            u = list(uncond) if uncond is not None else [boi]
+            ids[B:, width - len(u):] = torch.tensor(u)
+            pad[B:] = width - len(u)
         ids = ids.to(dev)
         sess.pad.copy_(pad)
         pad = sess.pad
         cols = torch.arange(width + n, device=dev)
         lean.valid[:R] = cols[None, :] >= pad[:, None]
         positions = (torch.arange(width, device=dev)[None, :] - pad[:, None]).clamp(min=0)
-        lean.forward(positions, 0, width, ids=ids)
+        logits = lean.forward(positions, 0, width, ids=ids, vocab=(grid.image_lo, grid.image_hi + 1))
 
         sess.seeds.copy_(torch.tensor([int(x) for x in seeds], dtype=torch.long))
         out.fill_(0)
-        out[:, 0] = sess.schedule[0]
+        if int(sess.schedule[0]) >= 0:
+            out[:, 0] = sess.schedule[0]
+        else:  # the first image token comes from the prompt's own logits
+            if guided:
+                logits = cfg_mix(logits[:B], logits[B:], float(cfg))
+            out[:, 0] = gumbel_topk_sample(logits, image_top_k, temperature, sess.noise[:, 0]) + grid.image_lo
         state["tok"].copy_(out[:, 0].repeat(2 if guided else 1))
         state["col"].fill_(width)
         state["step"].fill_(1)

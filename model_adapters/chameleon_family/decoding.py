@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 
 import torch
 
-from .decoders import CFGImageDecoder, PrefixSharingGreedyDecoder
+from .decoders import AnswerRules, CFGImageDecoder, PrefixSharingGreedyDecoder
 from .grid import ImageGrid
 from .weights import ModelWeights
 
@@ -33,9 +33,12 @@ class ChameleonDecoders:
         self.image_decoder: Optional[CFGImageDecoder] = None
 
     def greedy_answers(self, prefixes: list[torch.Tensor], suffixes: list[list[int]], group: list[int],
-                       max_new_tokens: Sequence[int], eos: Sequence[int], prefill: str = "bf16") -> list[list[int]]:
+                       max_new_tokens: Sequence[int], eos: Sequence[int], prefill: str = "bf16",
+                       rules: Optional[AnswerRules] = None,
+                       prompt_ids: Optional[list[list[int]]] = None) -> list[list[int]]:
         """Row r = prefixes[group[r]] + suffixes[r]; each row stops at eos or its own max_new_tokens.
-        ``prefill="fp8"``: the prompt's wide GEMMs in float8 (:class:`.weights.ModelWeights`), not exact."""
+        ``prefill="fp8"``: the prompt's wide GEMMs in float8 (:class:`.weights.ModelWeights`), not exact.
+        ``rules`` / ``prompt_ids``: see :meth:`.decoders.PrefixSharingGreedyDecoder.answer`."""
         self._release_images()
         dec = self.answer_decoder
         if dec is None or dec.prefill != prefill:
@@ -43,12 +46,12 @@ class ChameleonDecoders:
             dec = PrefixSharingGreedyDecoder(self.model, self.lm_head, use_graphs=self.use_graphs, prefill=prefill,
                                              weights=self.weights)
             self.answer_decoder = dec
-        out = dec.answer(prefixes, suffixes, group, max(max_new_tokens), eos)
+        out = dec.answer(prefixes, suffixes, group, max(max_new_tokens), eos, rules=rules, prompt_ids=prompt_ids)
         return [o[: m] for o, m in zip(out, max_new_tokens)]
 
     def image_tokens(self, prompts: list[list[int]], seeds: Sequence[int], cfg: float, image_top_k: int,
                      temperature: float, grid: ImageGrid = ImageGrid(), boi: int = 8197,
-                     kv_cache: str = "bf16") -> torch.Tensor:
+                     kv_cache: str = "bf16", uncond: Optional[Sequence[int]] = None) -> torch.Tensor:
         """[B, grid.n_tokens] generated ids after BOI for prompts ending in BOI (cond + uncond rows in one batch)."""
         self._release_answers()
         self.weights.release_fp8()
@@ -58,7 +61,8 @@ class ChameleonDecoders:
             dec = CFGImageDecoder(self.model, self.lm_head, grid=grid, use_graphs=self.use_graphs, kv_cache=kv_cache,
                                   weights=self.weights)
             self.image_decoder = dec
-        return dec.generate(prompts, seeds, cfg=cfg, image_top_k=image_top_k, temperature=temperature, boi=boi)
+        return dec.generate(prompts, seeds, cfg=cfg, image_top_k=image_top_k, temperature=temperature, boi=boi,
+                            uncond=uncond)
 
     def release(self) -> None:
         """Free every session and the float8 copies (the fused projections are views of the model's own)."""
