@@ -363,7 +363,9 @@ class CFGImageDecoder:
         else:  # the first image token comes from the prompt's own logits
             if guided:
                 logits = cfg_mix(logits[:B], logits[B:], float(cfg))
-            out[:, 0] = gumbel_topk_sample(logits, image_top_k, temperature, sess.noise[:, 0]) + grid.image_lo
+            step0 = torch.zeros((), dtype=torch.long, device=dev)
+            out[:, 0] = gumbel_topk_sample(logits, image_top_k, temperature,
+                                           lambda idx: token_uniforms(sess.seeds, step0, idx)) + grid.image_lo
         state["tok"].copy_(out[:, 0].repeat(2 if guided else 1))
         state["col"].fill_(width)
         state["step"].fill_(1)
