@@ -310,19 +310,19 @@ def ch_ckpt(tmp_path_factory):
     return write_tiny_chameleon(tmp_path_factory.mktemp("ch") / "chameleon-tiny", seed=4)
 
 
-@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
-def test_chameleon_cuda_understanding(ch_ckpt, dtype):
-    from unitoken_eval.model_adapters.chameleon import ChameleonAdapter, chameleon_pixels
+@pytest.mark.parametrize("dtype,fmt", [("float32", "meta"), ("bfloat16", "meta"), ("bfloat16", "vlmevalkit")])
+def test_chameleon_cuda_understanding(ch_ckpt, dtype, fmt):
+    from unitoken_eval.model_adapters.chameleon import ChameleonAdapter, chameleon_pixels, meta_pixels
 
-    cpu = ChameleonAdapter(path=str(ch_ckpt), device="cpu", dtype="float32")
-    gpu = ChameleonAdapter(path=str(ch_ckpt), device="cuda", dtype=dtype)
+    cpu = ChameleonAdapter(path=str(ch_ckpt), device="cpu", dtype="float32", prompt_format=fmt)
+    gpu = ChameleonAdapter(path=str(ch_ckpt), device="cuda", dtype=dtype, prompt_format=fmt)
     img = _img(400, 300, 6)
     reqs = [UnderstandRequest("0", "What is it?", [img], "a", max_new_tokens=5),
             UnderstandRequest("1", "Count the things in view.", [img], "a", max_new_tokens=3),
             UnderstandRequest("2", "No picture here.", [], None, max_new_tokens=4)]
     ids = gpu.image_ids([img])[0]
     # the checkpoint's own VQ encoder (transformers' code) in the adapter's dtype on the processor's pixels
-    px = chameleon_pixels(img)[None].to(gpu.device, gpu.dtype)
+    px = (meta_pixels if fmt == "meta" else chameleon_pixels)(img)[None].to(gpu.device, gpu.dtype)
     assert ids == gpu.model.llm.get_image_tokens(px).view(-1).tolist()
     got = [x["token_ids"] for x in gpu.understand_with_tokens(reqs)]
     want = [x["token_ids"] for x in cpu.understand_with_tokens(reqs)]
