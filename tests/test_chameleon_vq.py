@@ -330,3 +330,25 @@ def test_lightning_metadata_is_read_inertly(vq_dir, vocab, tmp_path, monkeypatch
     tok = VQImageTokenizer.from_files(d, vocab)
     assert torch.equal(tok.model.decoder.conv_in.weight, sd["decoder.conv_in.weight"])
     assert not marker.exists()
+
+
+def test_meta_rank_pairing_is_the_name_mapping_exactly_when_ids_ascend_with_codes():
+    """Meta's decoder (``VocabTranslation.convert_bpe2img``, also in Lumina-mGPT) pairs the k-th smallest image id
+    with code k; its encoder and ours map by the ``IMGIMG`` names.  Meta's own encode-then-decode is the identity
+    only on a vocabulary whose ids ascend with codes, so that is the vocabulary its released pipelines draw on,
+    and there our name mapping gives its pictures; the tiny vocabulary (ids in name order) is where they part."""
+    from unitoken_eval.model_adapters.chameleon_family.vq.vocab import ImageVocabulary, code_of_name
+
+    n = 64
+    tiny = build_vocabulary_map(n_codes=n)
+    ascending = {k: v for k, v in tiny.items() if not k.startswith("IMGIMG")}
+    ascending.update({code_name(c): 4 + c for c in range(n)})
+    for vocab, agree in ((ascending, True), (tiny, False)):
+        ids = sorted(v for k, v in vocab.items() if k.startswith("IMGIMG"))
+        codes = sorted(code_of_name(k) for k in vocab if k.startswith("IMGIMG"))
+        by_rank = dict(zip(ids, codes))
+        iv = ImageVocabulary.from_map(vocab, n)
+        by_name = {int(iv.code_to_id[c]): c for c in range(n)}
+        meta_round_trip = [by_rank[int(iv.code_to_id[c])] for c in range(n)]  # encode by name, decode by rank
+        assert (meta_round_trip == list(range(n))) is agree
+        assert (by_rank == by_name) is agree
