@@ -313,13 +313,13 @@ def project(rec: dict[str, Any], suite_id: str, options: dict[str, Any], comp_pa
     rec["one_time_s"]["counted_in_projection"] = round(one_time, 1)
     proj, comp_proj, rate_used = {}, {}, {}
     for tid, row in per_task.items():
-        steady = row.get("steady_samples_per_s") or row.get("warm_samples_per_s")
-        rate = steady or row.get("samples_per_s")
+        choices = (("steady_samples_per_s", "steady (first batch apart)"),
+                   ("warm_samples_per_s", "warm generation rate (the fastest generation task's images/s; the rest one-time)"),
+                   ("samples_per_s", "whole task (one batch: one-time costs included)"))
+        rate, how = next(((row[k], how) for k, how in choices if row.get(k)), (None, None))
         if not rate:
             continue
-        rate_used[tid] = ("steady (first batch apart)" if row.get("steady_samples_per_s") else
-                          "warm generation rate (the fastest generation task's images/s; the rest one-time)"
-                          if steady else "whole task (one batch: one-time costs included)")
+        rate_used[tid] = how
         full = size["tasks"][tid]["samples"]
         proj[tid] = round(full / rate, 1)
         if comp_path is not None:
@@ -391,6 +391,8 @@ def main(argv=None) -> None:
     ap.add_argument("--analyze", metavar="WORK", help="only redo the analysis of an earlier --work folder")
     ap.add_argument("--reproject", metavar="RECORD", help="only redo the projection of a saved record, in place")
     a = ap.parse_args(argv)
+    if a.gen_min_batches is None:
+        a.gen_min_batches = a.min_batches
     if a.analyze:
         return analyze(Path(a.analyze), a.records)
     if a.reproject:
@@ -414,8 +416,7 @@ def main(argv=None) -> None:
                            "device": torch.cuda.get_device_name() if cuda else "cpu", "torch": torch.__version__,
                            "suite": a.suite, "fraction": a.fraction, "min_batches": a.min_batches,
                            "floor": {"understanding_prompts": a.min_batches * a.und_batch,
-                                     "generated_images": (a.min_batches if a.gen_min_batches is None
-                                                          else a.gen_min_batches) * a.gen_batch},
+                                     "generated_images": a.gen_min_batches * a.gen_batch},
                            "quick": a.quick, "model_args_extra": a.model_args}
 
     # 1-2: the data
@@ -431,8 +432,7 @@ def main(argv=None) -> None:
             opts["max_new_tokens"] = task.full_size.answer_tokens
         else:
             per = task.images_per_sample()
-            gen_batches = a.min_batches if a.gen_min_batches is None else a.gen_min_batches
-            n = max(math.ceil(a.fraction * t["samples"]), math.ceil(gen_batches * a.gen_batch / per))
+            n = max(math.ceil(a.fraction * t["samples"]), math.ceil(a.gen_min_batches * a.gen_batch / per))
             if tid == "geneval":
                 data[tid] = str(write_geneval(n, data_dir))
                 opts.update(verify_prompts=False, detector="smoke", color_model="smoke")
@@ -505,8 +505,6 @@ def analyze(work: Path, records: Optional[str] = None) -> None:
     a = argparse.Namespace(**{**state["args"], **({"records": records} if records else {})})
     sampler = GpuSampler()
     sampler.samples = [tuple(x) for x in state["gpu"]]
-    suite = load_config(registry.suite_path(a.suite), origin=f"suite {a.suite}")
-    size = registry.run_size(suite.tasks, suite.options)
     run_dir = work / "run"
     store = RunStore(run_dir)
     log_text = "".join(p.read_text(errors="replace") for p in (run_dir / "run.log", work / "run.out") if p.exists())

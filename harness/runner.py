@@ -265,9 +265,9 @@ class Runner:
         def save() -> list[Prediction]:
             todo = [(s, req, imgs) for s, req, imgs in zip(ready, requests, images)
                     if s.id not in skip]  # a skipped sample's images and record are on disk already
-            pending = [[encoders.submit(self.store.save_image, task.id, task.image_path(s, k), im) for k, im in enumerate(imgs)]
-                       for s, _, imgs in todo]
-            for (s, req, _), futures in zip(todo, pending):
+            writes = [[encoders.submit(self.store.save_image, task.id, task.image_path(s, k), im) for k, im in enumerate(imgs)]
+                      for s, _, imgs in todo]
+            for (s, req, _), futures in zip(todo, writes):
                 paths = [f.result() for f in futures]
                 task.write_sample_files(out_dir, s)
                 made[s.id] = Prediction(sample_id=s.id, images=paths, meta={"seed": req.seed, "seconds": round(secs, 4)})

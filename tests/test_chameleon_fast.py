@@ -151,12 +151,12 @@ def test_cfg_mix_and_gumbel_topk_numerically():
     # Top-2 keeps ids 0 and 2; with uniform noise the winner is argmax(v/T + g): check against hand values.
     logits = torch.tensor([[4.0, -2.0, 1.0]])
     u = torch.tensor([[0.5, 0.999]])  # g = -log(-log u): 0.3665, 6.907
-    assert gumbel_topk_sample(logits, 2, 1.0, u).item() == 2  # 4+0.367 < 1+6.907
-    assert gumbel_topk_sample(logits, 2, 0.1, u).item() == 0  # 40+0.367 > 10+6.907
+    assert gumbel_topk_sample(logits, 2, 1.0, lambda idx: u).item() == 2  # 4+0.367 < 1+6.907
+    assert gumbel_topk_sample(logits, 2, 0.1, lambda idx: u).item() == 0  # 40+0.367 > 10+6.907
     # Over many draws the frequencies follow softmax over the top-k only.
     g = torch.Generator().manual_seed(0)
     u = torch.rand((20000, 2), generator=g).clamp(1e-10, 1 - 1e-7)
-    draws = gumbel_topk_sample(logits.expand(20000, 3), 2, 1.0, u)
+    draws = gumbel_topk_sample(logits.expand(20000, 3), 2, 1.0, lambda idx: u)
     p0 = (draws == 0).float().mean().item()
     assert abs(p0 - torch.softmax(torch.tensor([4.0, 1.0]), 0)[0].item()) < 0.01
     assert not (draws == 1).any()

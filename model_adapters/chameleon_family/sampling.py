@@ -8,6 +8,8 @@ which ``topk`` returns tied logits (on CUDA that order varies from run to run; b
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 
 _MASK32 = (1 << 32) - 1
@@ -36,11 +38,11 @@ def token_uniforms(seeds: torch.Tensor, step: torch.Tensor, tokens: torch.Tensor
     return ((bits >> 8).float() + 0.5) * (1.0 / (1 << 24))
 
 
-def gumbel_topk_sample(logits: torch.Tensor, k: int, temperature: float, uniform) -> torch.Tensor:
-    """Sample from softmax(top-k(logits) / T) with the Gumbel-max trick.  ``uniform``: a [B, k] tensor in (0, 1)
-    for the candidates in topk's order, or a function of the candidates' ids [B, k] returning one."""
+def gumbel_topk_sample(logits: torch.Tensor, k: int, temperature: float,
+                       uniform: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """Sample from softmax(top-k(logits) / T) with the Gumbel-max trick.  ``uniform`` maps the candidates' ids
+    [B, k] to their uniforms in (0, 1), [B, k]."""
     vals, idx = torch.topk(logits, k, dim=-1)
-    u = uniform(idx) if callable(uniform) else uniform
-    gumbel = -torch.log(-torch.log(u))
+    gumbel = -torch.log(-torch.log(uniform(idx)))
     choice = torch.argmax(vals / temperature + gumbel, dim=-1, keepdim=True)
     return idx.gather(-1, choice).squeeze(-1)
