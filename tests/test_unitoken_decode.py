@@ -252,3 +252,21 @@ def test_answer_session_serves_the_next_batch_and_image_generation_frees_it(adap
     assert adapter.decoders.answer_decoder is None and dec._session is None  # its cache made room for the images
     assert not any(k.startswith("_lean") for m in llm.modules() for k in vars(m))  # nothing parked on the model
     assert [x["token_ids"] for x in adapter.understand_with_tokens(reqs)] == first
+
+
+def test_an_understanding_batch_frees_the_image_session_before_its_encoders_run(adapter, monkeypatch):
+    # The VQ-GAN and SigLIP encoders of an understanding batch run before its answers; on a GPU a kept image
+    # batch's KV cache (~120 GB at 100 images) leaves them no memory, which is how a real run died.
+    adapter.generate_with_tokens([GenerateRequest("g", "a cube", n_images=1, seed=1, options={"image_top_k": 5})])
+    kept = adapter.decoders.image_decoder
+    assert kept is not None and kept._session is not None
+    seen = []
+    real = adapter.build_prefixes
+
+    def spy(requests):
+        seen.append((adapter.decoders.image_decoder, kept._session))
+        return real(requests)
+
+    monkeypatch.setattr(adapter, "build_prefixes", spy)
+    adapter.understand_with_tokens([UnderstandRequest("0", "Color?", [_img(120, 90, seed=3)], "k", max_new_tokens=2)])
+    assert seen == [(None, None)]

@@ -249,6 +249,7 @@ class ChameleonFamilyAdapter(ModelAdapter):
         if not requests:
             return []
         t0 = time.perf_counter()
+        self.decoders.make_room_for_answers()
         prefixes, group, suffixes = self.build_prefixes(requests)
         self._count(prompts=len(requests), prefills=len(prefixes))
         limits = [max(1, int(r.max_new_tokens)) for r in requests]

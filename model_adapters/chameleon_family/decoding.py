@@ -32,6 +32,11 @@ class ChameleonDecoders:
         self.answer_decoder: Optional[PrefixSharingGreedyDecoder] = None
         self.image_decoder: Optional[CFGImageDecoder] = None
 
+    def make_room_for_answers(self) -> None:
+        """Free the image session before an understanding batch: its encoders (VQ-GAN, SigLIP) run before
+        :meth:`greedy_answers` and need memory that a kept image batch's KV cache would still hold."""
+        self._release_images()
+
     def greedy_answers(self, prefixes: list[torch.Tensor], suffixes: list[list[int]], group: list[int],
                        max_new_tokens: Sequence[int], eos: Sequence[int], prefill: str = "bf16",
                        rules: Optional[AnswerRules] = None,
