@@ -346,10 +346,11 @@ def project(rec: dict[str, Any], suite_id: str, options: dict[str, Any], comp_pa
                "where the task ran more than one batch), plus the one-time costs counted once (the start and each "
                "first batch's excess over its steady rate); component: bench/throughput.py's rates for prompts of "
                "~4.7k tokens at the same answer length and sharing, and its bf16-KV images/s"}
-    # Other suites from the same rates: a task this run did not measure takes the images/s measured on the
-    # T2I-CompBench++ categories it ran (the same decoder on prompts of the same kind), said per task.
-    t2i_rates = [per_task[t].get("steady_images_per_s") or per_task[t]["generated_images"] / per_task[t]["wall_s"]
-                 for t in per_task if t.startswith("t2i_compbench_") and per_task[t].get("generated_images")]
+    # Other suites from the same rates: a task this run did not measure takes the images/s that the projection
+    # above used for the T2I-CompBench++ categories it ran (the same decoder on prompts of the same kind; their
+    # one-time costs are counted once already), said per task.
+    t2i_rates = [size["tasks"][t]["generated_images"] / proj[t] for t in proj
+                 if t.startswith("t2i_compbench_") and size["tasks"][t].get("generated_images")]
     for other in ("paper", "full"):
         osize = registry.suite_size(other)
         secs, borrowed, unknown = {}, [], []

@@ -35,3 +35,23 @@ def test_generation_prompt_files_load(tmp_path):
     assert len(gen.load(str(e2e.write_geneval(50, tmp_path)))) == 50
     color = registry.make_task("t2i_compbench_color", {})
     assert len(color.load(str(e2e.write_t2i("color", 20, tmp_path)))) == 20
+
+
+def test_projection_of_a_real_record_counts_each_cost_once(tmp_path):
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "bench" / "records"
+    rec = json.loads(next(iter(sorted(root.glob("end-to-end-NVIDIA-*.json")))).read_text())
+    e2e.project(rec, rec["suite"], rec.get("task_options", {}), None)
+    proj, one_time = rec["projection"], rec["one_time_s"]["counted_in_projection"]
+    assert proj["minutes_total"] == pytest.approx((sum(proj["seconds_per_task"].values()) + one_time) / 60, abs=0.06)
+    full = proj["suite_full"]
+    assert full["rate_from_measured_t2i_categories"] and not full["not_measured"]
+    size = registry.suite_size("full")["tasks"]
+    # the categories the run did not draw take the measured categories' projected images/s (one-time costs apart)
+    measured = [size[t]["generated_images"] / proj["seconds_per_task"][t]
+                for t in proj["seconds_per_task"] if t.startswith("t2i_compbench_")]
+    for t in full["rate_from_measured_t2i_categories"]:
+        rate = size[t]["generated_images"] / full["seconds_per_task"][t]
+        assert rate == pytest.approx(sum(measured) / len(measured), rel=1e-3)
