@@ -258,10 +258,14 @@ def batch_sizes_from_log(log_text: str) -> tuple[Optional[int], Optional[int]]:
     return (int(m.group(1)), int(m.group(2))) if m else (None, None)
 
 
-def component_rates(record: Path, answer_tokens: int, images_per_prompt: float = 1.0) -> dict[str, Any]:
-    """bench/throughput.py's rates for the same prompts: a batch of 16 prompts of ~4.7k tokens at this answer
-    length, less the prefills that prompts sharing an image skip (slope from its prefix-sharing run: 16 prompts
-    about 4 images), plus SigLIP (5 views) and VQ encoding of each distinct image; and bf16-KV images/s."""
+def component_rates(record: Path, answer_tokens: int, images_per_prompt: float = 1.0,
+                    prefill_tokens_per_prompt: Optional[float] = None) -> dict[str, Any]:
+    """bench/throughput.py's rates for the same prompts: a batch of 16 prompts at this answer length, plus SigLIP
+    (5 views) and VQ encoding of each distinct image; and bf16-KV images/s.
+
+    The prefill: ``prefill_tokens_per_prompt`` (what the run's prompts prefilled, sharing included) at the
+    measured prefill tokens/s; without it, prompts of ~4.7k tokens less the prefills that prompts sharing an
+    image skip (slope from its prefix-sharing run: 16 prompts about 4 images)."""
     r = json.loads(record.read_text())
     by = r["understanding_decode_by_answer_tokens"]
     lens = sorted(int(k) for k in by["by_answer_tokens"])
@@ -271,7 +275,11 @@ def component_rates(record: Path, answer_tokens: int, images_per_prompt: float =
     saved_per_share = (ours["seconds"] - ps["seconds"]) / (1 - ps["groups"] / ps["prompts"])
     images = batch * images_per_prompt
     vision_s = images * (1 / vis["siglip_5_views_per_s"] + 1 / vis["vqgan_encode_fp32_per_s"])
-    batch_s = by["by_answer_tokens"][str(near)]["batch_seconds"] - saved_per_share * (1 - images_per_prompt) + vision_s
+    batch_s = by["by_answer_tokens"][str(near)]["batch_seconds"] + vision_s
+    if prefill_tokens_per_prompt:
+        batch_s += batch * prefill_tokens_per_prompt / ours["prefill_tokens_per_s"] - ours["prefill_only_seconds"]
+    else:
+        batch_s -= saved_per_share * (1 - images_per_prompt)
     out = {"record": record.name, "und_batch": batch, "und_answer_tokens": near, "und_batch_seconds": round(batch_s, 3),
            "und_prompts_per_s": batch / batch_s}
     gen = r.get("generation_ours_bf16_kv") or {}
@@ -323,7 +331,8 @@ def project(rec: dict[str, Any], suite_id: str, options: dict[str, Any], comp_pa
         full = size["tasks"][tid]["samples"]
         proj[tid] = round(full / rate, 1)
         if comp_path is not None:
-            c = component_rates(comp_path, row.get("answer_tokens", 4), row.get("distinct_images_per_prompt", 1.0))
+            c = component_rates(comp_path, row.get("answer_tokens", 4), row.get("distinct_images_per_prompt", 1.0),
+                                row.get("prefill_tokens_per_prompt"))
             if row["kind"] == "understand":
                 comp_rate = c["und_prompts_per_s"]
                 row["component_prompts_per_s"] = round(comp_rate, 3)
@@ -530,6 +539,8 @@ def analyze(work: Path, records: Optional[str] = None) -> None:
         if kind == "understand":
             ad = s["adapter"]
             row["prefills_per_prompt"] = round(ad.get("prefills", 0) / max(1, ad.get("prompts", 1)), 4)
+            if ad.get("prefill_tokens"):  # what the component rate is scaled to ("the same prompts")
+                row["prefill_tokens_per_prompt"] = round(ad["prefill_tokens"] / max(1, ad.get("prompts", 1)), 1)
             samples = registry.make_task(tid, options[tid]).load(data[tid])
             row["distinct_images_per_prompt"] = round(len({x.image_key for x in samples}) / len(samples), 4)
             row["answer_tokens"] = options[tid]["max_new_tokens"]

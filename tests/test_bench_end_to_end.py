@@ -55,3 +55,14 @@ def test_projection_of_a_real_record_counts_each_cost_once(tmp_path):
     for t in full["rate_from_measured_t2i_categories"]:
         rate = size[t]["generated_images"] / full["seconds_per_task"][t]
         assert rate == pytest.approx(sum(measured) / len(measured), rel=1e-3)
+
+
+def test_component_rate_scales_with_the_prompts_prefill_tokens():
+    from pathlib import Path
+
+    comp = next(iter(sorted((Path(__file__).resolve().parents[1] / "bench" / "records").glob("throughput-*.json"))))
+    default = e2e.component_rates(comp, 4)["und_prompts_per_s"]
+    # the component bench's own prompts (4.7k tokens) give its own rate; shorter prompts a faster one
+    assert e2e.component_rates(comp, 4, prefill_tokens_per_prompt=4700)["und_prompts_per_s"] == pytest.approx(default, rel=1e-3)
+    shorter = e2e.component_rates(comp, 4, prefill_tokens_per_prompt=3000)["und_prompts_per_s"]
+    assert 1.3 < shorter / default < 4700 / 3000

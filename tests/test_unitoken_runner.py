@@ -133,4 +133,6 @@ def test_runner_records_one_prefill_per_distinct_image_of_real_tasks(module_cach
         assert len(images) < len(samples)
         assert stats[tid]["samples"] == stats[tid]["adapter"]["prompts"] == len(samples)
         assert stats[tid]["adapter"]["prefills"] == len(images), (tid, stats[tid])
+        # each prefill runs an image block of hundreds of tokens; the prompts' own text is counted too
+        assert stats[tid]["adapter"]["prefill_tokens"] > 100 * len(images)
         assert stats[tid]["seconds"] > 0 and stats[tid]["finished"] >= stats[tid]["started"]

@@ -150,8 +150,10 @@ class ChameleonFamilyAdapter(ModelAdapter):
 
     def _count(self, **amounts: float) -> None:
         # prefills: distinct (image, text-before-image) prefixes run through the model, at most one per prompt;
+        # prefill_tokens: the tokens those prefills and the prompts' own text ran through the model;
         # *_model_s: wall time inside the model calls (results on the host), what a decoder-only bench times
-        counts = self.__dict__.setdefault("_counts", {"prompts": 0, "prefills": 0, "generated_images": 0,
+        counts = self.__dict__.setdefault("_counts", {"prompts": 0, "prefills": 0, "prefill_tokens": 0,
+                                                       "generated_images": 0,
                                                        "answer_model_s": 0.0, "image_decoder_s": 0.0})
         for k, v in amounts.items():
             counts[k] += v
@@ -251,7 +253,8 @@ class ChameleonFamilyAdapter(ModelAdapter):
         t0 = time.perf_counter()
         self.decoders.make_room_for_answers()
         prefixes, group, suffixes = self.build_prefixes(requests)
-        self._count(prompts=len(requests), prefills=len(prefixes))
+        self._count(prompts=len(requests), prefills=len(prefixes),
+                    prefill_tokens=sum(p.shape[0] for p in prefixes) + sum(len(x) for x in suffixes))
         limits = [max(1, int(r.max_new_tokens)) for r in requests]
         rules = self.answer_rules()
         ids = None
