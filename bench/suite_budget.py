@@ -39,10 +39,10 @@ def project_minutes(rates: dict[str, float], counts: dict[str, float], one_time_
 
 
 def end_to_end_rates(record: dict[str, Any]) -> tuple[dict[str, float], float]:
-    """samples/s per task (steady: first batch apart; generation: the warm rate) and the one-time
-    seconds the record's projection counts (the start, and each first batch's excess over its steady rate)."""
-    rates = {t: float(v.get("steady_samples_per_s") or v.get("warm_samples_per_s") or v["samples_per_s"])
-             for t, v in record["tasks"].items()}
+    """samples/s per task (the rate the record's projection used) and the one-time seconds it counts (the
+    start, and what each task pays once: see bench/end_to_end.py's ``project``)."""
+    rates = {t: float(v.get("projection_samples_per_s") or v.get("steady_samples_per_s") or v.get("warm_samples_per_s")
+                      or v["samples_per_s"]) for t, v in record["tasks"].items()}
     one_time = record.get("one_time_s", {})
     return rates, float(one_time.get("counted_in_projection", one_time.get("start_load_compile_before_first_task", 0.0)))
 
@@ -83,9 +83,13 @@ def suite_counts(config: dict[str, Any], manifest: Optional[dict[str, Any]] = No
 
 
 def newest(pattern: str, covering: Optional[set[str]] = None) -> Optional[Path]:
-    """The newest record matching ``pattern`` (by the time in its name) that measured every task in ``covering``."""
-    for path in sorted(RECORDS.glob(pattern), reverse=True):
-        tasks = json.loads(path.read_text()).get("tasks", {})
+    """The newest record matching ``pattern`` (by the time in its name) of the exact paths (no opt-in model
+    arguments) that measured every task in ``covering``."""
+    for path in sorted(RECORDS.glob(pattern), key=lambda p: p.name[-20:], reverse=True):
+        rec = json.loads(path.read_text())
+        tasks = rec.get("tasks", {})
+        if rec.get("model_args_extra"):
+            continue
         if covering is None or all(tasks.get(t, {}).get("samples_per_s") for t in covering):
             return path
     return None
