@@ -66,3 +66,18 @@ def test_component_rate_scales_with_the_prompts_prefill_tokens():
     assert e2e.component_rates(comp, 4, prefill_tokens_per_prompt=4700)["und_prompts_per_s"] == pytest.approx(default, rel=1e-3)
     shorter = e2e.component_rates(comp, 4, prefill_tokens_per_prompt=3000)["und_prompts_per_s"]
     assert 1.3 < shorter / default < 4700 / 3000
+
+
+def test_a_later_batch_that_paid_once_is_counted_once_not_in_the_rate():
+    # MMBench-like: 14, 16, 16 prompts at a steady pace, then a one-group batch that paid a recompile
+    row = {"kind": "understand", "samples": 48, "wall_s": 9.4, "first_batch_samples": 14, "first_batch_adapter_s": 2.0,
+           "batch_adapter_s": [2.0, 0.64, 0.62, 6.0], "batch_samples": [14, 16, 16, 2],
+           "adapter": {"answer_model_s": 9.26}}
+    st = e2e.understanding_steady(row)
+    per_sample = 0.62 / 16  # the lower median of the later batches' seconds per sample
+    assert st["later_batches_one_time_s"] == pytest.approx(6.0 - 2 * per_sample)
+    assert st["rate"] == pytest.approx(34 / (9.26 - 2.0 - st["later_batches_one_time_s"]))
+    assert st["outside_model_calls_s"] == pytest.approx(9.4 - 9.26)
+    # without the per-batch seconds (older records) the batch stays in the rate
+    old = {k: v for k, v in row.items() if k not in ("batch_adapter_s", "batch_samples")}
+    assert e2e.understanding_steady(old)["rate"] == pytest.approx(34 / (9.26 - 2.0))
