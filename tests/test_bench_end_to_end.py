@@ -81,3 +81,27 @@ def test_a_later_batch_that_paid_once_is_counted_once_not_in_the_rate():
     # without the per-batch seconds (older records) the batch stays in the rate
     old = {k: v for k, v in row.items() if k not in ("batch_adapter_s", "batch_samples")}
     assert e2e.understanding_steady(old)["rate"] == pytest.approx(34 / (9.26 - 2.0))
+
+
+def test_generation_projection_pays_one_tail_per_runner_batch():
+    import json
+    import math
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "bench" / "records"
+    rec = json.loads(sorted(root.glob("end-to-end-NVIDIA-*.json"))[-1].read_text())
+    e2e.project(rec, rec["suite"], rec.get("task_options", {}), None)
+    model, once = rec["generation_model"], rec["one_time_s"]["once_per_task"]
+    size = registry.suite_size(rec["suite"])["tasks"]
+    for t, r in rec["tasks"].items():
+        if r["kind"] != "generate":
+            continue
+        # this run's task = its images at the warm decoder rate + its runner batches' tails + what it paid once
+        parts = r["generated_images"] / model["decoder_only_images_per_s"] + r["batches"] * model["tail_per_runner_batch_s"]
+        assert parts + once[t] == pytest.approx(r["wall_s"], abs=0.1)
+        full = size[t]
+        want = (full["generated_images"] / model["decoder_only_images_per_s"]
+                + math.ceil(full["samples"] / model["runner_batch_prompts"]) * model["tail_per_runner_batch_s"])
+        assert rec["projection"]["seconds_per_task"][t] == pytest.approx(want, abs=0.5)  # inputs shown rounded
+        # whole benchmarks spread each tail over more images than this run's one-batch tasks
+        assert r["whole_benchmark_samples_per_s"] > r["warm_samples_per_s"]
