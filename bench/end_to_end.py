@@ -337,7 +337,7 @@ def understanding_steady(row: dict[str, Any]) -> Optional[dict[str, float]]:
 
 def project(rec: dict[str, Any], suite_id: str, options: dict[str, Any], comp_path: Optional[Path]) -> None:
     """Whole-suite minutes from the record's per-task rates (understanding: :func:`understanding_steady`;
-    generation: the warm rate), plus the one-time costs counted once: the start before the first task and what
+    generation: the warm decoder-only rate and one tail per runner batch), plus the one-time costs counted once: the start before the first task and what
     each task pays once.  Also the component projection for the same tasks, and the other suites."""
     per_task = rec["tasks"]
     if rec.get("model_args_extra"):
@@ -360,7 +360,6 @@ def project(rec: dict[str, Any], suite_id: str, options: dict[str, Any], comp_pa
     gen_rows = {t: r for t, r in per_task.items()
                 if r.get("kind") == "generate" and r.get("generated_images") and not r.get("steady_samples_per_s")}
     warm = max(r["generated_images"] / r["wall_s"] for r in gen_rows.values()) if len(gen_rows) >= 2 else None
-    gen_secs: dict[str, float] = {}
     if warm:
         rec["warm_generation_images_per_s"] = round(warm, 3)
         for row in gen_rows.values():
@@ -375,8 +374,8 @@ def project(rec: dict[str, Any], suite_id: str, options: dict[str, Any], comp_pa
             for t, r in gen_rows.items():
                 excess[t] = round(max(0.0, r["wall_s"] - r["generated_images"] / warm_dec - r["batches"] * tail), 1)
                 full = size["tasks"][t]
-                gen_secs[t] = full["generated_images"] / warm_dec + math.ceil(full["samples"] / runner_batch) * tail
-                r["whole_benchmark_samples_per_s"] = round(full["samples"] / gen_secs[t], 4)
+                secs = full["generated_images"] / warm_dec + math.ceil(full["samples"] / runner_batch) * tail
+                r["whole_benchmark_samples_per_s"] = round(full["samples"] / secs, 4)
         else:
             for t, r in gen_rows.items():
                 excess[t] = round(max(0.0, r["wall_s"] - r["generated_images"] / warm), 1)
@@ -425,7 +424,8 @@ def project(rec: dict[str, Any], suite_id: str, options: dict[str, Any], comp_pa
         "component_minutes_total": (round((sum(comp_proj.values()) + one_time) / 60, 1)
                                     if comp_proj and not missing else None),
         "how": "whole-benchmark samples (Task.full_size) / this run's samples/s per task (rate_used: understanding "
-               "inside the model calls after the first batch; generation the warm rate), plus what is paid once, "
+               "inside the model calls after the first batch; generation the warm decoder-only rate plus one tail per "
+               "runner batch, generation_model), plus what is paid once, "
                "counted once: the start, and per task (once_per_task) its time outside the model calls, its first "
                "batch's excess over its rate and later one-time batches; component: bench/throughput.py's rates for "
                "the run's prompt lengths (prefill tokens per prompt) at the same answer length, and its bf16-KV images/s"}
