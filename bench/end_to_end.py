@@ -364,7 +364,8 @@ def project(rec: dict[str, Any], suite_id: str, options: dict[str, Any], comp_pa
         rec["warm_generation_images_per_s"] = round(warm, 3)
         for row in gen_rows.values():
             row["warm_samples_per_s"] = round(warm * row["samples"] / row["generated_images"], 4)
-        runner_batch = (rec.get("batch_sizes") or {}).get("images")
+        given = re.search(r"gen_batch_size=(\d+)", rec.get("command", ""))  # the log names it only when auto
+        runner_batch = (rec.get("batch_sizes") or {}).get("images") or (int(given.group(1)) if given else None)
         decoder_s = {t: (r.get("adapter") or {}).get("image_decoder_s") for t, r in gen_rows.items()}
         if runner_batch and all(decoder_s.values()):
             warm_dec = max(r["generated_images"] / decoder_s[t] for t, r in gen_rows.items())
