@@ -17,7 +17,8 @@ What it does, as a user would:
 4. reads back what the run recorded (``inference-*.jsonl``: per task samples, wall time and the adapter's
    prefill and image counters; predictions' per-batch seconds; run.log) and writes
    bench/records/end-to-end[-opt-in]-<device>-<time>.json with, per task, samples, prefills, wall time, samples/s
-   (also without the task's first batch), GPU-busy share, and the one-time costs apart; and a projection of
+   (also without the task's first batch), GPU-busy share, and the one-time costs apart (torch.compile's
+   recompiles counted from its own log); and a projection of
    the suite's whole-benchmark minutes from these rates beside bench/throughput.py's component projection.
 
 Random weights never emit the end-of-turn token, so each task's answers are capped at its benchmark's typical
@@ -253,6 +254,16 @@ def first_batch(store: RunStore, task_id: str) -> dict[str, Any]:
             "first_batch_samples": len(batches[0]) if batches else 0,
             "adapter_s": round(sum(per_batch), 2),
             "batch_adapter_s": [round(x, 3) for x in per_batch], "batch_samples": [len(b) for b in batches]}
+
+
+RECOMPILE = re.compile(r"Recompiling function (\w+) in (\S+?):\d+")
+
+
+def recompiles_from_log(log_text: str) -> dict[str, Any]:
+    """torch.compile's recompiles during the run (the run sets TORCH_LOGS=recompiles): a recompile after the
+    first batches stalls the GPU for seconds, which a short run would project over a whole benchmark."""
+    found = [f"{Path(path).name}:{fn}" for fn, path in RECOMPILE.findall(log_text)]
+    return {"count": len(found), "by_function": {f: found.count(f) for f in sorted(set(found))}}
 
 
 def batch_sizes_from_log(log_text: str) -> tuple[Optional[int], Optional[int]]:
@@ -557,7 +568,7 @@ def main(argv=None) -> None:
     t_start = time.time()
     with open(work / "run.out", "w") as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1",
+                                env={"TORCH_LOGS": "recompiles", **os.environ, "PYTHONUNBUFFERED": "1",
                                      "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))})
         try:
             proc.wait(timeout=a.deadline_s)
@@ -595,6 +606,7 @@ def analyze(work: Path, records: Optional[str] = None) -> None:
     log_text = "".join(p.read_text(errors="replace") for p in (run_dir / "run.log", work / "run.out") if p.exists())
     und_batch, gen_batch = batch_sizes_from_log(log_text)
     rec["batch_sizes"] = {"prompts": und_batch, "images": gen_batch}
+    rec["recompiles"] = recompiles_from_log(log_text)
     stats = {s["task"]: s for s in store.read_inference_stats()} if run_dir.exists() else {}
     per_task = {}
     for tid, p in planned.items():

@@ -105,3 +105,22 @@ def test_generation_projection_pays_one_tail_per_runner_batch():
         assert rec["projection"]["seconds_per_task"][t] == pytest.approx(want, abs=0.5)  # inputs shown rounded
         # whole benchmarks spread each tail over more images than this run's one-batch tasks
         assert r["whole_benchmark_samples_per_s"] > r["warm_samples_per_s"]
+
+
+def test_recompiles_are_counted_from_torchs_own_log(tmp_path):
+    """The record counts recompiles from what TORCH_LOGS=recompiles really prints (the run sets it)."""
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "piece.py"
+    script.write_text("import torch\n"
+                      "def scale(x):\n    return x * 2\n"
+                      "f = torch.compile(scale, dynamic=True, backend='eager')\n"
+                      "f(torch.ones(4, 3)); f(torch.ones(5, 3)); f(torch.ones(1, 3))\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "TORCH_LOGS": "recompiles"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = e2e.recompiles_from_log(done.stdout + done.stderr)
+    assert found == {"count": 1, "by_function": {"piece.py:scale": 1}}  # (1, 3): size 1 is specialised
+    assert e2e.recompiles_from_log("no compiler output") == {"count": 0, "by_function": {}}
