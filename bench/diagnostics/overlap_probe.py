@@ -2,12 +2,18 @@
 
     python bench/diagnostics/overlap_probe.py --mode streams             # two CUDA streams, priority or not
     python bench/diagnostics/overlap_probe.py --mode green --sms 48,64   # SM partitions (green contexts)
+    python bench/diagnostics/overlap_probe.py --mode mixed --chunks 512,2048  # one forward: decode rows + a chunk
 
 Decode: steps of R rows (104 images with CFG) attending over a KV cache of L columns, replayed as a CUDA graph
 (streams) or eager (green contexts), as the image decoder runs them; prefill: P prompts of S tokens, causal
 flash attention.  Both through LAYERS Chameleon-7B-shaped layers (random bf16 weights: no checkpoint).  Each
 mode times the two alone, then together (launched from one thread, and from two threads), and writes JSON
 to $OUT (or /tmp).  Needs a CUDA GPU; figures are in docs/performance.md.
+
+Mixed steps (chunked prefill riding on decode steps, one stream): each layer's GEMMs take the R decode rows
+and C prompt tokens together, so the weights are read once; the decode rows attend over the KV cache and
+the chunk over its prompt so far (S/2 earlier tokens on average).  Timed against the decode step and the
+chunk run separately, all three as CUDA graphs.
 """
 
 from __future__ import annotations
@@ -27,8 +33,7 @@ P, S = 16, 4700             # understanding prompts, tokens each
 NG, NP = 60, 4              # decode steps, prefills per timing
 
 
-def build():
-    dev, dt = "cuda", torch.bfloat16
+def build(dev: str = "cuda", dt: torch.dtype = torch.bfloat16):
     g = torch.Generator(device=dev).manual_seed(0)
 
     def w(*shape):
@@ -59,7 +64,34 @@ def build():
             x = layer(x, attn)
         return x
 
-    return decode_step, prefill
+    def mixed_parts(C: int):
+        """(decode + chunk in one forward, the chunk alone) for chunks of C tokens."""
+        past = S // 2
+        kc = [torch.randn(1, NH, past + C, D, device=dev, dtype=dt) for _ in range(LAYERS)]
+        vc = [torch.randn(1, NH, past + C, D, device=dev, dtype=dt) for _ in range(LAYERS)]
+        xc = w(C, H)
+
+        def chunk_attn(qkv, i):  # the chunk's queries over its prompt so far (K/V of the chunk itself included)
+            q = qkv[:, :H].view(1, C, NH, D).transpose(1, 2)
+            return F.scaled_dot_product_attention(q, kc[i], vc[i]).transpose(1, 2).reshape(C, H)
+
+        def both():
+            x = torch.cat((m["xg"], xc))
+            for i in range(LAYERS):
+                def attn(qkv, i=i):
+                    dec = F.scaled_dot_product_attention(qkv[:R, :H].view(R, NH, 1, D), m["k"][i], m["v"][i])
+                    return torch.cat((dec.reshape(R, H), chunk_attn(qkv[R:], i)))
+                x = layer(x, attn)
+            return x
+
+        def chunk():
+            x = xc
+            for i in range(LAYERS):
+                x = layer(x, lambda qkv, i=i: chunk_attn(qkv, i))
+            return x
+        return both, chunk
+
+    return decode_step, prefill, mixed_parts
 
 
 def timed(fn) -> float:
@@ -132,19 +164,50 @@ def green(decode_step, prefill, sms: list[int], workqueue) -> dict:
     return out
 
 
+def graphed(fn):
+    """``fn`` captured as a CUDA graph (after warm-up), as the image decoder runs its steps."""
+    s = torch.cuda.Stream()
+    on(s, fn, 2)
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph, stream=s):
+        fn()
+    return graph.replay
+
+
+def mixed(decode_step, mixed_parts, chunks: list[int]) -> dict:
+    s = torch.cuda.Stream()
+    dec = graphed(decode_step)
+    on(s, dec, 3)
+    t_dec = timed(lambda: on(s, dec, NG))
+    out = {"decode_step_ms": round(1e3 * t_dec / NG, 3)}
+    for C in chunks:
+        both, chunk = (graphed(f) for f in mixed_parts(C))
+        on(s, both, 3)
+        on(s, chunk, 3)
+        t_both, t_chunk = timed(lambda: on(s, both, NG)), timed(lambda: on(s, chunk, NG))
+        out[f"chunk_{C}"] = {"mixed_step_ms": round(1e3 * t_both / NG, 3), "chunk_alone_ms": round(1e3 * t_chunk / NG, 3),
+                             "sequential_ms": round(1e3 * (t_dec + t_chunk) / NG, 3),
+                             "saving_vs_sequential": round(1 - t_both / (t_dec + t_chunk), 3)}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--mode", choices=("streams", "green"), default="streams")
+    ap.add_argument("--mode", choices=("streams", "green", "mixed"), default="streams")
+    ap.add_argument("--chunks", default="256,512,1024,2048,4096", help="mixed: prompt tokens per mixed step")
     ap.add_argument("--sms", default="48,64", help="green: SMs given to decoding, comma-separated")
     ap.add_argument("--workqueue", default=None, help="green: workqueue_scope (balanced, device_ctx)")
     a = ap.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = False
-    decode_step, prefill = build()
+    decode_step, prefill, mixed_parts = build()
     rec = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__, "mode": a.mode,
            "shapes": {"layers": LAYERS, "decode_rows": R, "kv_columns": L, "prompts": P, "prompt_tokens": S,
                       "decode_steps": NG, "prefills": NP}}
     if a.mode == "streams":
         rec["results"] = streams(decode_step, prefill)
+    elif a.mode == "mixed":
+        rec["results"] = mixed(decode_step, mixed_parts, [int(x) for x in a.chunks.split(",")])
     else:
         rec["results"] = green(decode_step, prefill, [int(x) for x in a.sms.split(",")], a.workqueue)
     print(json.dumps(rec, indent=1))
