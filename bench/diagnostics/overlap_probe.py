@@ -120,19 +120,26 @@ def together(s_dec, dec, s_pre, pre) -> dict:
     return {"concurrent_s": round(one_thread, 3), "concurrent_threads_s": round(timed(two), 3)}
 
 
+def graphed(fn, s=None):
+    """``fn`` captured as a CUDA graph on stream ``s`` (after warm-up), as the image decoder runs its steps."""
+    s = s or torch.cuda.Stream()
+    on(s, fn, 2)
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph, stream=s):
+        fn()
+    return graph.replay
+
+
 def streams(decode_step, prefill) -> dict:
     out = {}
     for priority in (0, -1):
         s_dec, s_pre = torch.cuda.Stream(priority=priority), torch.cuda.Stream()
-        on(s_dec, decode_step, 2)
-        torch.cuda.synchronize()
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, stream=s_dec):
-            decode_step()
-        on(s_dec, graph.replay, NG)
+        replay = graphed(decode_step, s_dec)
+        on(s_dec, replay, NG)
         on(s_pre, prefill, NP)
-        tg, tp = timed(lambda: on(s_dec, graph.replay, NG)), timed(lambda: on(s_pre, prefill, NP))
-        both = together(s_dec, graph.replay, s_pre, prefill)
+        tg, tp = timed(lambda: on(s_dec, replay, NG)), timed(lambda: on(s_pre, prefill, NP))
+        both = together(s_dec, replay, s_pre, prefill)
         out[f"decode_stream_priority_{priority}"] = {
             "decode_s": round(tg, 3), "prefill_s": round(tp, 3), "sequential_s": round(tg + tp, 3), **both,
             "saving_vs_sequential": round(1 - both["concurrent_s"] / (tg + tp), 3)}
@@ -162,17 +169,6 @@ def green(decode_step, prefill, sms: list[int], workqueue) -> dict:
             "sequential_whole_gpu_s": round(full_dec + full_pre, 3),
             "saving_vs_sequential": round(1 - min(both.values()) / (full_dec + full_pre), 3)}
     return out
-
-
-def graphed(fn):
-    """``fn`` captured as a CUDA graph (after warm-up), as the image decoder runs its steps."""
-    s = torch.cuda.Stream()
-    on(s, fn, 2)
-    torch.cuda.synchronize()
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph, stream=s):
-        fn()
-    return graph.replay
 
 
 def mixed(decode_step, mixed_parts, chunks: list[int]) -> dict:
