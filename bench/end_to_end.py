@@ -256,14 +256,28 @@ def first_batch(store: RunStore, task_id: str) -> dict[str, Any]:
             "batch_adapter_s": [round(x, 3) for x in per_batch], "batch_samples": [len(b) for b in batches]}
 
 
-RECOMPILE = re.compile(r"Recompiling function (\w+) in (\S+?):\d+")
+# torch's log lines: "V1203 18:08:03.070000 <pid> torch/_dynamo/guards.py:N] [0/1] [__recompiles] Recompiling
+# function NAME in PATH:LINE" (month, day and local time of the process that ran the model).
+RECOMPILE = re.compile(r"^[A-Z](\d{4}) (\d\d:\d\d:\d\d)(\.\d+)? .*?Recompiling function (\w+) in (\S+?):\d+", re.M)
 
 
-def recompiles_from_log(log_text: str) -> dict[str, Any]:
+def recompiles_from_log(log_text: str, task_spans: Optional[dict[str, tuple[float, float]]] = None,
+                        year: Optional[int] = None) -> dict[str, Any]:
     """torch.compile's recompiles during the run (the run sets TORCH_LOGS=recompiles): a recompile after the
-    first batches stalls the GPU for seconds, which a short run would project over a whole benchmark."""
-    found = [f"{Path(path).name}:{fn}" for fn, path in RECOMPILE.findall(log_text)]
-    return {"count": len(found), "by_function": {f: found.count(f) for f in sorted(set(found))}}
+    first batches stalls the GPU for seconds, which a short run would project over a whole benchmark.
+    ``task_spans``: each task's (started, finished) epoch seconds, to say which task paid each recompile."""
+    events = []
+    for mmdd, hms, frac, fn, path in RECOMPILE.findall(log_text):
+        when = None
+        if year is not None:
+            when = time.mktime(time.strptime(f"{year}{mmdd} {hms}", "%Y%m%d %H:%M:%S")) + float(frac or 0)
+        events.append((f"{Path(path).name}:{fn}", when))
+    names = [n for n, _ in events]
+    out: dict[str, Any] = {"count": len(events), "by_function": {f: names.count(f) for f in sorted(set(names))}}
+    if task_spans is not None:
+        out["by_task"] = {tid: n for tid, (t0, t1) in task_spans.items()
+                          if (n := sum(1 for _, w in events if w is not None and t0 <= w <= t1))}
+    return out
 
 
 def batch_sizes_from_log(log_text: str) -> tuple[Optional[int], Optional[int]]:
@@ -606,8 +620,11 @@ def analyze(work: Path, records: Optional[str] = None) -> None:
     log_text = "".join(p.read_text(errors="replace") for p in (run_dir / "run.log", work / "run.out") if p.exists())
     und_batch, gen_batch = batch_sizes_from_log(log_text)
     rec["batch_sizes"] = {"prompts": und_batch, "images": gen_batch}
-    rec["recompiles"] = recompiles_from_log(log_text)
     stats = {s["task"]: s for s in store.read_inference_stats()} if run_dir.exists() else {}
+    spans = {tid: (s["started"], s["finished"]) for tid, s in stats.items()}
+    run_out = work / "run.out"  # torch logs to the process's stderr, which only run.out holds
+    rec["recompiles"] = recompiles_from_log(run_out.read_text(errors="replace") if run_out.exists() else "", spans,
+                                            time.localtime(t_start).tm_year)
     per_task = {}
     for tid, p in planned.items():
         s = stats.get(tid)

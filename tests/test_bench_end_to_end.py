@@ -112,15 +112,20 @@ def test_recompiles_are_counted_from_torchs_own_log(tmp_path):
     import os
     import subprocess
     import sys
+    import time
 
     script = tmp_path / "piece.py"
     script.write_text("import torch\n"
                       "def scale(x):\n    return x * 2\n"
                       "f = torch.compile(scale, dynamic=True, backend='eager')\n"
                       "f(torch.ones(4, 3)); f(torch.ones(5, 3)); f(torch.ones(1, 3))\n")
+    t0 = time.time()
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
                           env={**os.environ, "TORCH_LOGS": "recompiles"})
+    t1 = time.time()
     assert done.returncode == 0, done.stderr[-2000:]
-    found = e2e.recompiles_from_log(done.stdout + done.stderr)
-    assert found == {"count": 1, "by_function": {"piece.py:scale": 1}}  # (1, 3): size 1 is specialised
+    spans = {"before": (t0 - 3600, t0 - 1), "this_run": (t0 - 1, t1 + 1)}  # the log's times are whole microseconds
+    found = e2e.recompiles_from_log(done.stdout + done.stderr, spans, time.localtime(t0).tm_year)
+    # (1, 3) after (4, 3) and (5, 3): a size of 1 is specialised, one recompile, paid during this run
+    assert found == {"count": 1, "by_function": {"piece.py:scale": 1}, "by_task": {"this_run": 1}}
     assert e2e.recompiles_from_log("no compiler output") == {"count": 0, "by_function": {}}
