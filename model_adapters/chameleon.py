@@ -186,10 +186,10 @@ class ChameleonAdapter(ChameleonFamilyAdapter):
     def prompt_parts(self, req: UnderstandRequest):
         if len(req.images) > 1:
             raise AdapterError(f"sample {req.sample_id}: {len(req.images)} images; this adapter takes one per prompt")
-        tok = self.model.tokenizer
-        text = req.prompt
         if self.prompt_format == "meta":
             return self._meta_prompt_parts(req)
+        tok = self.model.tokenizer
+        text = req.prompt
         if req.images and IMAGE not in text:
             text = IMAGE + "\n" + text
         ids = [tok.bos] + tok.encode(text + "<reserved08706>")
@@ -232,7 +232,7 @@ class ChameleonAdapter(ChameleonFamilyAdapter):
     def answer_stop_ids(self) -> list[int]:
         if self.prompt_format == "meta":
             return [self.eos, self.boi]  # Meta's TextDecoder: </s> and its extra end, <racm3:break>
-        return [self.eos, 8710]
+        return [self.eos, END_OF_TURN]
 
     def decode_answer(self, ids: list[int]) -> str:
         return self.model.tokenizer.tok.decode(ids, skip_special_tokens=True)

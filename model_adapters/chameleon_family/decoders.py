@@ -36,7 +36,8 @@ class AnswerRules:
 class AnswerSession:
     """What :class:`PrefixSharingGreedyDecoder` keeps between batches: a forward with its KV cache for up to
     ``rows`` prompts of ``length`` columns and ``new`` answer tokens, the answer buffer, the static state the
-    decode step advances in place (so a captured graph can replay it), the step and its graphs."""
+    decode step advances in place (so a captured graph can replay it), the step and its graphs, and the
+    choice of a token from logits under the session's rules."""
 
     rows: int
     length: int
@@ -46,8 +47,8 @@ class AnswerSession:
     state: dict[str, torch.Tensor]
     step: Callable[[int], None]
     runner: GraphSteps
+    choose: Callable[[torch.Tensor], torch.Tensor]  # logits [R, V] -> ids [R], rules applied (seen ids noted)
     rules: Optional[AnswerRules] = None
-    shape: Optional[Callable[[torch.Tensor], torch.Tensor]] = None  # logits -> logits the rules leave
 
 
 @dataclass
@@ -158,7 +159,7 @@ class PrefixSharingGreedyDecoder:
             stp.add_(1)
 
         self._session = AnswerSession(rows, length, new, lean, out, state, step,
-                                      GraphSteps(self.use_graphs, min_replays=1), rules=rules, shape=choose)
+                                      GraphSteps(self.use_graphs, min_replays=1), choose=choose, rules=rules)
         self.stats["sessions"] += 1
         return self._session
 
@@ -220,7 +221,7 @@ class PrefixSharingGreedyDecoder:
             state["seen"].zero_()
             for i, r in enumerate(order):
                 state["seen"][i, torch.tensor(prompt_ids[r], dtype=torch.long, device=dev)] = True
-        out[:, 0] = sess.shape(logits)
+        out[:, 0] = sess.choose(logits)
         state["tok"].copy_(out[:, 0])
         state["pos"].copy_(lean.valid[:, : P + S].sum(1))  # the position of the first generated token
         state["col"].fill_(P + S)
