@@ -405,7 +405,6 @@ def project(rec: dict[str, Any], suite_id: str, options: dict[str, Any], comp_pa
         else:
             for t, r in gen_rows.items():
                 excess[t] = round(max(0.0, r["wall_s"] - r["generated_images"] / warm), 1)
-    rec["one_time_s"].pop("first_batch_excess_per_task", None)  # the name before once-per-task costs were split out
     rec["one_time_s"]["once_per_task"] = excess
     one_time = rec["one_time_s"]["start_load_compile_before_first_task"] + sum(excess.values())
     rec["one_time_s"]["counted_in_projection"] = round(one_time, 1)
@@ -617,14 +616,15 @@ def analyze(work: Path, records: Optional[str] = None) -> None:
     sampler.samples = [tuple(x) for x in state["gpu"]]
     run_dir = work / "run"
     store = RunStore(run_dir)
-    log_text = "".join(p.read_text(errors="replace") for p in (run_dir / "run.log", work / "run.out") if p.exists())
+    # torch logs to the process's stderr, which only run.out holds
+    run_log, run_out = ((p.read_text(errors="replace") if p.exists() else "")
+                        for p in (run_dir / "run.log", work / "run.out"))
+    log_text = run_log + run_out
     und_batch, gen_batch = batch_sizes_from_log(log_text)
     rec["batch_sizes"] = {"prompts": und_batch, "images": gen_batch}
     stats = {s["task"]: s for s in store.read_inference_stats()} if run_dir.exists() else {}
     spans = {tid: (s["started"], s["finished"]) for tid, s in stats.items()}
-    run_out = work / "run.out"  # torch logs to the process's stderr, which only run.out holds
-    rec["recompiles"] = recompiles_from_log(run_out.read_text(errors="replace") if run_out.exists() else "", spans,
-                                            time.localtime(t_start).tm_year)
+    rec["recompiles"] = recompiles_from_log(run_out, spans, time.localtime(t_start).tm_year)
     per_task = {}
     for tid, p in planned.items():
         s = stats.get(tid)
