@@ -48,11 +48,13 @@ def build(dev: str = "cuda", dt: torch.dtype = torch.bfloat16):
         gu = x @ m["gu"]
         return x + (F.silu(gu[:, :I]) * gu[:, I:]) @ m["d"]
 
+    def decode_attn(qkv, i):  # the R decode rows' queries over their KV cache
+        return F.scaled_dot_product_attention(qkv[:, :H].view(R, NH, 1, D), m["k"][i], m["v"][i]).reshape(R, H)
+
     def decode_step():
         x = m["xg"]
         for i in range(LAYERS):
-            x = layer(x, lambda qkv, i=i: F.scaled_dot_product_attention(
-                qkv[:, :H].view(R, NH, 1, D), m["k"][i], m["v"][i]).reshape(R, H))
+            x = layer(x, lambda qkv, i=i: decode_attn(qkv, i))
         return x
 
     def prefill():
@@ -78,10 +80,7 @@ def build(dev: str = "cuda", dt: torch.dtype = torch.bfloat16):
         def both():
             x = torch.cat((m["xg"], xc))
             for i in range(LAYERS):
-                def attn(qkv, i=i):
-                    dec = F.scaled_dot_product_attention(qkv[:R, :H].view(R, NH, 1, D), m["k"][i], m["v"][i])
-                    return torch.cat((dec.reshape(R, H), chunk_attn(qkv[R:], i)))
-                x = layer(x, attn)
+                x = layer(x, lambda qkv, i=i: torch.cat((decode_attn(qkv[:R], i), chunk_attn(qkv[R:], i))))
             return x
 
         def chunk():
