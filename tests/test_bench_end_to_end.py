@@ -3,11 +3,16 @@ it so each image is prefilled once (what the end-to-end record's prefill bar che
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from bench import end_to_end as e2e
 from unitoken_eval.harness import registry
 from unitoken_eval.harness.plan import ordered, unfinished_batches
+
+RECORDS = Path(__file__).resolve().parents[1] / "bench" / "records"
 
 
 @pytest.mark.parametrize("task_id", ["mmbench_dev_en", "mmbench_dev_cn", "mme", "seedbench_img", "ai2d_test",
@@ -38,11 +43,7 @@ def test_generation_prompt_files_load(tmp_path):
 
 
 def test_projection_of_a_real_record_counts_each_cost_once(tmp_path):
-    import json
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[1] / "bench" / "records"
-    rec = json.loads(next(iter(sorted(root.glob("end-to-end-NVIDIA-*.json")))).read_text())
+    rec = json.loads(next(iter(sorted(RECORDS.glob("end-to-end-NVIDIA-*.json")))).read_text())
     e2e.project(rec, rec["suite"], rec.get("task_options", {}), None)
     proj, one_time = rec["projection"], rec["one_time_s"]["counted_in_projection"]
     assert proj["minutes_total"] == pytest.approx((sum(proj["seconds_per_task"].values()) + one_time) / 60, abs=0.06)
@@ -58,9 +59,7 @@ def test_projection_of_a_real_record_counts_each_cost_once(tmp_path):
 
 
 def test_component_rate_scales_with_the_prompts_prefill_tokens():
-    from pathlib import Path
-
-    comp = next(iter(sorted((Path(__file__).resolve().parents[1] / "bench" / "records").glob("throughput-*.json"))))
+    comp = next(iter(sorted(RECORDS.glob("throughput-*.json"))))
     default = e2e.component_rates(comp, 4)["und_prompts_per_s"]
     # the component bench's own prompts (4.7k tokens) give its own rate; shorter prompts a faster one
     assert e2e.component_rates(comp, 4, prefill_tokens_per_prompt=4700)["und_prompts_per_s"] == pytest.approx(default, rel=1e-3)
@@ -84,12 +83,9 @@ def test_a_later_batch_that_paid_once_is_counted_once_not_in_the_rate():
 
 
 def test_generation_projection_pays_one_tail_per_runner_batch():
-    import json
     import math
-    from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1] / "bench" / "records"
-    rec = json.loads(sorted(root.glob("end-to-end-NVIDIA-*.json"))[-1].read_text())
+    rec = json.loads(sorted(RECORDS.glob("end-to-end-NVIDIA-*.json"))[-1].read_text())
     e2e.project(rec, rec["suite"], rec.get("task_options", {}), None)
     model, once = rec["generation_model"], rec["one_time_s"]["once_per_task"]
     size = registry.suite_size(rec["suite"])["tasks"]
