@@ -261,3 +261,56 @@ def test_wide_forwards_use_separate_projections_with_the_same_result(monkeypatch
     torch.testing.assert_close(wide, narrow, rtol=1e-5, atol=1e-5)
     for b in range(2):
         torch.testing.assert_close(wide[b], _hf_logits(model, head, ids[b].tolist()), rtol=1e-4, atol=1e-4)
+
+
+def _inductor_available() -> bool:
+    import shutil
+    return shutil.which("cc") is not None or shutil.which("gcc") is not None
+
+
+@pytest.mark.parametrize("backend", ["eager", pytest.param("inductor", marks=pytest.mark.slow)])
+def test_compiled_pieces_compile_once_across_batch_shapes(monkeypatch, backend):
+    """A batch of one image (R=1) or a decode step (T=1) after wide batches reuses the compiled pieces:
+    a mid-run recompile stalls the GPU for seconds (docs/performance.md).  Only a one-row decode step
+    (R*T = 1) may add graphs.  Logits stay those of the eager forward."""
+    import torch._dynamo
+
+    from unitoken_eval.model_adapters.chameleon_family import forward as fw
+
+    if backend == "inductor" and not _inductor_available():
+        pytest.skip("torch.compile's inductor backend needs a C compiler on CPU")
+    graphs = []
+
+    def counting(gm, example_inputs):
+        graphs.append(gm)
+        if backend == "inductor":
+            from torch._inductor.compile_fx import compile_fx
+            return compile_fx(gm, example_inputs)
+        return gm.forward
+
+    real_compile = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda fn, dynamic=None, **kw: real_compile(fn, dynamic=dynamic,
+                                                                                       backend=counting))
+    monkeypatch.setattr(fw, "_PIECES", {})
+    monkeypatch.delenv("UNITOKEN_EVAL_COMPILE", raising=False)
+    torch._dynamo.reset()
+    try:
+        model, head = _tiny()
+        eager = LeanChameleon(model, head, max_rows=6, max_len=48, compile_prefill=False, fused=True)
+        compiled = LeanChameleon(model, head, max_rows=6, max_len=48, compile_prefill=True, fused=True)
+        new_graphs = {}
+        for R, T in [(4, 40), (3, 1), (2, 30), (1, 40), (6, 12), (1, 1)]:
+            before = len(graphs)
+            ids = torch.randint(0, 8000, (R, T), generator=torch.Generator().manual_seed(R * 100 + T))
+            positions = torch.arange(T)[None].expand(R, T)
+            want = eager.forward(positions, 0, T, ids=ids, dense_causal=True)
+            got = compiled.forward(positions, 0, T, ids=ids, dense_causal=True)
+            torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+            new_graphs[(R, T)] = len(graphs) - before
+    finally:
+        torch._dynamo.reset()
+    pieces = {"rms", "rope", "add_rms", "swiglu"}
+    assert set(fw._PIECES) >= pieces
+    assert new_graphs[(4, 40)] == len(pieces)  # each piece compiled on first use
+    assert all(new_graphs[shape] == 0 for shape in [(3, 1), (2, 30), (1, 40), (6, 12)]), new_graphs
+    assert new_graphs[(1, 1)] <= len(pieces)  # the single-row decode step: a size of 1 is always specialised

@@ -31,10 +31,11 @@ def _add_rms_norm(x, delta, weight, eps: float):
     return x, _rms_norm(x, weight, eps)
 
 
-def _head_norm_rope(proj, weight, bias, cos, sin, R: int, T: int, H: int, D: int):
-    """Per-head LayerNorm (ChameleonLayerNorm: statistics over head_dim, per-head affine) and rotary."""
-    x = F.layer_norm(proj.reshape(R, T, H, D), (D,), None, None, 1e-5) * weight + bias
-    x = x.transpose(1, 2)
+def _head_norm_rope(proj, weight, bias, cos, sin):
+    """Per-head LayerNorm (ChameleonLayerNorm: statistics over head_dim, per-head affine) and rotary, over
+    tokens flattened to rows: ``proj`` [N, H*D], ``weight``/``bias`` [H, D], ``cos``/``sin`` [N, D] -> [N, H, D]."""
+    D = weight.shape[-1]
+    x = F.layer_norm(proj.unflatten(-1, (-1, D)), (D,), None, None, 1e-5) * weight + bias
     c, s = cos.unsqueeze(1), sin.unsqueeze(1)
     half = D // 2
     rot = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
@@ -81,6 +82,9 @@ def _piece(name: str, fn, compiled: bool):
 
     Only the elementwise pieces are compiled, not the layer loop: unfused elementwise work is a large share
     of eager prefill time, while compiling the whole stack takes minutes and recompiles on new batch shapes.
+    The pieces see tokens flattened to rows ([R*T, ...]): dynamic shapes still specialise a size of 1, so
+    with [R, T, ...] a batch of one image (R=1) or the first decode step (T=1) recompiled mid-run.  Now only
+    a decode step of a single row does (once per process).
     Set UNITOKEN_EVAL_COMPILE=0 to keep everything eager.
     """
     if not compiled or os.environ.get("UNITOKEN_EVAL_COMPILE", "1") == "0":
@@ -102,6 +106,10 @@ def _run_layers(model, x, cos, sin, write, mask, kv, length: int, dense: bool, w
     R, T = x.shape[:2]
     H = model.config.num_attention_heads
     D = model.config.hidden_size // H
+    # Rows are tokens (see _piece).  Copies, not views: the compiler would guard on a view's base [R, T, ...]
+    # and so specialise R=1 or T=1 after all.  Positions may broadcast over rows.
+    x = x.reshape(R * T, -1).clone()
+    cos, sin = (t.expand(R, T, -1).reshape(R * T, -1).clone() for t in (cos, sin))
     rms, add_rms = _piece("rms", _rms_norm, compiled), _piece("add_rms", _add_rms_norm, compiled)
     norm_rope, swiglu = _piece("rope", _head_norm_rope, compiled), _piece("swiglu", _swiglu, compiled)
     swiglu_pair = _piece("swiglu_pair", _swiglu_pair, compiled)
@@ -123,8 +131,8 @@ def _run_layers(model, x, cos, sin, write, mask, kv, length: int, dense: bool, w
             qp, kp, vp = F.linear(h, weights.qkv[i]).split([H * D, H * D, H * D], dim=-1)
         else:
             qp, kp, vp = lin(h, attn.q_proj), lin(h, attn.k_proj), lin(h, attn.v_proj)
-        q = norm_rope(qp, attn.q_norm.weight, attn.q_norm.bias, cos, sin, R, T, H, D)
-        k = norm_rope(kp, attn.k_norm.weight, attn.k_norm.bias, cos, sin, R, T, H, D)
+        q = norm_rope(qp, attn.q_norm.weight, attn.q_norm.bias, cos, sin).reshape(R, T, H, D).transpose(1, 2)
+        k = norm_rope(kp, attn.k_norm.weight, attn.k_norm.bias, cos, sin).reshape(R, T, H, D).transpose(1, 2)
         v = vp.reshape(R, T, H, D).transpose(1, 2)
         kv.write(i, write, k, v)
         if dense:
@@ -132,7 +140,7 @@ def _run_layers(model, x, cos, sin, write, mask, kv, length: int, dense: bool, w
         else:
             o = kv.attend(i, q, mask, length, attn.scaling)
         post = layer.post_attention_layernorm
-        x, h = add_rms(x, lin(o.transpose(1, 2).reshape(R, T, H * D), attn.o_proj), post.weight,
+        x, h = add_rms(x, lin(o.transpose(1, 2).reshape(R * T, H * D), attn.o_proj), post.weight,
                        post.variance_epsilon)
         if fused:
             m = mlp.down_proj(swiglu(F.linear(h, weights.gate_up[i])))
@@ -145,7 +153,7 @@ def _run_layers(model, x, cos, sin, write, mask, kv, length: int, dense: bool, w
             x, h = add_rms(x, m, nxt.weight, nxt.variance_epsilon)
         else:
             x = x + m
-    return x
+    return x.reshape(R, T, -1)
 
 
 class LeanChameleon:
