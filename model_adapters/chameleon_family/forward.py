@@ -82,9 +82,9 @@ def _piece(name: str, fn, compiled: bool):
 
     Only the elementwise pieces are compiled, not the layer loop: unfused elementwise work is a large share
     of eager prefill time, while compiling the whole stack takes minutes and recompiles on new batch shapes.
-    The pieces see tokens flattened to rows ([R*T, ...]): dynamic shapes still specialise a size of 1, so
-    with [R, T, ...] a batch of one image (R=1) or the first decode step (T=1) recompiled mid-run.  Now only
-    a decode step of a single row does (once per process).
+    The pieces see tokens flattened to rows ([R*T, ...]): dynamic shapes still specialise a size of 1, and
+    with [R, T, ...] a batch of one image (R=1) or a decode step (T=1) would compile them again mid-run; as
+    rows, only a decode step of a single row does (once per process).
     Set UNITOKEN_EVAL_COMPILE=0 to keep everything eager.
     """
     if not compiled or os.environ.get("UNITOKEN_EVAL_COMPILE", "1") == "0":
