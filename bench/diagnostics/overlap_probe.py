@@ -2,6 +2,7 @@
 
     python bench/diagnostics/overlap_probe.py --mode streams             # two CUDA streams, priority or not
     python bench/diagnostics/overlap_probe.py --mode green --sms 48,64   # SM partitions (green contexts)
+    python bench/diagnostics/overlap_probe.py --mode green --sms 64 --timeline  # ... and whether kernels overlapped
     python bench/diagnostics/overlap_probe.py --mode mixed --chunks 512,2048  # one forward: decode rows + a chunk
 
 Decode: steps of R rows (104 images with CFG) attending over a KV cache of L columns, replayed as a CUDA graph
@@ -119,6 +120,52 @@ def together(s_dec, dec, s_pre, pre) -> dict:
     return {"concurrent_s": round(one_thread, 3), "concurrent_threads_s": round(timed(two), 3)}
 
 
+def busy_overlap(kernels: list[tuple[int, float, float]]) -> dict:
+    """Per stream, the time some kernel of it ran (union of its intervals), and the time kernels of two or
+    more streams ran at once.  ``kernels``: (stream, start, end), any one time unit."""
+    edges = sorted((t, d, st) for st, a, b in kernels for t, d in ((a, 1), (b, -1)))
+    running: dict[int, int] = {}
+    busy: dict[int, float] = {}
+    both, last = 0.0, None
+    for t, d, st in edges:
+        if last is not None and t > last:
+            active = [k for k, n in running.items() if n > 0]
+            for k in active:
+                busy[k] = busy.get(k, 0.0) + t - last
+            if len(active) > 1:
+                both += t - last
+        running[st] = running.get(st, 0) + d
+        last = t
+    return {"busy": busy, "together": both}
+
+
+def timeline(s_dec, dec, s_pre, pre) -> dict:
+    """The one-thread concurrent phase under torch.profiler: did kernels of the two streams ever run at the
+    same time?  (Timings alone cannot tell a serialised GPU from two partitions that each slowed down.)"""
+    import tempfile
+
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        on(s_pre, pre, NP)
+        on(s_dec, dec, NG)
+        torch.cuda.synchronize()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "trace.json")
+        prof.export_chrome_trace(path)
+        with open(path) as fh:
+            events = json.load(fh)["traceEvents"]
+    kernels = [(int(e["args"]["stream"]), float(e["ts"]), float(e["ts"]) + float(e["dur"]))
+               for e in events if e.get("cat") == "kernel" and "stream" in e.get("args", {})]
+    o = busy_overlap(kernels)
+    names = {s_dec.stream_id: "decode", s_pre.stream_id: "prefill"}
+    span = (max(k[2] for k in kernels) - min(k[1] for k in kernels)) if kernels else 0.0
+    return {"kernels": len(kernels), "span_s": round(span / 1e6, 3),
+            "busy_s": {names.get(k, str(k)): round(v / 1e6, 3) for k, v in o["busy"].items()},
+            "both_streams_busy_s": round(o["together"] / 1e6, 3)}
+
+
 def graphed(fn, s=None):
     """``fn`` captured as a CUDA graph on stream ``s`` (after warm-up), as the image decoder runs its steps."""
     s = s or torch.cuda.Stream()
@@ -130,7 +177,7 @@ def graphed(fn, s=None):
     return graph.replay
 
 
-def streams(decode_step, prefill) -> dict:
+def streams(decode_step, prefill, with_timeline: bool = False) -> dict:
     out = {}
     for priority in (0, -1):
         s_dec, s_pre = torch.cuda.Stream(priority=priority), torch.cuda.Stream()
@@ -141,11 +188,12 @@ def streams(decode_step, prefill) -> dict:
         both = together(s_dec, replay, s_pre, prefill)
         out[f"decode_stream_priority_{priority}"] = {
             "decode_s": round(tg, 3), "prefill_s": round(tp, 3), "sequential_s": round(tg + tp, 3), **both,
-            "saving_vs_sequential": round(1 - both["concurrent_s"] / (tg + tp), 3)}
+            "saving_vs_sequential": round(1 - both["concurrent_s"] / (tg + tp), 3),
+            **({"timeline": timeline(s_dec, replay, s_pre, prefill)} if with_timeline else {})}
     return out
 
 
-def green(decode_step, prefill, sms: list[int], workqueue) -> dict:
+def green(decode_step, prefill, sms: list[int], workqueue, with_timeline: bool = False) -> dict:
     from torch.cuda import green_contexts as gc
 
     total = torch.cuda.get_device_properties(0).multi_processor_count
@@ -166,7 +214,8 @@ def green(decode_step, prefill, sms: list[int], workqueue) -> dict:
         out[f"decode_on_{k}_sms_{workqueue}"] = {
             "decode_alone_s": round(tg, 3), "prefill_alone_s": round(tp, 3), **both,
             "sequential_whole_gpu_s": round(full_dec + full_pre, 3),
-            "saving_vs_sequential": round(1 - min(both.values()) / (full_dec + full_pre), 3)}
+            "saving_vs_sequential": round(1 - min(both.values()) / (full_dec + full_pre), 3),
+            **({"timeline": timeline(s_dec, decode_step, s_pre, prefill)} if with_timeline else {})}
     return out
 
 
@@ -193,6 +242,8 @@ def main() -> None:
     ap.add_argument("--chunks", default="256,512,1024,2048,4096", help="mixed: prompt tokens per mixed step")
     ap.add_argument("--sms", default="48,64", help="green: SMs given to decoding, comma-separated")
     ap.add_argument("--workqueue", default=None, help="green: workqueue_scope (balanced, device_ctx)")
+    ap.add_argument("--timeline", action="store_true",
+                    help="streams, green: also profile the concurrent phase and report the time both streams ran kernels")
     a = ap.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = False
     decode_step, prefill, mixed_parts = build()
@@ -200,11 +251,11 @@ def main() -> None:
            "shapes": {"layers": LAYERS, "decode_rows": R, "kv_columns": L, "prompts": P, "prompt_tokens": S,
                       "decode_steps": NG, "prefills": NP}}
     if a.mode == "streams":
-        rec["results"] = streams(decode_step, prefill)
+        rec["results"] = streams(decode_step, prefill, a.timeline)
     elif a.mode == "mixed":
         rec["results"] = mixed(decode_step, mixed_parts, [int(x) for x in a.chunks.split(",")])
     else:
-        rec["results"] = green(decode_step, prefill, [int(x) for x in a.sms.split(",")], a.workqueue)
+        rec["results"] = green(decode_step, prefill, [int(x) for x in a.sms.split(",")], a.workqueue, a.timeline)
     print(json.dumps(rec, indent=1))
     out = os.environ.get("OUT", "/tmp")
     os.makedirs(out, exist_ok=True)
