@@ -1,6 +1,7 @@
 """Can image decoding and understanding prefill share one GPU faster than taking turns?  7B-shaped layers.
 
     python bench/diagnostics/overlap_probe.py --mode streams             # two CUDA streams, priority or not
+    python bench/diagnostics/overlap_probe.py --mode streams --carveout 48,64 --timeline  # prefill GEMMs leave SMs free
     python bench/diagnostics/overlap_probe.py --mode green --sms 48,64   # SM partitions (green contexts)
     python bench/diagnostics/overlap_probe.py --mode green --sms 64 --timeline  # ... and whether kernels overlapped
     python bench/diagnostics/overlap_probe.py --mode mixed --chunks 512,2048  # one forward: decode rows + a chunk
@@ -177,7 +178,16 @@ def graphed(fn, s=None):
     return graph.replay
 
 
-def streams(decode_step, prefill, with_timeline: bool = False) -> dict:
+def carve(sms_left: int | None) -> None:
+    """Eager GEMMs from now on target all SMs but ``sms_left`` (cuBLASLt's SM count target; None: all)."""
+    torch.backends.cuda.preferred_blas_library("cublaslt" if sms_left else "cublas")
+    torch._C._set_sm_carveout_experimental(sms_left)
+
+
+def streams(decode_step, prefill, with_timeline: bool = False, carveouts: tuple = (None,)) -> dict:
+    """Decode steps (a CUDA graph, captured on all SMs) and prefill on two streams.  A carveout leaves that
+    many SMs free of the prefill's GEMMs for the decode steps' attention; the prefill's own attention is
+    not limited."""
     out = {}
     for priority in (0, -1):
         s_dec, s_pre = torch.cuda.Stream(priority=priority), torch.cuda.Stream()
@@ -185,11 +195,18 @@ def streams(decode_step, prefill, with_timeline: bool = False) -> dict:
         on(s_dec, replay, NG)
         on(s_pre, prefill, NP)
         tg, tp = timed(lambda: on(s_dec, replay, NG)), timed(lambda: on(s_pre, prefill, NP))
-        both = together(s_dec, replay, s_pre, prefill)
-        out[f"decode_stream_priority_{priority}"] = {
-            "decode_s": round(tg, 3), "prefill_s": round(tp, 3), "sequential_s": round(tg + tp, 3), **both,
-            "saving_vs_sequential": round(1 - both["concurrent_s"] / (tg + tp), 3),
-            **({"timeline": timeline(s_dec, replay, s_pre, prefill)} if with_timeline else {})}
+        for left in carveouts:
+            carve(left)
+            on(s_pre, prefill, 1)
+            tp_carved = timed(lambda: on(s_pre, prefill, NP))
+            both = together(s_dec, replay, s_pre, prefill)
+            key = f"decode_stream_priority_{priority}" + (f"_prefill_gemms_leave_{left}_sms" if left else "")
+            out[key] = {
+                "decode_s": round(tg, 3), "prefill_s": round(tp, 3), "sequential_s": round(tg + tp, 3),
+                **({"prefill_carved_s": round(tp_carved, 3)} if left else {}), **both,
+                "saving_vs_sequential": round(1 - both["concurrent_s"] / (tg + tp), 3),
+                **({"timeline": timeline(s_dec, replay, s_pre, prefill)} if with_timeline else {})}
+            carve(None)
     return out
 
 
@@ -242,6 +259,8 @@ def main() -> None:
     ap.add_argument("--chunks", default="256,512,1024,2048,4096", help="mixed: prompt tokens per mixed step")
     ap.add_argument("--sms", default="48,64", help="green: SMs given to decoding, comma-separated")
     ap.add_argument("--workqueue", default=None, help="green: workqueue_scope (balanced, device_ctx)")
+    ap.add_argument("--carveout", default="",
+                    help="streams: also with the prefill's GEMMs leaving these many SMs free, comma-separated")
     ap.add_argument("--timeline", action="store_true",
                     help="streams, green: also profile the concurrent phase and report the time both streams ran kernels")
     a = ap.parse_args()
@@ -251,7 +270,7 @@ def main() -> None:
            "shapes": {"layers": LAYERS, "decode_rows": R, "kv_columns": L, "prompts": P, "prompt_tokens": S,
                       "decode_steps": NG, "prefills": NP}}
     if a.mode == "streams":
-        rec["results"] = streams(decode_step, prefill, a.timeline)
+        rec["results"] = streams(decode_step, prefill, a.timeline, (None, *(int(x) for x in a.carveout.split(",") if x)))
     elif a.mode == "mixed":
         rec["results"] = mixed(decode_step, mixed_parts, [int(x) for x in a.chunks.split(",")])
     else:
