@@ -160,10 +160,11 @@ def timeline(s_dec, dec, s_pre, pre) -> dict:
     kernels = [(int(e["args"]["stream"]), float(e["ts"]), float(e["ts"]) + float(e["dur"]))
                for e in events if e.get("cat") == "kernel" and "stream" in e.get("args", {})]
     o = busy_overlap(kernels)
-    names = {s_dec.stream_id: "decode", s_pre.stream_id: "prefill"}
     span = (max(k[2] for k in kernels) - min(k[1] for k in kernels)) if kernels else 0.0
+    # keyed by the profiler's stream ids (not torch's Stream.stream_id); the decode stream runs most kernels
     return {"kernels": len(kernels), "span_s": round(span / 1e6, 3),
-            "busy_s": {names.get(k, str(k)): round(v / 1e6, 3) for k, v in o["busy"].items()},
+            "kernels_per_stream": {str(k): sum(1 for st, _, _ in kernels if st == k) for k in o["busy"]},
+            "busy_s": {str(k): round(v / 1e6, 3) for k, v in o["busy"].items()},
             "both_streams_busy_s": round(o["together"] / 1e6, 3)}
 
 
@@ -196,14 +197,16 @@ def streams(decode_step, prefill, with_timeline: bool = False, carveouts: tuple 
         on(s_pre, prefill, NP)
         tg, tp = timed(lambda: on(s_dec, replay, NG)), timed(lambda: on(s_pre, prefill, NP))
         for left in carveouts:
-            carve(left)
-            on(s_pre, prefill, 1)
-            tp_carved = timed(lambda: on(s_pre, prefill, NP))
+            carved = {}
+            if left:
+                carve(left)
+                on(s_pre, prefill, 1)
+                carved = {"prefill_carved_s": round(timed(lambda: on(s_pre, prefill, NP)), 3)}
             both = together(s_dec, replay, s_pre, prefill)
             key = f"decode_stream_priority_{priority}" + (f"_prefill_gemms_leave_{left}_sms" if left else "")
             out[key] = {
                 "decode_s": round(tg, 3), "prefill_s": round(tp, 3), "sequential_s": round(tg + tp, 3),
-                **({"prefill_carved_s": round(tp_carved, 3)} if left else {}), **both,
+                **carved, **both,
                 "saving_vs_sequential": round(1 - both["concurrent_s"] / (tg + tp), 3),
                 **({"timeline": timeline(s_dec, replay, s_pre, prefill)} if with_timeline else {})}
             carve(None)
