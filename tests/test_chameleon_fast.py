@@ -272,17 +272,22 @@ def _inductor_available() -> bool:
 def test_compiled_pieces_compile_once_across_batch_shapes(monkeypatch, backend):
     """A batch of one image (R=1) or a decode step (T=1) after wide batches reuses the compiled pieces:
     a mid-run recompile stalls the GPU for seconds (docs/performance.md).  Only a one-row decode step
-    (R*T = 1) may add graphs.  Logits stay those of the eager forward."""
+    (R*T = 1) may add graphs.  Only the row dimension is symbolic (a symbolic head size made the GPU's
+    rotary kernel several times slower).  Logits stay those of the eager forward."""
     import torch._dynamo
 
     from unitoken_eval.model_adapters.chameleon_family import forward as fw
 
     if backend == "inductor" and not _inductor_available():
         pytest.skip("torch.compile's inductor backend needs a C compiler on CPU")
-    graphs = []
+    graphs, symbolic_dims = [], []
 
     def counting(gm, example_inputs):
         graphs.append(gm)
+        for node in gm.graph.nodes:  # the traced inputs' shapes: ints, or symbols for dynamic dimensions
+            t = node.meta.get("example_value") if node.op == "placeholder" else None
+            if isinstance(t, torch.Tensor):
+                symbolic_dims.append([d for d in range(t.dim()) if not isinstance(t.shape[d], int)])
         if backend == "inductor":
             from torch._inductor.compile_fx import compile_fx
             return compile_fx(gm, example_inputs)
@@ -314,3 +319,5 @@ def test_compiled_pieces_compile_once_across_batch_shapes(monkeypatch, backend):
     assert new_graphs[(4, 40)] == len(pieces)  # each piece compiled on first use
     assert all(new_graphs[shape] == 0 for shape in [(3, 1), (2, 30), (1, 40), (6, 12)]), new_graphs
     assert new_graphs[(1, 1)] <= len(pieces)  # the single-row decode step: a size of 1 is always specialised
+    assert any(dims == [0] for dims in symbolic_dims)  # rows are dynamic ...
+    assert all(dims in ([], [0]) for dims in symbolic_dims), symbolic_dims  # ... and nothing else is

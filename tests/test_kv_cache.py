@@ -59,6 +59,21 @@ def test_int8_attention_is_close_to_the_exact_cache_and_honours_the_mask():
         make_kv("fp4", 1, R, H, L, D, "cpu", torch.float32)
 
 
+def test_a_prefills_column_slice_writes_what_the_column_index_writes():
+    """Prefills write K/V through a column slice (a plain copy), decode steps through a tensor of columns."""
+    g = torch.Generator().manual_seed(2)
+    R, H, L, D, T = 3, 2, 12, 16, 5
+    k = torch.randn(R, T, H, D, generator=g).transpose(1, 2)  # the forward's layout: [R, T, H, D] viewed
+    v = torch.randn(R, H, T, D, generator=g)
+    for kind in ("bf16", "int8"):
+        by_index, by_slice = (make_kv(kind, 1, R + 1, H, L, D, "cpu", torch.float32) for _ in range(2))
+        by_index.write(0, torch.arange(4, 4 + T), k, v)
+        by_slice.write(0, slice(4, 4 + T), k, v)
+        for a, b in zip(by_index.buffers(), by_slice.buffers()):
+            assert torch.equal(a, b)
+        assert by_slice.buffers()[0][:R, :, 4: 4 + T].abs().sum() > 0 and not by_slice.buffers()[0][R].any()
+
+
 def test_lean_forward_on_an_int8_cache_stays_near_transformers():
     model, head = _tiny()
     prompt = [5, 9, 100, 8197]

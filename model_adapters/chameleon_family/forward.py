@@ -77,26 +77,40 @@ SEPARATE_PROJECTIONS_FROM = 4096
 _PIECES: dict[str, object] = {}
 
 
-def _piece(name: str, fn, compiled: bool):
-    """``fn`` itself, or its torch.compile'd form (dynamic shapes) when ``compiled``.
+def _piece(name: str, fn, compiled: bool, rows: Optional[tuple[int, ...]] = (0,)):
+    """``fn`` itself, or its torch.compile'd form when ``compiled``.
 
     Only the elementwise pieces are compiled, not the layer loop: unfused elementwise work is a large share
     of eager prefill time, while compiling the whole stack takes minutes and recompiles on new batch shapes.
-    The pieces see tokens flattened to rows ([R*T, ...]): dynamic shapes still specialise a size of 1, and
-    with [R, T, ...] a batch of one image (R=1) or a decode step (T=1) would compile them again mid-run; as
-    rows, only a decode step of a single row does (once per process).
+    The pieces see tokens flattened to rows ([R*T, ...]), and only the row dimension of the arguments listed
+    in ``rows`` is dynamic: with every dimension symbolic, the kernels' index arithmetic divides by runtime
+    sizes, which made the prefill's rotary kernel several times slower.  Dynamic shapes still specialise a
+    size of 1, so with [R, T, ...] a batch of one image (R=1) or a decode step (T=1) would compile again
+    mid-run; as rows, only a decode step of a single row does (once per process).  ``rows=None``: every
+    dimension dynamic (pieces whose inputs are not rows).
     Set UNITOKEN_EVAL_COMPILE=0 to keep everything eager.
     """
     if not compiled or os.environ.get("UNITOKEN_EVAL_COMPILE", "1") == "0":
         return fn
     if name not in _PIECES:
-        _PIECES[name] = torch.compile(fn, dynamic=True)
+        if rows is None:
+            _PIECES[name] = torch.compile(fn, dynamic=True)
+        else:
+            inner = torch.compile(fn)
+
+            def call(*args, _inner=inner, _rows=rows):
+                for i in _rows:
+                    torch._dynamo.maybe_mark_dynamic(args[i], 0)
+                return _inner(*args)
+
+            _PIECES[name] = call
     return _PIECES[name]
 
 
 def _run_layers(model, x, cos, sin, write, mask, kv, length: int, dense: bool, weights: Optional[ModelWeights],
                 compiled: bool = False, fp8: Optional[ModelWeights] = None):
-    """The decoder layers over hidden states ``x`` [R, T, hidden], writing K/V at columns ``write``.
+    """The decoder layers over hidden states ``x`` [R, T, hidden], writing K/V at columns ``write`` (a tensor of
+    columns, or a slice).
 
     Each residual add is fused with the RMSNorm that follows it: in a decode step the elementwise work,
     not the GEMMs, is what grows the kernel count.  ``weights``: use its fused projections (None: the
@@ -110,15 +124,15 @@ def _run_layers(model, x, cos, sin, write, mask, kv, length: int, dense: bool, w
     # and so specialise R=1 or T=1 after all.  Positions may broadcast over rows.
     x = x.reshape(R * T, -1).clone()
     cos, sin = (t.expand(R, T, -1).reshape(R * T, -1).clone() for t in (cos, sin))
-    rms, add_rms = _piece("rms", _rms_norm, compiled), _piece("add_rms", _add_rms_norm, compiled)
-    norm_rope, swiglu = _piece("rope", _head_norm_rope, compiled), _piece("swiglu", _swiglu, compiled)
-    swiglu_pair = _piece("swiglu_pair", _swiglu_pair, compiled)
+    rms, add_rms = _piece("rms", _rms_norm, compiled), _piece("add_rms", _add_rms_norm, compiled, (0, 1))
+    norm_rope, swiglu = _piece("rope", _head_norm_rope, compiled, (0, 3, 4)), _piece("swiglu", _swiglu, compiled)
+    swiglu_pair = _piece("swiglu_pair", _swiglu_pair, compiled, (0, 1))
     # fused weights exist and the activation is SiLU; wide forwards still use separate GEMMs.
     # Any other activation goes through transformers' MLP module (never float8).
     wide = R * T >= SEPARATE_PROJECTIONS_FROM
     silu, fused = _silu_mlp(model.config), weights is not None and not wide
     if fp8 is not None and wide:
-        quant, copies = _piece("fp8", fp8_rows, compiled), fp8.fp8
+        quant, copies = _piece("fp8", fp8_rows, compiled, None), fp8.fp8
         lin = lambda h, module: fp8_linear(h, module, copies[module], quant)  # noqa: E731
     else:
         lin = lambda h, module: module(h)  # noqa: E731
@@ -184,7 +198,7 @@ class LeanChameleon:
         self.device, self.dtype = p.device, p.dtype
         self.compile_prefill = (self.device.type == "cuda") if compile_prefill is None else compile_prefill
         self.kv = make_kv(kv_cache, len(model.layers), max_rows, self.n_heads, max_len, self.head_dim, self.device,
-                          self.dtype, quantize=_piece("quant", quantize_int8, self.compile_prefill))
+                          self.dtype, quantize=_piece("quant", quantize_int8, self.compile_prefill, None))
         self.valid = torch.zeros((max_rows, max_len), dtype=torch.bool, device=self.device)
         self.max_rows, self.max_len = max_rows, max_len
         if fused is None:
@@ -223,8 +237,10 @@ class LeanChameleon:
         cos, sin = model.rotary_emb(x, positions)
         if isinstance(start, torch.Tensor):
             write = start + torch.arange(T, device=self.device)
+            kv_cols = write
         else:
             write = torch.arange(start, start + T, device=self.device)
+            kv_cols = slice(start, start + T)  # a prefill's columns: a slice copy is faster than index_copy_
         mask = None
         if not dense_causal:
             cols = torch.arange(length, device=self.device)
@@ -237,7 +253,7 @@ class LeanChameleon:
         # Compiled elementwise pieces on every CUDA forward: in prefill they fuse much of the time away, in
         # decode steps (graphs captured after a warm-up step) they cut the kernels per step.
         compiled = self.compile_prefill
-        x = _run_layers(model, x, cos, sin, write, mask, self.kv, length, dense_causal,
+        x = _run_layers(model, x, cos, sin, kv_cols, mask, self.kv, length, dense_causal,
                         self.weights if self.fused else None, compiled, self.weights if self.fp8 else None)
         h = model.norm(x[:, -1])
         if vocab is not None:

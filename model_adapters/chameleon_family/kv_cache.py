@@ -33,15 +33,24 @@ class PlainKV:
         """Every tensor indexed [row, head, column, ...], for copying rows' prefixes."""
         return [*self.k, *self.v]
 
-    def write(self, i: int, cols: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
+    def write(self, i: int, cols, k: torch.Tensor, v: torch.Tensor) -> None:
+        """K/V [R, H, T, D] into columns ``cols`` (a tensor of T columns, or a slice) of rows 0..R-1."""
         R = k.shape[0]
-        self.k[i][:R].index_copy_(2, cols, k)
-        self.v[i][:R].index_copy_(2, cols, v)
+        _put(self.k[i][:R], cols, k)
+        _put(self.v[i][:R], cols, v)
 
     def attend(self, i: int, q: torch.Tensor, mask: torch.Tensor, length: int, scale: float) -> torch.Tensor:
         R = q.shape[0]
         return F.scaled_dot_product_attention(q, self.k[i][:R, :, :length], self.v[i][:R, :, :length],
                                               attn_mask=mask, scale=scale)
+
+
+def _put(buf: torch.Tensor, cols, x: torch.Tensor) -> None:
+    """``buf[:, :, cols] = x``; a decode step's columns are a device tensor (captured graphs replay it)."""
+    if isinstance(cols, slice):
+        buf[:, :, cols].copy_(x)
+    else:
+        buf.index_copy_(2, cols, x)
 
 
 def quantize_int8(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -87,8 +96,8 @@ class Int8KV:
         R = k.shape[0]
         for codes, scales, x in ((self.k[i], self.ks[i], k), (self.v[i], self.vs[i], v)):
             c, s = self.quantize(x)
-            codes[:R].index_copy_(2, cols, c)
-            scales[:R].index_copy_(2, cols, s)
+            _put(codes[:R], cols, c)
+            _put(scales[:R], cols, s)
 
     def attend(self, i: int, q: torch.Tensor, mask: torch.Tensor, length: int, scale: float) -> torch.Tensor:
         R, H, T, D = q.shape
